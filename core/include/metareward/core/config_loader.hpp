@@ -1,0 +1,59 @@
+/// @file config_loader.hpp
+/// Reads a run's TOML file (toml++), applies `--set` overrides, validates every section against
+/// the host's and the plugins' schemas, and produces the resolved config (defaults filled).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "metareward/core/plugin_registry.hpp"
+#include "metareward/sdk/config.hpp"
+
+namespace mr::core {
+
+/// A parsed (not yet validated) config file with overrides applied.
+struct ConfigDocument {
+  std::filesystem::path file;
+  sdk::Table root;  ///< Values carry their file:line:column source.
+};
+
+/// Parses `file`; throws sdk::ConfigError "file:line:col: message" on TOML syntax errors.
+ConfigDocument parse_config_file(const std::filesystem::path& file);
+/// Parses TOML text (for tests); `name` is used in error messages.
+ConfigDocument parse_config_text(const std::string& text, const std::string& name);
+
+/// Applies `a.b.c=value` overrides in order. The value is parsed as a TOML value (`0.5`, `true`,
+/// `[0.0, 0.32]`, `"text"`); anything that is not valid TOML is taken as a bare string.
+/// Throws sdk::ConfigError for a malformed override (no '=', empty key, path through a non-table).
+void apply_overrides(ConfigDocument& doc, const std::vector<std::string>& overrides);
+
+/// A validated run configuration.
+struct ResolvedConfig {
+  std::filesystem::path file;
+  int iterations = 1;
+  sdk::Table root;                               ///< Whole tree, defaults filled in.
+  std::map<std::string, sdk::Config> sections;   ///< By TOML path: "run", "models.policy", ...
+  /// The plugin chosen for each plugin table ("judge_rubric" -> "additive5",
+  /// "models.policy" -> "torch").
+  std::map<std::string, std::string> plugin_of;
+  /// The resolved tree as TOML text (stable key order), what a run records.
+  std::string to_toml() const;
+  /// The section at `path`; throws sdk::ConfigError if absent.
+  const sdk::Config& section(const std::string& path) const;
+};
+
+/// Validates `doc` against the host schema and the schemas of the plugins it names. Collects
+/// every error and throws one sdk::ConfigError listing them all, one per line, each
+/// "file:line:col: [toml.path] message".
+ResolvedConfig resolve_config(const ConfigDocument& doc, const PluginCatalog& plugins);
+
+/// The host's own sections and their schemas ("run", "prompts", "roles", "generation.actor",
+/// ...), for validation and the docs.
+const std::vector<std::pair<std::string, sdk::Schema>>& host_sections();
+
+/// Edit distance-based suggestion: the candidate closest to `word`, or "" if none is close.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace mr::core

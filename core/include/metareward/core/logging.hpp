@@ -1,0 +1,40 @@
+/// @file logging.hpp
+/// Host logging (spdlog lives in core only) and the HostContext implementation handed to plugins.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "metareward/sdk/host.hpp"
+
+namespace mr::core {
+
+/// Sets up the process-wide logger writing to stderr. `level`: trace, debug, info, warn, error.
+/// Throws sdk::ConfigError for an unknown level.
+void init_logging(const std::string& level);
+
+/// Logs through core's spdlog logger with a "[component] " prefix.
+std::unique_ptr<sdk::Logger> make_logger(const std::string& component);
+
+/// The concrete HostContext core gives each plugin object.
+class PluginHostContext : public sdk::HostContext {
+ public:
+  PluginHostContext(std::string plugin_name, sdk::Config config, std::uint64_t seed,
+                    std::filesystem::path run_dir, int threads);
+  sdk::Logger& logger() override;
+  std::unique_ptr<sdk::Progress> progress(std::string_view stage, std::uint64_t total) override;
+  std::uint64_t seed() const override { return seed_; }
+  const std::filesystem::path& run_dir() const override { return run_dir_; }
+  int threads() const override { return threads_; }
+  const sdk::Config& config() const override { return config_; }
+
+ private:
+  std::unique_ptr<sdk::Logger> logger_;
+  sdk::Config config_;
+  std::uint64_t seed_;
+  std::filesystem::path run_dir_;
+  int threads_;
+};
+
+}  // namespace mr::core

@@ -1,0 +1,57 @@
+/// @file optimizer.hpp
+/// The optimizer plugin kind: trains the model on preference pairs (DPO by default). This header
+/// is text-level so the host can drive training without libtorch; implementations include
+/// trainable_model.hpp to reach the tensors.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "metareward/sdk/types.hpp"
+
+namespace mr::sdk {
+
+class TrainableModel;  // trainable_model.hpp (needs libtorch)
+
+/// Metrics of one optimizer step ("loss", "rewards/chosen", "lr", "grad_norm", ...).
+struct StepMetrics {
+  std::int64_t step = 0;
+  std::map<std::string, double> values;
+};
+
+/// What the host tells an optimizer about one training run.
+struct TrainingJob {
+  IterationInfo info;
+  /// Where the trained model is written (HF layout), atomically: the optimizer writes to a
+  /// temporary sibling and renames. The host reloads the backend from here.
+  std::filesystem::path output_dir;
+  /// Directory for resumable optimizer state (may hold a partial checkpoint from a crash).
+  std::filesystem::path state_dir;
+  /// Called after every step, from the training thread; the host appends to train_metrics.jsonl.
+  std::function<void(const StepMetrics&)> on_step;
+};
+
+/// Final summary of a training run.
+struct TrainingSummary {
+  std::int64_t steps = 0;
+  std::map<std::string, double> metrics;  ///< Averages over the last epoch, e.g. "loss".
+};
+
+/// Trains a model in place. Created once per run from the `[optimizer]` table; train() is called
+/// once per iteration from the host's main thread.
+class Optimizer {
+ public:
+  virtual ~Optimizer();
+
+  /// Required. Trains `model` on `pairs` (actor and judge pairs pooled), saves the result to
+  /// `job.output_dir` and returns a summary. The reference model for DPO-style losses is `model`
+  /// as passed in (its state at the start of the call).
+  virtual TrainingSummary train(TrainableModel& model, const std::vector<PreferencePair>& pairs,
+                                const TrainingJob& job) = 0;
+};
+
+}  // namespace mr::sdk

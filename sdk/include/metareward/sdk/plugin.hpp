@@ -1,0 +1,119 @@
+/// @file plugin.hpp
+/// The plugin entry point: descriptors, the Registrar and the MR_PLUGIN macro that exports the
+/// single entry symbol of a plugin library.
+///
+/// A plugin library defines one registration function and exports it with MR_PLUGIN:
+/// @code
+///   void register_my_plugins(mr::sdk::Registrar& r) {
+///     r.add<mr::sdk::JudgeRubric>("my_rubric", "1.0.0", "One-line description", my_schema(),
+///                                 [](mr::sdk::HostContext& ctx) {
+///                                   return std::make_unique<MyRubric>(ctx);
+///                                 });
+///   }
+///   MR_PLUGIN("my-plugins", "1.0.0", register_my_plugins)
+/// @endcode
+/// Keeping the registration function a normal function lets the same code be linked statically
+/// into tests.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "metareward/sdk/config.hpp"
+#include "metareward/sdk/host.hpp"
+#include "metareward/sdk/judge_rubric.hpp"
+#include "metareward/sdk/meta_judge.hpp"
+#include "metareward/sdk/model_backend.hpp"
+#include "metareward/sdk/optimizer.hpp"
+#include "metareward/sdk/pair_selection.hpp"
+#include "metareward/sdk/version.hpp"
+
+namespace mr::sdk {
+
+/// The five plugin kinds.
+enum class PluginKind { ModelBackend, JudgeRubric, MetaJudge, PairSelection, Optimizer };
+
+/// Config-facing name of a kind: "model_backend", "judge_rubric", "meta_judge",
+/// "pair_selection", "optimizer".
+const char* plugin_kind_name(PluginKind kind);
+
+/// Creates one plugin object. `ctx` outlives the object. Throwing is allowed: the host reports
+/// the message with the plugin and library name.
+template <class Interface>
+using Factory = std::function<std::unique_ptr<Interface>(HostContext& ctx)>;
+
+/// One factory of any kind; the variant index is the PluginKind.
+using AnyFactory = std::variant<Factory<ModelBackend>, Factory<JudgeRubric>,
+                                Factory<MetaJudgeStrategy>, Factory<PairSelectionPolicy>,
+                                Factory<Optimizer>>;
+
+/// Maps an interface type to its kind (compile-time).
+template <class Interface>
+constexpr PluginKind kind_of();
+template <>
+constexpr PluginKind kind_of<ModelBackend>() { return PluginKind::ModelBackend; }
+template <>
+constexpr PluginKind kind_of<JudgeRubric>() { return PluginKind::JudgeRubric; }
+template <>
+constexpr PluginKind kind_of<MetaJudgeStrategy>() { return PluginKind::MetaJudge; }
+template <>
+constexpr PluginKind kind_of<PairSelectionPolicy>() { return PluginKind::PairSelection; }
+template <>
+constexpr PluginKind kind_of<Optimizer>() { return PluginKind::Optimizer; }
+
+/// Everything the host knows about one plugin before constructing it.
+struct PluginDescriptor {
+  std::string name;         ///< Unique across all loaded libraries, lowercase, e.g. "additive5".
+  std::string version;      ///< The plugin's own semver, informational.
+  std::string description;  ///< One line.
+  Schema schema;            ///< Keys its config table accepts (besides `type`).
+  AnyFactory factory;
+
+  PluginKind kind() const { return static_cast<PluginKind>(factory.index()); }
+};
+
+/// Collects a library's descriptors during registration. Implemented by the host; valid only
+/// during the registration call.
+class Registrar {
+ public:
+  virtual ~Registrar();
+  /// Adds one plugin. A name already registered (by this or another library) is an error the
+  /// host reports naming both files.
+  virtual void add(PluginDescriptor descriptor) = 0;
+
+  /// Typed convenience over add(PluginDescriptor).
+  template <class Interface>
+  void add(std::string name, std::string version, std::string description, Schema schema,
+           Factory<Interface> factory) {
+    add(PluginDescriptor{std::move(name), std::move(version), std::move(description),
+                         std::move(schema), AnyFactory(std::move(factory))});
+  }
+};
+
+}  // namespace mr::sdk
+
+extern "C" {
+/// The struct a plugin library's entry symbol returns. `api_version` stays the first member in
+/// every future version so that any host can read it.
+struct MrPluginInfo {
+  std::uint32_t api_version;        ///< MR_PLUGIN_API_VERSION at plugin build time.
+  const char* build_fingerprint;    ///< MR_BUILD_FINGERPRINT at plugin build time.
+  const char* library_name;         ///< e.g. "mr-recipe".
+  const char* library_version;      ///< The library's own version, informational.
+  void (*register_plugins)(mr::sdk::Registrar& registrar);
+};
+}
+
+/// Name of the single symbol every plugin library exports.
+#define MR_PLUGIN_ENTRY_SYMBOL "mr_plugin_info"
+
+/// Defines and exports the library's entry symbol. Use exactly once per library.
+#define MR_PLUGIN(LIBRARY_NAME, LIBRARY_VERSION, REGISTER_FN)                                 \
+  extern "C" __attribute__((visibility("default"))) const MrPluginInfo* mr_plugin_info() {   \
+    static const MrPluginInfo info{MR_PLUGIN_API_VERSION, MR_BUILD_FINGERPRINT, LIBRARY_NAME, \
+                                   LIBRARY_VERSION, &REGISTER_FN};                            \
+    return &info;                                                                             \
+  }

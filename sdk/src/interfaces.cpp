@@ -1,0 +1,54 @@
+// Out-of-line destructors: the key functions that give every SDK interface a single
+// vtable/typeinfo home in libmr_sdk, so exceptions and objects cross plugin boundaries safely.
+#include "metareward/sdk/error.hpp"
+#include "metareward/sdk/host.hpp"
+#include "metareward/sdk/judge_rubric.hpp"
+#include "metareward/sdk/meta_judge.hpp"
+#include "metareward/sdk/model_backend.hpp"
+#include "metareward/sdk/optimizer.hpp"
+#include "metareward/sdk/pair_selection.hpp"
+#include "metareward/sdk/plugin.hpp"
+
+namespace mr::sdk {
+
+Error::~Error() = default;
+ConfigError::~ConfigError() = default;
+PluginError::~PluginError() = default;
+BackendError::~BackendError() = default;
+DataError::~DataError() = default;
+
+Logger::~Logger() = default;
+Progress::~Progress() = default;
+HostContext::~HostContext() = default;
+ModelBackend::~ModelBackend() = default;
+JudgeRubric::~JudgeRubric() = default;
+MetaJudgeStrategy::~MetaJudgeStrategy() = default;
+PairSelectionPolicy::~PairSelectionPolicy() = default;
+Optimizer::~Optimizer() = default;
+Registrar::~Registrar() = default;
+
+void ModelBackend::reload(const std::filesystem::path& checkpoint_dir) {
+  throw BackendError("model backend '" + info().name + "' cannot reload weights from '" +
+                     checkpoint_dir.string() + "' (reload not supported)");
+}
+
+const char* plugin_kind_name(PluginKind kind) {
+  switch (kind) {
+    case PluginKind::ModelBackend: return "model_backend";
+    case PluginKind::JudgeRubric: return "judge_rubric";
+    case PluginKind::MetaJudge: return "meta_judge";
+    case PluginKind::PairSelection: return "pair_selection";
+    case PluginKind::Optimizer: return "optimizer";
+  }
+  return "unknown";
+}
+
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) {
+  // SplitMix64 finaliser over a combination that is not symmetric in (seed, stream).
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace mr::sdk
