@@ -1,0 +1,38 @@
+# Thin wrapper over scripts/setup.sh, CMake presets and ctest. The two commands a new user needs:
+#   make demo   install missing packages, build, run the main job on the built-in default
+#   make test   same set-up and build, then every test
+PRESET ?= default
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MR := $(BUILD_DIR)/bin/metareward
+PLACEHOLDERS := $(BUILD_DIR)/tests/placeholders
+
+.PHONY: all setup configure build test demo docs format clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@test -f $(BUILD_DIR)/build.ninja || cmake --preset $(PRESET)
+
+build: configure
+	cmake --build --preset $(PRESET) -j $(JOBS)
+
+test: build
+	ctest --preset $(PRESET) -j $(JOBS)
+
+# Until the torch backend and the optimizer land (issues 4 and 5), the demo lists the plugins and
+# validates the paper's recipe with test placeholders standing in for those two plugin kinds.
+demo: build
+	bash scripts/demo.sh $(MR) $(PLACEHOLDERS)
+
+docs: build
+	$(MR) plugins describe --all --markdown > docs/config_reference.md
+
+format:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR)
