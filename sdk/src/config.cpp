@@ -1,8 +1,11 @@
 // Value, ParamSpec and Config: the SDK's config data model (no TOML parser here; core parses).
 #include "metareward/sdk/config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "metareward/sdk/error.hpp"
@@ -19,24 +22,36 @@ std::string SourceRef::describe() const {
 
 const char* kind_name(Value::Kind kind) {
   switch (kind) {
-    case Value::Kind::Null: return "nothing";
-    case Value::Kind::Bool: return "boolean";
-    case Value::Kind::Int: return "integer";
-    case Value::Kind::Float: return "float";
-    case Value::Kind::String: return "string";
-    case Value::Kind::Array: return "array";
-    case Value::Kind::Table: return "table";
+    case Value::Kind::Null:
+      return "nothing";
+    case Value::Kind::Bool:
+      return "boolean";
+    case Value::Kind::Int:
+      return "integer";
+    case Value::Kind::Float:
+      return "float";
+    case Value::Kind::String:
+      return "string";
+    case Value::Kind::Array:
+      return "array";
+    case Value::Kind::Table:
+      return "table";
   }
   return "unknown";
 }
 
 const char* param_type_name(ParamType type) {
   switch (type) {
-    case ParamType::Bool: return "bool";
-    case ParamType::Int: return "int";
-    case ParamType::Float: return "float";
-    case ParamType::String: return "string";
-    case ParamType::StringList: return "string list";
+    case ParamType::Bool:
+      return "bool";
+    case ParamType::Int:
+      return "int";
+    case ParamType::Float:
+      return "float";
+    case ParamType::String:
+      return "string";
+    case ParamType::StringList:
+      return "string list";
   }
   return "unknown";
 }
@@ -51,19 +66,32 @@ namespace {
 std::string format_double(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  // Shortest %g representation that round-trips.
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", d);
-  // Shortest representation that round-trips.
-  for (int prec = 1; prec <= 17; ++prec) {
-    char tmp[64];
-    std::snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-    if (std::strtod(tmp, nullptr) == d) {
-      std::snprintf(buf, sizeof buf, "%s", tmp);
-      break;
-    }
+  int prec = 1;
+  for (; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, d);
+    if (std::strtod(buf, nullptr) == d) break;
   }
   std::string s = buf;
-  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  // %g switches to exponent form for 100 ("1e+02") and 5e-06; prefer plain decimals in the
+  // everyday range so recorded configs read as written.
+  double mag = std::fabs(d);
+  if (s.find('e') != std::string::npos && mag >= 1e-4 && mag < 1e15) {
+    int exponent = static_cast<int>(std::floor(std::log10(mag)));
+    int decimals = std::max(0, prec - 1 - exponent);
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, d);
+    if (std::strtod(buf, nullptr) == d) s = buf;
+  }
+  auto e = s.find('e');
+  if (e != std::string::npos) {  // "5e-06" -> "5e-6", "1e+20" -> "1e20"
+    std::string mantissa = s.substr(0, e), exp = s.substr(e + 1);
+    std::string sign = (exp[0] == '-') ? "-" : "";
+    if (exp[0] == '+' || exp[0] == '-') exp.erase(0, 1);
+    exp.erase(0, std::min(exp.find_first_not_of('0'), exp.size() - 1));
+    s = mantissa + "e" + sign + exp;
+  }
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
   return s;
 }
 
@@ -71,11 +99,21 @@ std::string quote(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];
@@ -133,11 +171,16 @@ Table& Value::as_table() {
 
 std::string Value::to_toml() const {
   switch (kind()) {
-    case Kind::Null: return "\"\"";
-    case Kind::Bool: return std::get<bool>(data_) ? "true" : "false";
-    case Kind::Int: return std::to_string(std::get<std::int64_t>(data_));
-    case Kind::Float: return format_double(std::get<double>(data_));
-    case Kind::String: return quote(std::get<std::string>(data_));
+    case Kind::Null:
+      return "\"\"";
+    case Kind::Bool:
+      return std::get<bool>(data_) ? "true" : "false";
+    case Kind::Int:
+      return std::to_string(std::get<std::int64_t>(data_));
+    case Kind::Float:
+      return format_double(std::get<double>(data_));
+    case Kind::String:
+      return quote(std::get<std::string>(data_));
     case Kind::Array: {
       std::string s = "[";
       const auto& a = std::get<Array>(data_);
@@ -207,7 +250,9 @@ ParamSpec ParamSpec::required_(std::string key, ParamType type, std::string help
   p.help = std::move(help);
   return p;
 }
-ParamSpec& ParamSpec::range(std::optional<double> lo, std::optional<double> hi, bool lo_exclusive,
+ParamSpec& ParamSpec::range(std::optional<double> lo,
+                            std::optional<double> hi,
+                            bool lo_exclusive,
                             bool hi_exclusive) {
   min = lo;
   max = hi;
@@ -244,9 +289,13 @@ std::string ParamSpec::constraint_text() const {
 }
 
 Config::Config(std::string path, Table values, int iterations)
-    : path_(std::move(path)), values_(std::move(values)), iterations_(iterations < 1 ? 1 : iterations) {}
+    : path_(std::move(path)),
+      values_(std::move(values)),
+      iterations_(iterations < 1 ? 1 : iterations) {}
 
-bool Config::has(std::string_view key) const { return values_.find(key) != values_.end(); }
+bool Config::has(std::string_view key) const {
+  return values_.find(key) != values_.end();
+}
 
 const Value& Config::raw(std::string_view key) const {
   auto it = values_.find(key);
@@ -261,8 +310,7 @@ const Value& Config::at_iteration(std::string_view key, int iteration) const {
   if (!v.is_array() || v.as_array().empty() || v.as_array().front().is_array()) return v;
   // An array: either a per-iteration value or a string list. String lists are read with
   // get_string_list(); scalar getters on an array select the iteration.
-  if (iteration <= 0)
-    fail(key, "is given per iteration; an iteration number is needed to read it");
+  if (iteration <= 0) fail(key, "is given per iteration; an iteration number is needed to read it");
   const auto& a = v.as_array();
   if (static_cast<std::size_t>(iteration) > a.size())
     fail(key, "has " + std::to_string(a.size()) + " per-iteration values but iteration " +

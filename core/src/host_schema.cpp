@@ -1,0 +1,113 @@
+// The host's own config sections ([run], [prompts], [plugins], [roles], [generation.*]): declared
+// once here as data, with help text, so validation, `config show` and the docs share one source.
+#include <utility>
+#include <vector>
+
+#include "metareward/core/config_loader.hpp"
+
+namespace mr::core {
+
+namespace {
+
+using sdk::ParamSpec;
+using sdk::Schema;
+
+// Sampling settings shared by the three roles; `samples` is the only key that differs.
+Schema generation_schema(const char* role, std::int64_t samples, std::int64_t max_new_tokens) {
+  Schema s;
+  if (samples > 0) {
+    s.push_back(ParamSpec::int_("samples", samples,
+                                std::string("Samples drawn per ") + role + " request (" +
+                                    (std::string(role) == "actor" ? "responses per prompt"
+                                                                  : "judgments per response") +
+                                    ").")
+                    .range(1, std::nullopt)
+                    .per_iteration_allowed());
+  }
+  s.push_back(ParamSpec::float_("temperature", 0.8, "Sampling temperature; 0 means greedy.")
+                  .range(0.0, std::nullopt)
+                  .per_iteration_allowed());
+  s.push_back(ParamSpec::float_("top_p", 0.95,
+                                "Nucleus sampling: keep the smallest token set "
+                                "whose probability mass reaches top_p.")
+                  .range(0.0, 1.0, /*lo_exclusive=*/true, /*hi_exclusive=*/false)
+                  .per_iteration_allowed());
+  s.push_back(ParamSpec::int_("top_k", 0, "Keep only the k most likely tokens; 0 disables it.")
+                  .range(0, std::nullopt));
+  s.push_back(ParamSpec::int_("max_new_tokens", max_new_tokens,
+                              "Generation stops after this many new tokens.")
+                  .range(1, std::nullopt));
+  s.push_back(ParamSpec::int_("batch_size", 64, "Requests generated together in one batch.")
+                  .range(1, std::nullopt));
+  return s;
+}
+
+std::vector<std::pair<std::string, Schema>> build_host_sections() {
+  std::vector<std::pair<std::string, Schema>> sections;
+
+  sections.emplace_back(
+      "run",
+      Schema{
+          ParamSpec::int_("iterations", 4, "Number of Meta-Rewarding iterations (M_t -> M_t+1).")
+              .range(1, std::nullopt),
+          ParamSpec::int_("seed", 1,
+                          "Base seed; every random choice of the run is derived from it.")
+              .range(0, std::nullopt),
+          ParamSpec::int_("threads", 0, "CPU threads for intra-op work; 0 = all cores.")
+              .range(0, std::nullopt),
+          ParamSpec::string_("output_dir", "runs/metareward",
+                             "Run directory: artifacts, checkpoints and logs are written here."),
+          ParamSpec::bool_("train_judge", true,
+                           "Whether the iteration trains the judge with meta-judge pairs; the "
+                           "paper uses [true, true, false, false].")
+              .per_iteration_allowed(),
+      });
+
+  sections.emplace_back(
+      "prompts",
+      Schema{
+          ParamSpec::string_list("files", {}, "JSONL prompt files forming the prompt pool."),
+          ParamSpec::int_("per_iteration", 5000, "Prompts used in each iteration.")
+              .range(1, std::nullopt),
+          ParamSpec::int_("pool_size", 0, "Prompts kept from the files; 0 = use all.")
+              .range(0, std::nullopt),
+          ParamSpec::bool_("dedupe", true, "Drop prompts whose text appears earlier in the pool."),
+          ParamSpec::bool_("disjoint", true,
+                           "Give every iteration its own disjoint slice of the pool."),
+          ParamSpec::bool_("shuffle", true, "Shuffle the pool (seeded) before slicing it."),
+      });
+
+  sections.emplace_back(
+      "plugins",
+      Schema{
+          ParamSpec::string_list("libraries", {},
+                                 "Plugin libraries to load; a library that fails to load is a "
+                                 "fatal error."),
+          ParamSpec::string_list("dirs", {},
+                                 "Extra directories scanned for plugin libraries (bad files are "
+                                 "logged and skipped)."),
+      });
+
+  sections.emplace_back(
+      "roles",
+      Schema{
+          ParamSpec::string_("actor", "policy", "The [models.<name>] entry that writes responses."),
+          ParamSpec::string_("judge", "policy", "The [models.<name>] entry that scores responses."),
+          ParamSpec::string_("meta_judge", "policy",
+                             "The [models.<name>] entry that compares judgments."),
+      });
+
+  sections.emplace_back("generation.actor", generation_schema("actor", 7, 1024));
+  sections.emplace_back("generation.judge", generation_schema("judge", 11, 512));
+  sections.emplace_back("generation.meta_judge", generation_schema("meta_judge", 0, 512));
+  return sections;
+}
+
+}  // namespace
+
+const std::vector<std::pair<std::string, sdk::Schema>>& host_sections() {
+  static const auto sections = build_host_sections();
+  return sections;
+}
+
+}  // namespace mr::core
