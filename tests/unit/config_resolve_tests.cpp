@@ -168,7 +168,7 @@ TEST_CASE("config resolve: to_toml writes every section in a fixed order", "[con
                                      "type = \"dpo\"\n"
                                      "beta = 0.1\n"
                                      "epochs = 1\n"
-                                     "lr = 5e-06\n"
+                                     "lr = 5e-6\n"
                                      "stop_words = []\n"));
   }
   SECTION("a multi-line string is written as a literal block") {

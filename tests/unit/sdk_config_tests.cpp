@@ -54,7 +54,9 @@ TEST_CASE("sdk config: Value::to_toml writes valid TOML literals", "[config][sdk
     CHECK(Value(1.0).to_toml() == "1.0");
     CHECK(Value(-3.0).to_toml() == "-3.0");
     CHECK(Value(0.1).to_toml() == "0.1");  // shortest round-trip form, not 0.10000000000000001
-    CHECK(Value(5e-6).to_toml() == "5e-06");
+    CHECK(Value(5e-6).to_toml() == "5e-6");
+    CHECK(Value(100.0).to_toml() == "100.0");
+    CHECK(Value(1e20).to_toml() == "1e20");
     CHECK(std::stod(Value(1.0 / 3.0).to_toml()) == 1.0 / 3.0);
     CHECK(Value(std::numeric_limits<double>::infinity()).to_toml() == "inf");
     CHECK(Value(-std::numeric_limits<double>::infinity()).to_toml() == "-inf");
