@@ -1,0 +1,47 @@
+/// @file selection_common.hpp
+/// Shared steps of the actor pair-selection policies: collecting a prompt's valid, de-duplicated
+/// responses, tolerant score comparison and building the PreferencePair.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "metareward/sdk/types.hpp"
+
+namespace mr::plugins::recipe {
+
+/// Two mean scores closer than this are equal (means of several judge scores are not exact in
+/// binary floating point; real score gaps are >= 1/N_judgments, far larger).
+inline constexpr double kScoreEpsilon = 1e-9;
+
+/// One usable response of a prompt.
+struct Candidate {
+  std::size_t index = 0;  ///< Position in PromptGroup::responses.
+  const mr::sdk::ResponseCandidate* response = nullptr;
+  double score = 0.0;       ///< mean_score.
+  std::int64_t length = 0;  ///< In the policy's length unit.
+};
+
+/// Reads a response's length in the policy's unit; returns -1 when unknown.
+using LengthFn = std::function<std::int64_t(const mr::sdk::ResponseCandidate&)>;
+
+/// The responses of `group` that can enter a pair, in response order: those with a mean score
+/// and a known length; with `remove_duplicates`, a response whose text equals an earlier valid
+/// one is dropped (the earliest copy is kept). Counts "response_without_valid_score",
+/// "duplicate_response" and "response_without_token_count" (length -1) in `drops`.
+std::vector<Candidate> collect_candidates(const mr::sdk::PromptGroup& group,
+                                          bool remove_duplicates,
+                                          const LengthFn& length,
+                                          mr::sdk::DropCounts& drops);
+
+/// An actor PreferencePair for `group` with provenance filled (id "<prompt_id>/actor").
+mr::sdk::PreferencePair make_actor_pair(const mr::sdk::PromptGroup& group,
+                                        const Candidate& chosen,
+                                        const Candidate& rejected);
+
+/// Adds `n` to drops[reason] (only when n > 0, so absent means zero).
+void count_drop(mr::sdk::DropCounts& drops, const std::string& reason, std::int64_t n = 1);
+
+}  // namespace mr::plugins::recipe
