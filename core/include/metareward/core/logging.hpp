@@ -17,6 +17,10 @@ void init_logging(const std::string& level);
 /// Logs through core's spdlog logger with a "[component] " prefix.
 std::unique_ptr<sdk::Logger> make_logger(const std::string& component);
 
+/// A progress display for host code: a bar on a TTY (items, rate, ETA), periodic log lines
+/// otherwise. Plugins reach the same display through HostContext::progress.
+std::unique_ptr<sdk::Progress> make_progress(const std::string& label, std::uint64_t total);
+
 /// The concrete HostContext core gives each plugin object.
 class PluginHostContext : public sdk::HostContext {
  public:

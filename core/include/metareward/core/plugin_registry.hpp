@@ -10,17 +10,20 @@
 #include <string_view>
 #include <vector>
 
+#include "metareward/sdk/error.hpp"
 #include "metareward/sdk/plugin.hpp"
 
 namespace mr::core {
 
 /// A descriptor plus the library it came from.
 struct RegisteredPlugin {
+  /// Keeps the shared library loaded (opaque). Declared first so it is destroyed last: the
+  /// descriptor's factory and schema are code and data of that library.
+  std::shared_ptr<void> library;
   sdk::PluginDescriptor descriptor;
   std::filesystem::path library_path;  ///< Empty for plugins registered in-process (tests).
   std::string library_name;
   std::string library_version;
-  std::shared_ptr<void> library;       ///< Keeps the shared library loaded (opaque).
 };
 
 /// Read-only view used by config validation: find a plugin's schema by name.

@@ -1,0 +1,192 @@
+// The `metareward` dispatcher: global options, the command table and exit codes.
+#include <iostream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "commands.hpp"
+#include "metareward/core/logging.hpp"
+#include "metareward/sdk/error.hpp"
+#include "metareward/sdk/version.hpp"
+
+namespace mr::core::cli {
+
+namespace po = boost::program_options;
+
+const std::vector<Command>& command_table() {
+  static const std::vector<Command> table = {
+      {"plugins list", "List the plugins found on the plugin search path, by kind.", plugins_list},
+      {"plugins describe", "Show a plugin's config keys (--all --markdown: the config reference).",
+       plugins_describe},
+      {"config check", "Validate a run config against the host and plugin schemas.", config_check},
+      {"config show", "Print a run config resolved (overrides applied, defaults filled in).",
+       config_show},
+  };
+  return table;
+}
+
+namespace {
+
+po::options_description global_options() {
+  po::options_description desc("Global options");
+  desc.add_options()("help,h", "Show this help (or a command's help after the command).")(
+      "version", "Print the version, plugin API version and build fingerprint.")(
+      "log-level", po::value<std::string>()->default_value("info")->value_name("LEVEL"),
+      "Log verbosity: trace, debug, info, warn, error.")(
+      "plugin-dir", po::value<std::vector<std::string>>()->composing()->value_name("DIR"),
+      "Also load plugin libraries from DIR (repeatable; searched after the build/install "
+      "plugin directories and $METAREWARD_PLUGIN_PATH).");
+  return desc;
+}
+
+/// One line per command; `trailing_newline` false for the end of an error message.
+std::string command_list(bool trailing_newline = true) {
+  std::ostringstream out;
+  std::size_t width = 0;
+  for (const auto& c : command_table()) width = std::max(width, c.name.size());
+  for (const auto& c : command_table())
+    out << "  " << c.name << std::string(width - c.name.size() + 2, ' ') << c.summary << "\n";
+  std::string text = out.str();
+  if (!trailing_newline) text.pop_back();
+  return text;
+}
+
+void print_help(std::ostream& out) {
+  out << "metareward " MR_SDK_VERSION " - Meta-Rewarding LLM alignment\n\n"
+      << "Usage: metareward [global options] <command> [command options]\n\n"
+      << "Commands:\n"
+      << command_list() << "\n"
+      << global_options() << "\n"
+      << "Environment:\n"
+      << "  METAREWARD_PLUGIN_PATH  Colon-separated plugin directories, searched before "
+         "--plugin-dir.\n\n"
+      << "Run `metareward <command> --help` for a command's options.\n";
+}
+
+/// Finds the command named by the leading words of `words` (two-word names first).
+const Command* match_command(const std::vector<std::string>& words, std::size_t& consumed) {
+  for (std::size_t n : {2u, 1u}) {
+    if (words.size() < n) continue;
+    std::string name = words[0];
+    for (std::size_t i = 1; i < n; ++i) name += " " + words[i];
+    for (const auto& c : command_table()) {
+      if (c.name == name) {
+        consumed = n;
+        return &c;
+      }
+    }
+  }
+  return nullptr;
+}
+
+int dispatch(int argc, char** argv) {
+  po::options_description globals_desc = global_options();
+  // Global options may appear anywhere; every other token (command words, command options and
+  // their values) is passed on in order to the command.
+  po::options_description all;
+  all.add(globals_desc).add_options()("rest", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description rest;
+  rest.add("rest", -1);
+  po::parsed_options parsed =
+      po::command_line_parser(argc, argv).options(all).positional(rest).allow_unregistered().run();
+  std::vector<std::string> words = po::collect_unrecognized(parsed.options, po::include_positional);
+  po::variables_map vm;
+  po::store(parsed, vm);
+  po::notify(vm);
+
+  GlobalOptions globals;
+  globals.log_level = vm["log-level"].as<std::string>();
+  if (vm.count("plugin-dir"))
+    for (const auto& d : vm["plugin-dir"].as<std::vector<std::string>>())
+      globals.plugin_dirs.emplace_back(d);
+
+  if (vm.count("version")) {
+    std::cout << "metareward " MR_SDK_VERSION " (plugin API " << MR_PLUGIN_API_VERSION << "; "
+              << host_fingerprint() << ")\n";
+    return 0;
+  }
+  std::size_t consumed = 0;
+  const Command* command = match_command(words, consumed);
+  if (vm.count("help")) {
+    if (command == nullptr) {
+      print_help(std::cout);
+      return 0;
+    }
+    words.insert(words.begin() + static_cast<std::ptrdiff_t>(consumed), "--help");
+  }
+  if (words.empty()) {
+    print_help(std::cerr);
+    return 2;
+  }
+  if (command == nullptr) {
+    // A group word ("plugins", "config") names the subcommand the user tried, or asks for one.
+    bool group = false;
+    for (const auto& c : command_table()) group = group || c.name.rfind(words[0] + " ", 0) == 0;
+    if (group && (words.size() < 2 || words[1].rfind('-', 0) == 0))
+      throw UsageError("'" + words[0] + "' needs a subcommand; commands are:\n" +
+                       command_list(false));
+    const std::string given = group ? words[0] + " " + words[1] : words[0];
+    throw UsageError("unknown command '" + given + "'; commands are:\n" + command_list(false));
+  }
+  init_logging(globals.log_level);
+  std::vector<std::string> args(words.begin() + static_cast<std::ptrdiff_t>(consumed), words.end());
+  return command->handler(globals, args);
+}
+
+}  // namespace
+
+bool parse_command_args(const std::string& command,
+                        const std::string& usage,
+                        const po::options_description& options,
+                        const po::positional_options_description& positional,
+                        const std::vector<std::string>& args,
+                        po::variables_map& vm) {
+  po::options_description with_help = options;
+  with_help.add_options()("help,h", "Show this help.");
+  try {
+    po::store(po::command_line_parser(args).options(with_help).positional(positional).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "Usage: metareward " << command << " " << usage << "\n\n" << options << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(command + ": " + e.what() + " (see `metareward " + command + " --help`)");
+  }
+  return true;
+}
+
+void load_search_path(PluginRegistry& registry, const GlobalOptions& globals) {
+  for (const auto& dir : globals.plugin_dirs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec))
+      spdlog::warn("--plugin-dir '{}' is not a directory; ignored", dir.string());
+  }
+  for (const auto& dir : plugin_search_path(globals.plugin_dirs)) {
+    const int n = registry.load_directory(dir);
+    spdlog::debug("plugin directory '{}': {} libraries loaded", dir.string(), n);
+  }
+}
+
+int run_cli(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const po::error& e) {
+    std::cerr << "error: " << e.what() << " (see `metareward --help`)\n";
+    return 2;
+  } catch (const sdk::ConfigError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "error: unknown exception\n";
+    return 1;
+  }
+}
+
+}  // namespace mr::core::cli

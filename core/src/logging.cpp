@@ -1,0 +1,218 @@
+// spdlog-backed logging, progress displays and the HostContext core hands to plugin objects.
+#include "metareward/core/logging.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "metareward/sdk/error.hpp"
+
+namespace mr::core {
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(sdk::LogLevel level) {
+  switch (level) {
+    case sdk::LogLevel::Trace:
+      return spdlog::level::trace;
+    case sdk::LogLevel::Debug:
+      return spdlog::level::debug;
+    case sdk::LogLevel::Info:
+      return spdlog::level::info;
+    case sdk::LogLevel::Warn:
+      return spdlog::level::warn;
+    case sdk::LogLevel::Error:
+      return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+/// A component logger: looks the default logger up on every call so that a logger installed
+/// later (init_logging, a test's capturing sink) is honoured.
+class ComponentLogger : public sdk::Logger {
+ public:
+  explicit ComponentLogger(std::string component) : component_(std::move(component)) {}
+  void log(sdk::LogLevel level, std::string_view message) override {
+    spdlog::default_logger_raw()->log(to_spdlog(level), "[{}] {}", component_, message);
+  }
+  bool enabled(sdk::LogLevel level) const override {
+    return spdlog::default_logger_raw()->should_log(to_spdlog(level));
+  }
+  const std::string& component() const { return component_; }
+
+ private:
+  std::string component_;
+};
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  auto s = static_cast<long long>(std::llround(seconds));
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, (s / 60) % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld", s / 60, s % 60);
+  return buf;
+}
+
+std::string format_rate(double per_second) {
+  char buf[32];
+  if (per_second >= 1000)
+    std::snprintf(buf, sizeof buf, "%.1fk", per_second / 1000);
+  else if (per_second >= 10)
+    std::snprintf(buf, sizeof buf, "%.0f", per_second);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f", per_second);
+  return buf;
+}
+
+/// Progress display: a redrawn bar when stderr is a terminal, periodic log lines otherwise
+/// (log files and CI output stay readable). Wall-clock time is used for display only.
+class ProgressDisplay : public sdk::Progress {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  ProgressDisplay(std::string label, std::uint64_t total, bool tty)
+      : label_(std::move(label)),
+        total_(total),
+        tty_(tty),
+        start_(Clock::now()),
+        last_report_(start_) {
+    if (!tty_)
+      spdlog::default_logger_raw()->info(
+          "[{}] started{}", label_,
+          total_ ? " (" + std::to_string(total_) + " items)" : std::string());
+  }
+
+  ~ProgressDisplay() override {
+    const double secs = elapsed();
+    if (tty_) {
+      draw(true);
+      std::fputc('\n', stderr);
+      std::fflush(stderr);
+    }
+    spdlog::default_logger_raw()->info("[{}] done: {} items in {}{}", label_, items_,
+                                       format_duration(secs), rates(secs));
+  }
+
+  void advance(std::uint64_t items, std::uint64_t tokens) override {
+    items_ += items;
+    tokens_ += tokens;
+    const auto now = Clock::now();
+    const auto interval = tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
+    if (now - last_report_ < interval) return;
+    last_report_ = now;
+    if (tty_) {
+      draw(false);
+    } else {
+      spdlog::default_logger_raw()->info("[{}] {}{}", label_, counts(), rates(elapsed()) + eta());
+    }
+  }
+
+ private:
+  double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+  std::string counts() const {
+    std::string s = std::to_string(items_);
+    if (total_) {
+      char pct[16];
+      std::snprintf(
+          pct, sizeof pct, " (%.0f%%)",
+          100.0 * static_cast<double>(std::min(items_, total_)) / static_cast<double>(total_));
+      s += "/" + std::to_string(total_) + pct;
+    }
+    return s;
+  }
+
+  std::string rates(double secs) const {
+    if (secs <= 0) return "";
+    std::string s = ", " + format_rate(static_cast<double>(items_) / secs) + " items/s";
+    if (tokens_) s += ", " + format_rate(static_cast<double>(tokens_) / secs) + " tokens/s";
+    return s;
+  }
+
+  std::string eta() const {
+    if (!total_ || items_ == 0 || items_ >= total_) return "";
+    const double per_item = elapsed() / static_cast<double>(items_);
+    return ", ETA " + format_duration(per_item * static_cast<double>(total_ - items_));
+  }
+
+  void draw(bool final) const {
+    constexpr int kWidth = 28;
+    std::string line = "\r" + label_ + " ";
+    if (total_) {
+      const double frac = std::min(1.0, static_cast<double>(items_) / static_cast<double>(total_));
+      const int filled = static_cast<int>(frac * kWidth);
+      line += "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] ";
+    }
+    line += counts() + rates(elapsed());
+    if (!final) line += eta();
+    line += "\x1b[K";  // Clear what a longer previous line left behind.
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+  }
+
+  std::string label_;
+  std::uint64_t total_;
+  bool tty_;
+  Clock::time_point start_, last_report_;
+  std::uint64_t items_ = 0, tokens_ = 0;
+};
+
+}  // namespace
+
+void init_logging(const std::string& level) {
+  const spdlog::level::level_enum parsed = spdlog::level::from_str(level);
+  // from_str maps anything unknown to "off"; only the five documented names are accepted.
+  static const char* const kNames[] = {"trace", "debug", "info", "warn", "error"};
+  if (std::find(std::begin(kNames), std::end(kNames), level) == std::end(kNames))
+    throw sdk::ConfigError("unknown log level '" + level +
+                           "' (expected one of: trace, debug, info, warn, error)");
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>("metareward", std::move(sink));
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
+  logger->set_level(parsed);
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(std::move(logger));
+}
+
+std::unique_ptr<sdk::Logger> make_logger(const std::string& component) {
+  return std::make_unique<ComponentLogger>(component);
+}
+
+/// A progress display for host code (plugins reach it through HostContext::progress).
+std::unique_ptr<sdk::Progress> make_progress(const std::string& label, std::uint64_t total) {
+  return std::make_unique<ProgressDisplay>(label, total, isatty(STDERR_FILENO) == 1);
+}
+
+PluginHostContext::PluginHostContext(std::string plugin_name,
+                                     sdk::Config config,
+                                     std::uint64_t seed,
+                                     std::filesystem::path run_dir,
+                                     int threads)
+    : logger_(make_logger(plugin_name)),
+      config_(std::move(config)),
+      seed_(seed),
+      run_dir_(std::move(run_dir)),
+      threads_(threads > 0 ? threads
+                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
+
+sdk::Logger& PluginHostContext::logger() {
+  return *logger_;
+}
+
+std::unique_ptr<sdk::Progress> PluginHostContext::progress(std::string_view stage,
+                                                           std::uint64_t total) {
+  // logger_ is always a ComponentLogger (made in the constructor); its name labels the display.
+  const auto& component = static_cast<const ComponentLogger&>(*logger_).component();
+  return make_progress(component + ": " + std::string(stage), total);
+}
+
+}  // namespace mr::core

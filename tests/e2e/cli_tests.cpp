@@ -1,0 +1,367 @@
+// End-to-end tests of the `metareward` command line: exit codes, output and error messages of
+// every Foundation command, run as a child process exactly as a user would.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <string>
+
+#include "cli_runner.hpp"
+#include "metareward/core/plugin_registry.hpp"
+#include "metareward/sdk/version.hpp"
+
+namespace fs = std::filesystem;
+using mr::tests::CliResult;
+using mr::tests::run_binary;
+using mr::tests::run_cli;
+using mr::tests::ScratchDir;
+
+namespace {
+
+const std::string kPlaceholders = MR_PLACEHOLDER_DIR;
+
+/// Position of `needle` in `text`, failing the test when absent.
+std::size_t position_of(const std::string& text, const std::string& needle) {
+  const auto pos = text.find(needle);
+  INFO("looking for: " << needle);
+  REQUIRE(pos != std::string::npos);
+  return pos;
+}
+
+/// A complete run config using the shipped recipe plugins and the torch placeholder.
+std::string good_config() {
+  return R"(# A small but complete run.
+[run]
+iterations = 2
+seed = 11
+
+[prompts]
+per_iteration = 8
+
+[models.policy]
+type = "torch"
+path = "/models/policy"
+dtype = "bfloat16"
+
+[judge_rubric]
+type = "additive5"
+
+[meta_judge]
+type = "pairwise_elo"
+
+[pair_selection]
+type = "length_control"
+
+[optimizer]
+type = "dpo"
+beta = 0.2
+)";
+}
+
+}  // namespace
+
+TEST_CASE("cli: --version prints version, plugin API and build fingerprint", "[e2e]") {
+  const CliResult r = run_cli({"--version"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == std::string("metareward " MR_SDK_VERSION " (plugin API ") +
+                     std::to_string(MR_PLUGIN_API_VERSION) + "; " + mr::core::host_fingerprint() +
+                     ")\n");
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("cli: usage errors exit 2 and say what is available", "[e2e]") {
+  SECTION("an unknown command lists the commands") {
+    const CliResult r = run_cli({"frobnicate"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::StartsWith("error: unknown command 'frobnicate'; commands are:\n"));
+    for (const char* c : {"plugins list", "plugins describe", "config check", "config show"})
+      CHECK_THAT(r.err, Catch::Contains(c));
+  }
+  SECTION("an unknown subcommand of a group is named with its group") {
+    const CliResult r = run_cli({"plugins", "lst"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("error: unknown command 'plugins lst'"));
+  }
+  SECTION("no command prints the help to stderr") {
+    const CliResult r = run_cli({});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("Usage: metareward"));
+  }
+  SECTION("an unknown option of a command") {
+    const CliResult r = run_cli({"plugins", "list", "--frob"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("error: plugins list: unrecognised option '--frob'"));
+  }
+  SECTION("an unknown log level") {
+    const CliResult r = run_cli({"--log-level", "loud", "plugins", "list"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err ==
+          "error: unknown log level 'loud' (expected one of: trace, debug, info, warn, error)\n");
+  }
+  SECTION("--help exits 0 and lists commands on stdout") {
+    const CliResult r = run_cli({"--help"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("config check"));
+    CHECK_THAT(r.out, Catch::Contains("--plugin-dir"));
+  }
+  SECTION("--help after a command shows that command's options") {
+    const CliResult r = run_cli({"config", "check", "--help"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("Usage: metareward config check FILE"));
+    CHECK_THAT(r.out, Catch::Contains("--set"));
+  }
+}
+
+TEST_CASE("cli: plugins list shows the five kinds in order with their plugins", "[e2e]") {
+  ScratchDir fixtures("list");
+  fs::copy_file(MR_FIXTURE_OK, fixtures.path() / "libfixture_ok.so");
+  const CliResult r = run_cli(
+      {"plugins", "list", "--plugin-dir", kPlaceholders, "--plugin-dir", fixtures.path().string()});
+  REQUIRE(r.exit_code == 0);
+  const auto search = position_of(r.out, "Plugin search path:\n");
+  const auto backend = position_of(r.out, "\nmodel_backend:\n");
+  const auto rubric = position_of(r.out, "\njudge_rubric:\n");
+  const auto meta = position_of(r.out, "\nmeta_judge:\n");
+  const auto pairs = position_of(r.out, "\npair_selection:\n");
+  const auto optimizer = position_of(r.out, "\noptimizer:\n");
+  CHECK(search < backend);
+  CHECK(backend < rubric);
+  CHECK(rubric < meta);
+  CHECK(meta < pairs);
+  CHECK(pairs < optimizer);
+  // Each plugin is listed under its kind (torch and dpo: the real ones or the placeholders).
+  const auto torch = position_of(r.out, "\n  torch ");
+  CHECK((backend < torch && torch < rubric));
+  const auto fixture = position_of(r.out, "\n  fixture_ok  1.2.3  Loader fixture rubric\n");
+  CHECK((rubric < fixture && fixture < meta));
+  CHECK(optimizer < position_of(r.out, "\n  dpo "));
+  CHECK_THAT(
+      r.out,
+      Catch::Contains("from mr-fixture-ok 0.0.1 (" +
+                      fs::weakly_canonical(fixtures.path() / "libfixture_ok.so").string() + ")\n"));
+  // The search path lists the --plugin-dir entries last, in order.
+  CHECK(position_of(r.out, "\n  " + kPlaceholders + "\n") <
+        position_of(r.out, "\n  " + fixtures.path().string() + "\n"));
+}
+
+TEST_CASE("cli: the build tree's plugin dir is searched only by the build tree's binary", "[e2e]") {
+  // A copy of the binary elsewhere behaves like an installed one: it searches
+  // <exe>/../lib/metareward/plugins and never the build tree.
+  ScratchDir prefix("relocated");
+  fs::create_directories(prefix.path() / "bin");
+  fs::copy_file(MR_CLI_PATH, prefix.path() / "bin" / "metareward");
+  const std::string binary = (prefix.path() / "bin" / "metareward").string();
+
+  CliResult r = run_binary(binary, {"plugins", "list"});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, !Catch::Contains(MR_BUILD_PLUGIN_DIR));
+  CHECK_THAT(r.out, Catch::Contains("  " + (prefix.path() / MR_INSTALL_PLUGIN_DIR_REL).string() +
+                                    " (missing)\n"));
+  CHECK_THAT(r.out, Catch::Contains("model_backend:\n  (none found)\n"));
+  CHECK_THAT(r.out, Catch::Contains("judge_rubric:\n  (none found)\n"));
+  CHECK_THAT(r.out, Catch::Contains("optimizer:\n  (none found)\n"));
+
+  SECTION("plugins in <prefix>/lib/metareward/plugins are found without --plugin-dir") {
+    const fs::path installed = prefix.path() / MR_INSTALL_PLUGIN_DIR_REL;
+    fs::create_directories(installed);
+    fs::copy_file(MR_FIXTURE_OK, installed / "libfixture_ok.so");
+    r = run_binary(binary, {"plugins", "list"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("judge_rubric:\n  fixture_ok "));
+  }
+  SECTION("$METAREWARD_PLUGIN_PATH directories are searched") {
+    ScratchDir env_dir("env");
+    fs::copy_file(MR_FIXTURE_OK, env_dir.path() / "libfixture_ok.so");
+    r = run_binary(binary, {"plugins", "list"}, fs::temp_directory_path(),
+                   {"METAREWARD_PLUGIN_PATH=/nonexistent/dir:" + env_dir.path().string()});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("  /nonexistent/dir (missing)\n"));
+    CHECK_THAT(r.out, Catch::Contains("judge_rubric:\n  fixture_ok "));
+  }
+}
+
+TEST_CASE("cli: plugins describe prints a plugin's schema", "[e2e]") {
+  ScratchDir fixtures("describe");
+  fs::copy_file(MR_FIXTURE_OK, fixtures.path() / "libfixture_ok.so");
+  const std::string dir = fixtures.path().string();
+  SECTION("as a text table") {
+    const CliResult r = run_cli({"--plugin-dir", dir, "plugins", "describe", "fixture_ok"});
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out ==
+          "fixture_ok (judge_rubric plugin, version 1.2.3)\n"
+          "  Loader fixture rubric\n"
+          "  library: mr-fixture-ok 0.0.1 (" +
+              fs::weakly_canonical(fixtures.path() / "libfixture_ok.so").string() +
+              ")\n"
+              "  select with: [judge_rubric] type = \"fixture_ok\"\n"
+              "\n"
+              "  KEY    TYPE  DEFAULT  CONSTRAINT\n"
+              "  scale  int   5        x >= 1\n"
+              "      Highest score.\n");
+  }
+  SECTION("as Markdown") {
+    const CliResult r =
+        run_cli({"plugins", "describe", "fixture_ok", "--markdown", "--plugin-dir", dir});
+    REQUIRE(r.exit_code == 0);
+    CHECK(
+        r.out ==
+        "## `fixture_ok`\n\nLoader fixture rubric\n\nKind `judge_rubric`, version 1.2.3. Select it "
+        "with `type = \"fixture_ok\"` in `[judge_rubric]`.\n\n"
+        "| Key | Type | Default | Constraint | Description |\n|---|---|---|---|---|\n"
+        "| `scale` | int | `5` | x >= 1 | Highest score. |\n");
+  }
+  SECTION("a required key and a model backend's table") {
+    const CliResult r =
+        run_cli({"plugins", "describe", "torch", "--markdown", "--plugin-dir", kPlaceholders});
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("in `[models.<name>]`"));
+    CHECK_THAT(r.out, Catch::Contains("| `path` | string | *required* |"));
+  }
+  SECTION("an unknown name suggests the closest one") {
+    const CliResult r = run_cli({"--plugin-dir", dir, "plugins", "describe", "fixture_okk"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::EndsWith("error: unknown plugin 'fixture_okk'; did you mean "
+                                      "'fixture_ok'? (`metareward plugins list` shows the plugins "
+                                      "found)\n"));
+  }
+  SECTION("NAME and --all exclude each other") {
+    const CliResult r = run_cli({"plugins", "describe", "torch", "--all", "--markdown"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("give either a plugin NAME or --all"));
+  }
+}
+
+TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
+#ifndef MR_E2E_HAVE_RECIPE
+  WARN("SKIPPED: the recipe plugins are not built (MR_BUILD_PLUGINS=OFF)");
+  return;
+#endif
+  ScratchDir dir("config");
+  const fs::path good = dir.write("good.toml", good_config());
+  const std::vector<std::string> check = {"--plugin-dir", kPlaceholders, "config", "check"};
+  auto with = [](std::vector<std::string> base, std::vector<std::string> more) {
+    base.insert(base.end(), more.begin(), more.end());
+    return base;
+  };
+
+  SECTION("a good file is OK and summarised") {
+    const CliResult r = run_cli(with(check, {good.string()}));
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "OK: " + good.string() +
+                       " is valid (2 iterations; model_backend torch, judge_rubric additive5, "
+                       "meta_judge pairwise_elo, pair_selection length_control, optimizer dpo)\n");
+  }
+  SECTION("a bad file exits 2 naming file:line of each problem") {
+    const fs::path bad =
+        dir.write("bad.toml", good_config() + "\n[generation.actor]\ntemperature = \"hot\"\n");
+    const CliResult r = run_cli(with(check, {bad.string()}));
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains("error: "));
+    const std::string base = good_config();
+    const auto line = std::count(base.begin(), base.end(), '\n') + 3;
+    CHECK_THAT(r.err, Catch::Contains(bad.string() + ":" + std::to_string(line) +
+                                      ":15: [generation.actor.temperature] expected float"));
+  }
+  SECTION("a TOML syntax error names file:line:column") {
+    const fs::path broken = dir.write("broken.toml", "[run]\niterations = = 2\n");
+    const CliResult r = run_cli(with(check, {broken.string()}));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("error: " + broken.string() + ":2:"));
+  }
+  SECTION("a missing file") {
+    const CliResult r = run_cli(with(check, {(dir.path() / "nope.toml").string()}));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("nope.toml"));
+  }
+  SECTION("--set can fix a bad value") {
+    const fs::path bad = dir.write("dtype.toml", good_config() + "\n");
+    std::string text = mr::tests::read_text(bad);
+    text.replace(text.find("bfloat16"), 8, "bf16");
+    mr::tests::write_text(bad, text);
+    CHECK(run_cli(with(check, {bad.string()})).exit_code == 2);
+    const CliResult r =
+        run_cli(with(check, {bad.string(), "--set", "models.policy.dtype=float16"}));
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("OK: "));
+  }
+  SECTION("--set can break a good file, and the message names the override") {
+    const CliResult r = run_cli(with(check, {good.string(), "--set", "run.iterations=0"}));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--set"));
+    CHECK_THAT(r.err, Catch::Contains("[run.iterations]"));
+  }
+  SECTION("later --set overrides win and change the summary") {
+    const CliResult r = run_cli(with(check, {good.string(), "--set", "run.iterations=3", "--set",
+                                             "judge_rubric.type=likert10"}));
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out,
+               Catch::Contains("(3 iterations; model_backend torch, judge_rubric likert10,"));
+  }
+  SECTION("config show prints resolved TOML that validates again") {
+    const CliResult shown = run_cli({"--plugin-dir", kPlaceholders, "config", "show", good.string(),
+                                     "--set", "optimizer.epochs=2"});
+    REQUIRE(shown.exit_code == 0);
+    CHECK_THAT(shown.out, Catch::Contains("epochs = 2"));
+    CHECK_THAT(shown.out, Catch::Contains("beta = 0.2"));
+    CHECK_THAT(shown.out, Catch::Contains("learning_rate = "));  // A default, filled in.
+    const fs::path resolved = dir.write("resolved.toml", shown.out);
+    const CliResult again = run_cli(with(check, {resolved.string()}));
+    CHECK(again.exit_code == 0);
+    const CliResult reshown =
+        run_cli({"--plugin-dir", kPlaceholders, "config", "show", resolved.string()});
+    CHECK(reshown.out == shown.out);  // Resolving is idempotent.
+  }
+  SECTION("[plugins] libraries load relative to the config file") {
+    fs::create_directories(dir.path() / "extra");
+    fs::copy_file(MR_FIXTURE_OK, dir.path() / "extra" / "libfixture.so");
+    std::string text = good_config();
+    text.replace(text.find("type = \"additive5\""), 18, "type = \"fixture_ok\"\nscale = 9");
+    const fs::path cfg =
+        dir.write("lib.toml", "[plugins]\nlibraries = [\"extra/libfixture.so\"]\n\n" + text);
+    const CliResult r = run_cli(with(check, {cfg.string()}), fs::temp_directory_path());
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("judge_rubric fixture_ok"));
+  }
+  SECTION("[plugins] libraries naming a bad library is fatal with the loader's message") {
+    const fs::path cfg = dir.write("badlib.toml", "[plugins]\nlibraries = [\"" +
+                                                      std::string(MR_FIXTURE_BAD_API_VERSION) +
+                                                      "\"]\n\n" + good_config());
+    const CliResult r = run_cli(with(check, {cfg.string()}));
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::EndsWith("error: plugin '" +
+                                      fs::weakly_canonical(MR_FIXTURE_BAD_API_VERSION).string() +
+                                      "': API version mismatch (plugin " +
+                                      std::to_string(MR_PLUGIN_API_VERSION + 100) + ", host " +
+                                      std::to_string(MR_PLUGIN_API_VERSION) +
+                                      "); rebuild it against metareward SDK " MR_SDK_VERSION "\n"));
+  }
+  SECTION("[plugins] dirs with bad files only warn") {
+    const fs::path cfg =
+        dir.write("baddir.toml", "[plugins]\ndirs = [\"" +
+                                     fs::path(MR_FIXTURE_BAD_API_VERSION).parent_path().string() +
+                                     "\"]\n\n" + good_config());
+    const CliResult r = run_cli(with(check, {cfg.string()}));
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("skipping plugin '"));
+    CHECK_THAT(r.err, Catch::Contains("API version mismatch"));
+  }
+}
+
+TEST_CASE("cli: docs/config_reference.md matches `plugins describe --all --markdown`",
+          "[e2e][docs]") {
+#ifndef MR_DOCS_CANONICAL
+  WARN(
+      "SKIPPED: docs/config_reference.md is generated from the full build "
+      "(MR_WITH_TORCH=ON, MR_BUILD_PLUGINS=ON); this build has a different plugin set");
+  return;
+#endif
+  const CliResult r =
+      run_cli({"--plugin-dir", kPlaceholders, "plugins", "describe", "--all", "--markdown"});
+  REQUIRE(r.exit_code == 0);
+  const fs::path docs = fs::path(MR_SOURCE_DIR) / "docs" / "config_reference.md";
+  const std::string committed = fs::exists(docs) ? mr::tests::read_text(docs) : "";
+  if (r.out != committed) FAIL("docs/config_reference.md is stale: run `make docs`");
+}
