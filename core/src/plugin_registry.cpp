@@ -33,7 +33,11 @@ fs::path canonical_path(const fs::path& p) {
 class StagingRegistrar : public sdk::Registrar {
  public:
   void add(sdk::PluginDescriptor descriptor) override { added.push_back(std::move(descriptor)); }
+  void add_command(sdk::CommandDescriptor command) override {
+    commands.push_back(std::move(command));
+  }
   std::vector<sdk::PluginDescriptor> added;
+  std::vector<sdk::CommandDescriptor> commands;
 };
 
 }  // namespace
@@ -45,6 +49,7 @@ struct PluginRegistry::Impl {
   std::vector<std::shared_ptr<void>> libraries;
   std::set<fs::path> loaded_paths;
   std::map<std::string, std::unique_ptr<RegisteredPlugin>, std::less<>> plugins;
+  std::map<std::string, std::unique_ptr<RegisteredCommand>, std::less<>> commands;
 
   /// Origin of a plugin for messages: its library path, or the static origin name.
   static std::string origin_of(const RegisteredPlugin& p) {
@@ -53,6 +58,7 @@ struct PluginRegistry::Impl {
 
   /// Adds a library's staged descriptors, all or none. `origin` names it in errors.
   void commit(std::vector<sdk::PluginDescriptor> descriptors,
+              std::vector<sdk::CommandDescriptor> new_commands,
               const fs::path& library_path,
               const std::string& origin,
               const std::string& library_name,
@@ -71,6 +77,29 @@ struct PluginRegistry::Impl {
       if (!seen.insert(d.name).second)
         throw sdk::PluginError("duplicate plugin name '" + d.name + "': registered by '" + origin +
                                "' and already by '" + origin + "'");
+    }
+    std::set<std::string> seen_commands;
+    for (const auto& c : new_commands) {
+      if (c.name.empty() || !c.run)
+        throw sdk::PluginError("plugin library '" + origin +
+                               "' registered a command with no name or no function");
+      auto it = commands.find(c.name);
+      const std::string previous = it != commands.end() ? (it->second->library_path.empty()
+                                                               ? it->second->library_name
+                                                               : it->second->library_path.string())
+                                                        : origin;
+      if (it != commands.end() || !seen_commands.insert(c.name).second)
+        throw sdk::PluginError("duplicate command name '" + c.name + "': registered by '" + origin +
+                               "' and already by '" + previous + "'");
+    }
+    for (auto& c : new_commands) {
+      auto entry = std::make_unique<RegisteredCommand>();
+      entry->library = library;
+      entry->library_path = library_path;
+      entry->library_name = library_name;
+      std::string name = c.name;
+      entry->descriptor = std::move(c);
+      commands.emplace(std::move(name), std::move(entry));
     }
     for (auto& d : descriptors) {
       auto entry = std::make_unique<RegisteredPlugin>();
@@ -141,10 +170,12 @@ void PluginRegistry::load_library(const fs::path& path) {
   const std::string library_name = info->library_name ? info->library_name : "";
   const std::string library_version = info->library_version ? info->library_version : "";
   try {
-    impl_->commit(std::move(staging.added), canon, canon.string(), library_name, library_version,
-                  handle);
+    impl_->commit(std::move(staging.added), std::move(staging.commands), canon, canon.string(),
+                  library_name, library_version, handle);
   } catch (...) {
-    staging.added.clear();  // Destroy plugin-owned factories before `library` may unload.
+    // Destroy plugin-owned factories and commands before `library` may unload.
+    staging.added.clear();
+    staging.commands.clear();
     throw;
   }
   impl_->libraries.push_back(std::move(handle));
@@ -191,7 +222,8 @@ void PluginRegistry::register_static(void (*register_fn)(sdk::Registrar&),
   } catch (const std::exception& e) {
     throw sdk::PluginError("plugin '" + origin + "': registration failed: " + e.what());
   }
-  impl_->commit(std::move(staging.added), {}, origin, origin, MR_SDK_VERSION, nullptr);
+  impl_->commit(std::move(staging.added), std::move(staging.commands), {}, origin, origin,
+                MR_SDK_VERSION, nullptr);
 }
 
 const RegisteredPlugin* PluginRegistry::find(std::string_view name) const {
@@ -213,6 +245,17 @@ std::vector<const RegisteredPlugin*> PluginRegistry::all() const {
                    [](const RegisteredPlugin* a, const RegisteredPlugin* b) {
                      return a->descriptor.kind() < b->descriptor.kind();
                    });
+  return out;
+}
+
+const RegisteredCommand* PluginRegistry::find_command(std::string_view name) const {
+  auto it = impl_->commands.find(name);
+  return it == impl_->commands.end() ? nullptr : it->second.get();
+}
+
+std::vector<const RegisteredCommand*> PluginRegistry::commands() const {
+  std::vector<const RegisteredCommand*> out;
+  for (const auto& [name, command] : impl_->commands) out.push_back(command.get());
   return out;
 }
 

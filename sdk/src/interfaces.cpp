@@ -27,6 +27,10 @@ PairSelectionPolicy::~PairSelectionPolicy() = default;
 Optimizer::~Optimizer() = default;
 Registrar::~Registrar() = default;
 
+void Registrar::add_command(CommandDescriptor command) {
+  throw PluginError("this host does not accept plugin commands (command '" + command.name + "')");
+}
+
 void ModelBackend::reload(const std::filesystem::path& checkpoint_dir) {
   throw BackendError("model backend '" + info().name + "' cannot reload weights from '" +
                      checkpoint_dir.string() + "' (reload not supported)");
@@ -34,11 +38,16 @@ void ModelBackend::reload(const std::filesystem::path& checkpoint_dir) {
 
 const char* plugin_kind_name(PluginKind kind) {
   switch (kind) {
-    case PluginKind::ModelBackend: return "model_backend";
-    case PluginKind::JudgeRubric: return "judge_rubric";
-    case PluginKind::MetaJudge: return "meta_judge";
-    case PluginKind::PairSelection: return "pair_selection";
-    case PluginKind::Optimizer: return "optimizer";
+    case PluginKind::ModelBackend:
+      return "model_backend";
+    case PluginKind::JudgeRubric:
+      return "judge_rubric";
+    case PluginKind::MetaJudge:
+      return "meta_judge";
+    case PluginKind::PairSelection:
+      return "pair_selection";
+    case PluginKind::Optimizer:
+      return "optimizer";
   }
   return "unknown";
 }

@@ -365,3 +365,37 @@ TEST_CASE("cli: docs/config_reference.md matches `plugins describe --all --markd
   const std::string committed = fs::exists(docs) ? mr::tests::read_text(docs) : "";
   if (r.out != committed) FAIL("docs/config_reference.md is stale: run `make docs`");
 }
+
+TEST_CASE("cli: plugin libraries can contribute commands", "[e2e]") {
+  ScratchDir fixtures("commands");
+  fs::copy_file(MR_FIXTURE_COMMAND, fixtures.path() / "libfixture_command.so");
+  const std::string dir = fixtures.path().string();
+  SECTION("the command runs with its arguments") {
+    const CliResult r = run_cli({"--plugin-dir", dir, "fixture-echo", "a", "b"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "echo: a b (threads>0: yes)\n");
+  }
+  SECTION("its exit status is the command's") {
+    CHECK(run_cli({"--plugin-dir", dir, "fixture-echo", "fail"}).exit_code == 3);
+  }
+  SECTION("a ConfigError exits 2 and any other error exits 1, each with its message") {
+    const CliResult config = run_cli({"--plugin-dir", dir, "fixture-echo", "bad-config"});
+    CHECK(config.exit_code == 2);
+    CHECK_THAT(config.err, Catch::Contains("error: fixture-echo: bad config value"));
+    const CliResult boom = run_cli({"--plugin-dir", dir, "fixture-echo", "boom"});
+    CHECK(boom.exit_code == 1);
+    CHECK_THAT(boom.err, Catch::Contains("error: fixture-echo exploded"));
+  }
+  SECTION("--help lists plugin commands with their library") {
+    const CliResult r = run_cli({"--plugin-dir", dir, "--help"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("Commands from plugins:"));
+    CHECK_THAT(r.out, Catch::Contains("fixture-echo"));
+    CHECK_THAT(r.out, Catch::Contains("[mr-fixture-command]"));
+  }
+  SECTION("without the library the command is unknown") {
+    const CliResult r = run_cli({"fixture-echo"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown command 'fixture-echo'"));
+  }
+}

@@ -338,3 +338,45 @@ TEST_CASE("loader: the plugin search path has a fixed order and never includes c
   CHECK(path == expected);
   for (const auto& p : path) CHECK(p != fs::current_path());
 }
+
+TEST_CASE("loader: a library can contribute CLI commands", "[loader]") {
+  PluginRegistry registry;
+  registry.load_library(MR_FIXTURE_COMMAND);
+  const auto* command = registry.find_command("fixture-echo");
+  REQUIRE(command != nullptr);
+  CHECK(command->descriptor.summary == "Print the arguments (loader fixture).");
+  CHECK(command->library_name == "mr-fixture-command");
+  CHECK(command->library_path.string() == canon(MR_FIXTURE_COMMAND));
+  REQUIRE(registry.commands().size() == 1);
+  CHECK(registry.find_command("fixture-missing") == nullptr);
+
+  auto ctx = context_for("fixture-echo", 0);
+  CHECK(command->descriptor.run({"fail"}, *ctx) == 3);
+  CHECK_THROWS_AS(command->descriptor.run({"bad-config"}, *ctx), mr::sdk::ConfigError);
+
+  SECTION("a second library with the same command name is rejected whole") {
+    TempDir dir("dup-command");
+    fs::copy_file(MR_FIXTURE_COMMAND, dir.path() / "libcopy.so");
+    CHECK(load_error(registry, dir.path() / "libcopy.so") ==
+          "duplicate command name 'fixture-echo': registered by '" +
+              canon((dir.path() / "libcopy.so").c_str()) + "' and already by '" +
+              canon(MR_FIXTURE_COMMAND) + "'");
+    CHECK(registry.commands().size() == 1);
+  }
+}
+
+namespace {
+void register_command_twice(mr::sdk::Registrar& r) {
+  auto run = [](const std::vector<std::string>&, mr::sdk::HostContext&) { return 0; };
+  r.add_command({"twice", "first", run});
+  r.add_command({"twice", "second", run});
+}
+}  // namespace
+
+TEST_CASE("loader: one library registering a command name twice is rejected", "[loader]") {
+  PluginRegistry registry;
+  CHECK_THROWS_WITH(registry.register_static(&register_command_twice, "static-commands"),
+                    "duplicate command name 'twice': registered by 'static-commands' and already "
+                    "by 'static-commands'");
+  CHECK(registry.find_command("twice") == nullptr);
+}

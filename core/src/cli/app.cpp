@@ -1,6 +1,7 @@
 // The `metareward` dispatcher: global options, the command table and exit codes.
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -51,11 +52,23 @@ std::string command_list(bool trailing_newline = true) {
   return text;
 }
 
-void print_help(std::ostream& out) {
+/// Commands contributed by plugin libraries, one line each (empty when none).
+std::string plugin_command_list(const PluginRegistry& registry) {
+  std::ostringstream out;
+  for (const auto* c : registry.commands())
+    out << "  " << c->descriptor.name
+        << std::string(c->descriptor.name.size() < 16 ? 18 - c->descriptor.name.size() : 2, ' ')
+        << c->descriptor.summary << "  [" << c->library_name << "]\n";
+  return out.str();
+}
+
+void print_help(std::ostream& out, const PluginRegistry& registry) {
+  const std::string plugin_commands = plugin_command_list(registry);
   out << "metareward " MR_SDK_VERSION " - Meta-Rewarding LLM alignment\n\n"
       << "Usage: metareward [global options] <command> [command options]\n\n"
       << "Commands:\n"
       << command_list() << "\n"
+      << (plugin_commands.empty() ? "" : "Commands from plugins:\n" + plugin_commands + "\n")
       << global_options() << "\n"
       << "Environment:\n"
       << "  METAREWARD_PLUGIN_PATH  Colon-separated plugin directories, searched before "
@@ -77,6 +90,23 @@ const Command* match_command(const std::vector<std::string>& words, std::size_t&
     }
   }
   return nullptr;
+}
+
+/// Runs a plugin-contributed command. Exceptions from plugin code are turned into host
+/// exceptions here, while the plugin's library is certainly still loaded.
+int run_plugin_command(const RegisteredCommand& command, const std::vector<std::string>& args) {
+  auto ctx = std::make_shared<PluginHostContext>(
+      command.descriptor.name, sdk::Config("", {}, 1), 0, std::filesystem::path(),
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  try {
+    return command.descriptor.run(args, *ctx);
+  } catch (const sdk::ConfigError& e) {
+    throw sdk::ConfigError(e.what());
+  } catch (const std::exception& e) {
+    throw sdk::Error(e.what());
+  } catch (...) {
+    throw sdk::Error("command '" + command.descriptor.name + "' failed: unknown exception");
+  }
 }
 
 int dispatch(int argc, char** argv) {
@@ -107,15 +137,29 @@ int dispatch(int argc, char** argv) {
   }
   std::size_t consumed = 0;
   const Command* command = match_command(words, consumed);
+  // Plugin commands and the full help need the plugins; host commands load what they need.
+  PluginRegistry registry;
+  const bool needs_plugins = command == nullptr && !(words.empty() && !vm.count("help"));
+  if (needs_plugins) {
+    init_logging(globals.log_level);
+    load_search_path(registry, globals);
+  }
+  const RegisteredCommand* plugin_command =
+      (command == nullptr && !words.empty()) ? registry.find_command(words[0]) : nullptr;
+  if (plugin_command != nullptr) {
+    if (vm.count("help")) words.insert(words.begin() + 1, "--help");
+    return run_plugin_command(*plugin_command,
+                              std::vector<std::string>(words.begin() + 1, words.end()));
+  }
   if (vm.count("help")) {
     if (command == nullptr) {
-      print_help(std::cout);
+      print_help(std::cout, registry);
       return 0;
     }
     words.insert(words.begin() + static_cast<std::ptrdiff_t>(consumed), "--help");
   }
   if (words.empty()) {
-    print_help(std::cerr);
+    print_help(std::cerr, registry);
     return 2;
   }
   if (command == nullptr) {
@@ -126,7 +170,10 @@ int dispatch(int argc, char** argv) {
       throw UsageError("'" + words[0] + "' needs a subcommand; commands are:\n" +
                        command_list(false));
     const std::string given = group ? words[0] + " " + words[1] : words[0];
-    throw UsageError("unknown command '" + given + "'; commands are:\n" + command_list(false));
+    const std::string from_plugins = plugin_command_list(registry);
+    throw UsageError(
+        "unknown command '" + given + "'; commands are:\n" + command_list(false) +
+        (from_plugins.empty() ? "" : "\n" + from_plugins.substr(0, from_plugins.size() - 1)));
   }
   init_logging(globals.log_level);
   std::vector<std::string> args(words.begin() + static_cast<std::ptrdiff_t>(consumed), words.end());

@@ -26,6 +26,14 @@ struct RegisteredPlugin {
   std::string library_version;
 };
 
+/// A CLI command contributed by a plugin library.
+struct RegisteredCommand {
+  std::shared_ptr<void> library;  ///< Declared first: destroyed after the command's code.
+  sdk::CommandDescriptor descriptor;
+  std::filesystem::path library_path;
+  std::string library_name;
+};
+
 /// Read-only view used by config validation: find a plugin's schema by name.
 class PluginCatalog {
  public:
@@ -58,6 +66,11 @@ class PluginRegistry : public PluginCatalog {
   std::vector<std::string> names(sdk::PluginKind kind) const override;
   /// All plugins, sorted by (kind, name).
   std::vector<const RegisteredPlugin*> all() const;
+
+  /// The plugin-contributed command called `name`, or nullptr.
+  const RegisteredCommand* find_command(std::string_view name) const;
+  /// All plugin-contributed commands, sorted by name.
+  std::vector<const RegisteredCommand*> commands() const;
 
  private:
   struct Impl;
@@ -109,8 +122,7 @@ std::shared_ptr<Interface> create_plugin(const RegisteredPlugin& plugin,
   // The deleter owns the library and the context: the object's code and its host services stay
   // valid for exactly as long as the object does.
   auto library = plugin.library;
-  return std::shared_ptr<Interface>(object.release(),
-                                    [library, ctx](Interface* p) { delete p; });
+  return std::shared_ptr<Interface>(object.release(), [library, ctx](Interface* p) { delete p; });
 }
 
 }  // namespace mr::core

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "metareward/sdk/config.hpp"
 #include "metareward/sdk/host.hpp"
@@ -46,23 +47,35 @@ template <class Interface>
 using Factory = std::function<std::unique_ptr<Interface>(HostContext& ctx)>;
 
 /// One factory of any kind; the variant index is the PluginKind.
-using AnyFactory = std::variant<Factory<ModelBackend>, Factory<JudgeRubric>,
-                                Factory<MetaJudgeStrategy>, Factory<PairSelectionPolicy>,
+using AnyFactory = std::variant<Factory<ModelBackend>,
+                                Factory<JudgeRubric>,
+                                Factory<MetaJudgeStrategy>,
+                                Factory<PairSelectionPolicy>,
                                 Factory<Optimizer>>;
 
 /// Maps an interface type to its kind (compile-time).
 template <class Interface>
 constexpr PluginKind kind_of();
 template <>
-constexpr PluginKind kind_of<ModelBackend>() { return PluginKind::ModelBackend; }
+constexpr PluginKind kind_of<ModelBackend>() {
+  return PluginKind::ModelBackend;
+}
 template <>
-constexpr PluginKind kind_of<JudgeRubric>() { return PluginKind::JudgeRubric; }
+constexpr PluginKind kind_of<JudgeRubric>() {
+  return PluginKind::JudgeRubric;
+}
 template <>
-constexpr PluginKind kind_of<MetaJudgeStrategy>() { return PluginKind::MetaJudge; }
+constexpr PluginKind kind_of<MetaJudgeStrategy>() {
+  return PluginKind::MetaJudge;
+}
 template <>
-constexpr PluginKind kind_of<PairSelectionPolicy>() { return PluginKind::PairSelection; }
+constexpr PluginKind kind_of<PairSelectionPolicy>() {
+  return PluginKind::PairSelection;
+}
 template <>
-constexpr PluginKind kind_of<Optimizer>() { return PluginKind::Optimizer; }
+constexpr PluginKind kind_of<Optimizer>() {
+  return PluginKind::Optimizer;
+}
 
 /// Everything the host knows about one plugin before constructing it.
 struct PluginDescriptor {
@@ -75,6 +88,18 @@ struct PluginDescriptor {
   PluginKind kind() const { return static_cast<PluginKind>(factory.index()); }
 };
 
+/// A CLI subcommand contributed by a plugin library, e.g. the torch backend's `init-model` or the
+/// optimizer library's `train-dpo`. Runs as `metareward NAME [args...]`.
+struct CommandDescriptor {
+  std::string name;     ///< One word, lowercase with dashes; must not clash with host commands.
+  std::string summary;  ///< One line for `metareward --help`.
+  /// Runs the command on the arguments after its name (global options already removed). Returns
+  /// the exit status: 0 ok, 1 runtime error, 2 usage error (print the usage to stderr first).
+  /// Throwing sdk::ConfigError exits 2, any other exception exits 1, both printing the message.
+  /// `ctx` has an empty config, seed 0 and threads = all cores; it outlives the call.
+  std::function<int(const std::vector<std::string>& args, HostContext& ctx)> run;
+};
+
 /// Collects a library's descriptors during registration. Implemented by the host; valid only
 /// during the registration call.
 class Registrar {
@@ -84,9 +109,16 @@ class Registrar {
   /// host reports naming both files.
   virtual void add(PluginDescriptor descriptor) = 0;
 
+  /// Adds a CLI subcommand. A name already taken (by the host or another library) is an error.
+  /// Default: throws PluginError (a host that takes no commands, e.g. a test registrar).
+  virtual void add_command(CommandDescriptor command);
+
   /// Typed convenience over add(PluginDescriptor).
   template <class Interface>
-  void add(std::string name, std::string version, std::string description, Schema schema,
+  void add(std::string name,
+           std::string version,
+           std::string description,
+           Schema schema,
            Factory<Interface> factory) {
     add(PluginDescriptor{std::move(name), std::move(version), std::move(description),
                          std::move(schema), AnyFactory(std::move(factory))});
@@ -99,10 +131,10 @@ extern "C" {
 /// The struct a plugin library's entry symbol returns. `api_version` stays the first member in
 /// every future version so that any host can read it.
 struct MrPluginInfo {
-  std::uint32_t api_version;        ///< MR_PLUGIN_API_VERSION at plugin build time.
-  const char* build_fingerprint;    ///< MR_BUILD_FINGERPRINT at plugin build time.
-  const char* library_name;         ///< e.g. "mr-recipe".
-  const char* library_version;      ///< The library's own version, informational.
+  std::uint32_t api_version;      ///< MR_PLUGIN_API_VERSION at plugin build time.
+  const char* build_fingerprint;  ///< MR_BUILD_FINGERPRINT at plugin build time.
+  const char* library_name;       ///< e.g. "mr-recipe".
+  const char* library_version;    ///< The library's own version, informational.
   void (*register_plugins)(mr::sdk::Registrar& registrar);
 };
 }
@@ -112,7 +144,7 @@ struct MrPluginInfo {
 
 /// Defines and exports the library's entry symbol. Use exactly once per library.
 #define MR_PLUGIN(LIBRARY_NAME, LIBRARY_VERSION, REGISTER_FN)                                 \
-  extern "C" __attribute__((visibility("default"))) const MrPluginInfo* mr_plugin_info() {   \
+  extern "C" __attribute__((visibility("default"))) const MrPluginInfo* mr_plugin_info() {    \
     static const MrPluginInfo info{MR_PLUGIN_API_VERSION, MR_BUILD_FINGERPRINT, LIBRARY_NAME, \
                                    LIBRARY_VERSION, &REGISTER_FN};                            \
     return &info;                                                                             \
