@@ -36,6 +36,11 @@ void ModelBackend::reload(const std::filesystem::path& checkpoint_dir) {
                      checkpoint_dir.string() + "' (reload not supported)");
 }
 
+std::vector<ScoreResult> ModelBackend::score(const std::vector<ScoreRequest>&) {
+  throw BackendError("model backend '" + info().name +
+                     "' cannot score completions (not supported)");
+}
+
 const char* plugin_kind_name(PluginKind kind) {
   switch (kind) {
     case PluginKind::ModelBackend:

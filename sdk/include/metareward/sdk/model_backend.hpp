@@ -18,11 +18,27 @@ class TrainableModel;  // trainable_model.hpp (needs libtorch)
 
 /// Static facts about a loaded model, for logs and the run manifest.
 struct ModelInfo {
-  std::string name;            ///< Config name of the model (`[models.NAME]`).
-  std::string architecture;    ///< e.g. "LlamaForCausalLM".
-  std::string path;            ///< Checkpoint directory.
+  std::string name;          ///< Config name of the model (`[models.NAME]`).
+  std::string architecture;  ///< e.g. "LlamaForCausalLM".
+  std::string path;          ///< Checkpoint directory.
   std::int64_t parameters = 0;
   std::int64_t context_length = 0;
+};
+
+/// A request to score `completion` as the assistant's reply to `messages`.
+struct ScoreRequest {
+  std::string id;
+  Conversation messages;   ///< Rendered with the chat template + generation prompt.
+  std::string completion;  ///< Assistant content; the end-of-turn token is appended, as in DPO.
+};
+
+/// Log-probabilities of a completion's tokens given the prompt (the quantity DPO needs).
+struct ScoreResult {
+  std::string request_id;
+  double logprob_sum = 0.0;             ///< Sum over the completion tokens (incl. end of turn).
+  std::vector<double> token_logprobs;   ///< One per completion token, in order.
+  std::vector<std::int64_t> token_ids;  ///< The completion tokens scored.
+  std::string error;                    ///< Non-empty when this request failed.
 };
 
 /// A loaded model. Created by the factory from a `[models.NAME]` table (with `type` naming the
@@ -39,10 +55,15 @@ class ModelBackend {
   /// same order. Must be deterministic for equal (request, seed) regardless of how the host
   /// batches requests. A request that fails sets GenerationResult::error rather than throwing;
   /// throwing (BackendError) aborts the stage.
-  virtual std::vector<GenerationResult> generate(const std::vector<GenerationRequest>& requests) = 0;
+  virtual std::vector<GenerationResult> generate(
+      const std::vector<GenerationRequest>& requests) = 0;
 
   /// Required. Number of tokens `text` encodes to (no special tokens added).
   virtual std::int64_t count_tokens(std::string_view text) const = 0;
+
+  /// Optional. Log-probabilities of each request's completion, one result per request in order.
+  /// Default: throws BackendError("scoring not supported").
+  virtual std::vector<ScoreResult> score(const std::vector<ScoreRequest>& requests);
 
   /// Optional. The training view of this model, or nullptr when the backend cannot train.
   /// The returned object is owned by the backend and lives as long as it.
