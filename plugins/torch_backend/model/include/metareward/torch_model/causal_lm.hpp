@@ -1,0 +1,131 @@
+/// @file causal_lm.hpp
+/// Llama-family decoder-only causal LM (LlamaForCausalLM, Qwen2ForCausalLM) as a
+/// torch::nn::Module with Hugging Face parameter names, batched forward with left padding and a
+/// KV cache, and HF-layout checkpoint loading/saving.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "metareward/safetensors/safetensors.hpp"
+#include "metareward/torch_model/kv_cache.hpp"
+#include "metareward/torch_model/model_config.hpp"
+
+namespace mr::torch_backend {
+
+namespace detail {
+class DecoderImpl;
+class LinearImpl;
+}  // namespace detail
+
+/// Where and in which dtype a model's parameters and computations live.
+struct ModelOptions {
+  /// Parameter and compute dtype: float32 (default) or bfloat16 / float16. RMSNorm and softmax
+  /// always compute in float32 (as HF does); logits are returned in float32.
+  torch::Dtype dtype = torch::kFloat32;
+  /// Device of the parameters; inputs may live anywhere (they are moved).
+  torch::Device device = torch::kCPU;
+};
+
+/// The model. Parameters are registered under HF names (`named_parameters()` yields
+/// "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", ..., "lm_head.weight"
+/// unless tied) in parameter_specs() order. Construction allocates uninitialized parameters;
+/// fill them with load_weights() or initialize(). Not thread-safe. Does not set the number of
+/// torch threads (the backend calls torch::set_num_threads from its configuration). Wrap
+/// inference in c10::InferenceMode (or torch::NoGradGuard); forward() does not.
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  /// Builds the module tree for `config`. Throws BackendError on an unsupported dtype.
+  explicit CausalLMImpl(ModelConfig config, const ModelOptions& options = {});
+  ~CausalLMImpl() override;
+
+  /// The config the model was built from.
+  const ModelConfig& config() const { return config_; }
+  /// Parameter / compute dtype (that of the parameters now).
+  torch::Dtype dtype() const;
+  /// Parameter device (that of the parameters now, e.g. after `to(torch::kCUDA)`).
+  torch::Device device() const;
+
+  /// Logits [B, T, V] (float32) for `input_ids` [B, T] (int64).
+  /// - `attention_mask` [B, P + T] (P = cache length, 0 without a cache), 1 = real token,
+  ///   0 = padding (left padding for generation; right padding also works without a cache).
+  ///   Keys at 0 positions are never attended to. Queries at padding positions produce finite
+  ///   garbage (ignore their outputs).
+  /// - `position_ids` [B, T]: RoPE positions of the new tokens, e.g. the last T columns of
+  ///   position_ids_from_mask(attention_mask).
+  /// - `cache`: nullptr for a full pass (training), or the generation's cache, whose length is
+  ///   P; the pass appends the T new keys/values and advances it to P + T.
+  /// Differentiable when grad mode is on (use no cache then). Throws BackendError on
+  /// inconsistent shapes or token ids outside [0, vocab_size).
+  torch::Tensor forward(const torch::Tensor& input_ids,
+                        const torch::Tensor& attention_mask,
+                        const torch::Tensor& position_ids,
+                        KVCache* cache = nullptr);
+
+  /// forward() up to the final norm: hidden states [B, T, hidden] in the model dtype. Use with
+  /// logits() to project only the positions needed (e.g. the last one while generating).
+  torch::Tensor hidden_states(const torch::Tensor& input_ids,
+                              const torch::Tensor& attention_mask,
+                              const torch::Tensor& position_ids,
+                              KVCache* cache = nullptr);
+
+  /// Float32 logits [..., V] of hidden states [..., hidden] (lm_head, or the embedding matrix
+  /// when tied).
+  torch::Tensor logits(const torch::Tensor& hidden);
+
+  /// An empty KV cache for `batch_size` rows of up to `capacity` positions, in the model's
+  /// dtype and device.
+  KVCache make_cache(std::int64_t batch_size, std::int64_t capacity) const;
+
+  /// Sets every parameter to the value init_random_checkpoint() writes for `seed`.
+  void initialize(std::uint64_t seed);
+
+ private:
+  ModelConfig config_;
+  ModelOptions options_;
+  std::shared_ptr<detail::DecoderImpl> model_;
+  std::shared_ptr<detail::LinearImpl> lm_head_;  // nullptr when tied to the embeddings.
+  torch::Tensor inv_freq_;                       // RoPE inverse frequencies [head_dim/2], f32.
+};
+
+/// Module holder (shared pointer) of CausalLMImpl.
+TORCH_MODULE(CausalLM);
+
+/// RoPE positions [B, S] for an attention mask [B, S] with left padding: the index of each
+/// position among its row's real tokens (cumsum(mask) - 1, clamped at 0 on the padding).
+torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask);
+
+/// Reads `dir`/config.json, builds the model with `options` and loads the weights
+/// (model.safetensors or sharded via model.safetensors.index.json). Throws BackendError.
+CausalLM load_causal_lm(const std::filesystem::path& dir, const ModelOptions& options = {});
+
+/// Loads the checkpoint's weights in `dir` into `model`, converting F32/F16/BF16 to the model
+/// dtype. Every parameter must be present with its exact shape and no unknown tensor may be
+/// present (a tied "lm_head.weight" and "*.rotary_emb.inv_freq" buffers are ignored); otherwise
+/// throws BackendError listing the missing, unexpected and mis-shaped tensors.
+void load_weights(CausalLMImpl& model, const std::filesystem::path& dir);
+
+/// Options of save_checkpoint().
+struct SaveOptions {
+  /// On-disk dtype of the weights.
+  safetensors::DType dtype = safetensors::DType::kF32;
+  /// Copy tokenizer.json, tokenizer_config.json, special_tokens_map.json and
+  /// generation_config.json from here (e.g. the checkpoint the model was loaded from); without
+  /// it only a generation_config.json built from the config is written.
+  std::optional<std::filesystem::path> copy_files_from;
+};
+
+/// Writes `model` to `dir` in HF layout (config.json, model.safetensors with metadata
+/// format=pt, generation_config.json, tokenizer files per `options`), atomically: staged in a
+/// sibling temporary directory renamed over `dir`. Throws BackendError.
+void save_checkpoint(const CausalLMImpl& model,
+                     const std::filesystem::path& dir,
+                     const SaveOptions& options = {});
+
+}  // namespace mr::torch_backend
