@@ -120,8 +120,8 @@ const Value* find_in(const Table& table, const std::string& key) {
 
 class Resolver {
  public:
-  Resolver(const ConfigDocument& doc, const PluginCatalog& catalog)
-      : doc_(doc), catalog_(catalog), file_(doc.file.string()), issues_(file_) {}
+  Resolver(const ConfigDocument& doc, const PluginCatalog& catalog, const ResolveOptions& options)
+      : doc_(doc), catalog_(catalog), options_(options), file_(doc.file.string()), issues_(file_) {}
 
   ResolvedConfig run() {
     iterations_ = declared_iterations();
@@ -186,6 +186,7 @@ class Resolver {
 
     for (const auto& slot : kPluginSlots) {
       const Value* given = section_value(doc_.root, slot.path, "");
+      if (given == nullptr && !options_.default_plugin_tables) continue;
       if (auto resolved = resolve_plugin(slot.path, slot.kind, given, slot.default_type, out))
         root.emplace(slot.path, std::move(*resolved));
     }
@@ -508,6 +509,7 @@ class Resolver {
 
   const ConfigDocument& doc_;
   const PluginCatalog& catalog_;
+  ResolveOptions options_;
   std::string file_;
   IssueList issues_;
   int iterations_ = 0;
@@ -545,8 +547,10 @@ void write_table(std::ostringstream& out,
 
 }  // namespace
 
-ResolvedConfig resolve_config(const ConfigDocument& doc, const PluginCatalog& plugins) {
-  return Resolver(doc, plugins).run();
+ResolvedConfig resolve_config(const ConfigDocument& doc,
+                              const PluginCatalog& plugins,
+                              const ResolveOptions& options) {
+  return Resolver(doc, plugins, options).run();
 }
 
 std::string ResolvedConfig::to_toml() const {

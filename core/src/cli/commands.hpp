@@ -63,5 +63,9 @@ int plugins_list(const GlobalOptions& globals, const std::vector<std::string>& a
 int plugins_describe(const GlobalOptions& globals, const std::vector<std::string>& args);
 int config_check(const GlobalOptions& globals, const std::vector<std::string>& args);
 int config_show(const GlobalOptions& globals, const std::vector<std::string>& args);
+int generate_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int score_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int train_dpo_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 
 }  // namespace mr::core::cli

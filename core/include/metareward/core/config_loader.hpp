@@ -47,7 +47,16 @@ struct ResolvedConfig {
 /// Validates `doc` against the host schema and the schemas of the plugins it names. Collects
 /// every error and throws one sdk::ConfigError listing them all, one per line, each
 /// "file:line:col: [toml.path] message".
-ResolvedConfig resolve_config(const ConfigDocument& doc, const PluginCatalog& plugins);
+/// How resolve_config treats what the document leaves out.
+struct ResolveOptions {
+  /// Absent [judge_rubric], [meta_judge], [pair_selection], [optimizer] tables get their default
+  /// plugin (a run needs all four). Commands that use only some (e.g. `generate`) turn this off:
+  /// absent plugin tables are then left out of the result.
+  bool default_plugin_tables = true;
+};
+
+ResolvedConfig resolve_config(const ConfigDocument& doc, const PluginCatalog& plugins,
+                              const ResolveOptions& options = {});
 
 /// The host's own sections and their schemas ("run", "prompts", "roles", "generation.actor",
 /// ...), for validation and the docs.

@@ -1,0 +1,345 @@
+// Commands that drive a model through the SDK interfaces only, whatever backend and optimizer
+// plugins provide them: `generate`, `score`, `train-dpo`, `sft`. Core stays libtorch-free: it
+// hands the backend's opaque TrainableModel to the optimizer plugin.
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "metareward/core/config_loader.hpp"
+#include "metareward/core/jsonl.hpp"
+#include "metareward/core/logging.hpp"
+#include "metareward/sdk/error.hpp"
+
+namespace mr::core::cli {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+/// The backend (and optionally optimizer) a model command works with, built from a small
+/// in-memory run config so that --set overrides are validated exactly as in a run config.
+struct ModelSession {
+  PluginRegistry registry;
+  ResolvedConfig resolved;
+  std::shared_ptr<sdk::ModelBackend> backend;
+  std::shared_ptr<sdk::Optimizer> optimizer;
+  std::uint64_t seed = 0;
+  int threads = 1;
+};
+
+void add_model_options(po::options_description& options) {
+  options.add_options()("model", po::value<std::string>()->value_name("DIR"),
+                        "Model checkpoint directory (HF layout).")(
+      "backend", po::value<std::string>()->default_value("torch")->value_name("NAME"),
+      "Model backend plugin.")(
+      "set", po::value<std::vector<std::string>>()->composing()->value_name("KEY=VALUE"),
+      "Override a config value, e.g. --set models.policy.dtype=bfloat16 or "
+      "--set optimizer.beta=0.2 (repeatable).")("seed", po::value<std::int64_t>()->default_value(1),
+                                                "Seed (run.seed).")(
+      "threads", po::value<int>()->default_value(0), "Intra-op threads (0 = all cores).");
+}
+
+std::string required(const po::variables_map& vm,
+                     const std::string& command,
+                     const std::string& key) {
+  if (!vm.count(key)) throw UsageError(command + ": --" + key + " is required");
+  return vm[key].as<std::string>();
+}
+
+/// Builds the session: loads plugins, validates [models.policy] (+ [optimizer]), constructs.
+void open_session(ModelSession& s,
+                  const std::string& command,
+                  const GlobalOptions& globals,
+                  const po::variables_map& vm,
+                  const std::string& optimizer_name) {
+  const std::string model = required(vm, command, "model");
+  s.seed = static_cast<std::uint64_t>(std::max<std::int64_t>(0, vm["seed"].as<std::int64_t>()));
+  const int threads = vm["threads"].as<int>();
+  s.threads =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  sdk::Table policy;
+  policy["type"] = sdk::Value(vm["backend"].as<std::string>());
+  policy["path"] = sdk::Value(model);
+  sdk::Table models;
+  models["policy"] = sdk::Value(std::move(policy));
+  sdk::Table run;
+  run["iterations"] = sdk::Value(1);
+  run["seed"] = sdk::Value(static_cast<std::int64_t>(s.seed));
+  ConfigDocument doc;
+  doc.file = command;
+  doc.root["run"] = sdk::Value(std::move(run));
+  doc.root["models"] = sdk::Value(std::move(models));
+  if (!optimizer_name.empty()) {
+    sdk::Table optimizer;
+    optimizer["type"] = sdk::Value(optimizer_name);
+    doc.root["optimizer"] = sdk::Value(std::move(optimizer));
+  }
+  if (vm.count("set")) apply_overrides(doc, vm["set"].as<std::vector<std::string>>());
+
+  load_search_path(s.registry, globals);
+  ResolveOptions options;
+  options.default_plugin_tables = false;  // Only the tables built above are needed.
+  s.resolved = resolve_config(doc, s.registry, options);
+
+  const RegisteredPlugin* backend = s.registry.find(s.resolved.plugin_of.at("models.policy"));
+  auto backend_ctx = std::make_shared<PluginHostContext>(
+      "models.policy", s.resolved.section("models.policy"), s.seed, fs::path(), s.threads);
+  s.backend = create_plugin<sdk::ModelBackend>(*backend, backend_ctx);
+  if (!optimizer_name.empty()) {
+    const RegisteredPlugin* opt = s.registry.find(s.resolved.plugin_of.at("optimizer"));
+    auto opt_ctx = std::make_shared<PluginHostContext>(
+        opt->descriptor.name, s.resolved.section("optimizer"), s.seed, fs::path(), s.threads);
+    s.optimizer = create_plugin<sdk::Optimizer>(*opt, opt_ctx);
+  }
+}
+
+void log_input(const std::string& what, const std::string& source, const JsonlStats& stats) {
+  if (stats.dropped_total() > 0)
+    spdlog::warn("{} {}: {}", what, source, stats.summary());
+  else
+    spdlog::info("{} {}: {}", what, source, stats.summary());
+}
+
+const char* finish_name(sdk::FinishReason r) {
+  switch (r) {
+    case sdk::FinishReason::Stop:
+      return "stop";
+    case sdk::FinishReason::Length:
+      return "length";
+    case sdk::FinishReason::Error:
+      return "error";
+  }
+  return "error";
+}
+
+/// Trains with the session's optimizer and reports metrics; shared by train-dpo and sft.
+int train(ModelSession& s,
+          const std::vector<sdk::PreferencePair>& pairs,
+          const fs::path& out,
+          const std::string& metrics_path) {
+  sdk::TrainableModel* model = s.backend->trainable();
+  if (model == nullptr)
+    throw sdk::BackendError("model backend '" + s.resolved.plugin_of.at("models.policy") +
+                            "' cannot train (it has no trainable view)");
+  if (pairs.empty()) throw sdk::DataError("no usable training rows");
+  std::vector<std::string> metric_lines;
+  sdk::TrainingJob job;
+  job.info = {1, 1, sdk::derive_seed(s.seed, 0x7261696e)};
+  job.output_dir = out;
+  job.state_dir = fs::path(out.string() + ".state");
+  job.on_step = [&](const sdk::StepMetrics& m) {
+    json row = {{"step", m.step}};
+    for (const auto& [k, v] : m.values) row[k] = v;
+    metric_lines.push_back(row.dump());
+    const auto value = [&](const char* k) {
+      auto it = m.values.find(k);
+      return it == m.values.end() ? 0.0 : it->second;
+    };
+    spdlog::info("step {}: loss {:.4f} lr {:.3g} grad_norm {:.3f}", m.step, value("loss"),
+                 value("lr"), value("grad_norm"));
+  };
+  const sdk::TrainingSummary summary = s.optimizer->train(*model, pairs, job);
+  if (!metrics_path.empty()) write_lines_atomic(metrics_path, metric_lines);
+  json result = {{"output_dir", out.string()}, {"steps", summary.steps}};
+  for (const auto& [k, v] : summary.metrics) result[k] = v;
+  std::cout << result.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int generate_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  add_model_options(options);
+  options.add_options()(
+      "input", po::value<std::string>()->default_value("-"),
+      "JSONL prompts ({\"prompt\"}, {\"messages\"} or {\"instruction\"}); - = stdin.")(
+      "output", po::value<std::string>()->default_value("-"), "JSONL completions; - = stdout.")(
+      "n", po::value<int>()->default_value(1), "Samples per prompt (sharing one prefill).")(
+      "temperature", po::value<double>()->default_value(0.8), "Sampling temperature (0 = greedy).")(
+      "top-p", po::value<double>()->default_value(0.95), "Nucleus sampling threshold.")(
+      "top-k", po::value<int>()->default_value(0), "Top-k (0 = off).")(
+      "max-new-tokens", po::value<int>()->default_value(256), "Tokens to generate at most.")(
+      "stop", po::value<std::vector<std::string>>()->composing(), "Stop string (repeatable).")(
+      "batch-size", po::value<int>()->default_value(16), "Prompts per generate() call.");
+  po::variables_map vm;
+  if (!parse_command_args("generate", "--model DIR [options]", options, {}, args, vm)) return 0;
+  if (vm["n"].as<int>() < 1) throw UsageError("generate: --n must be >= 1");
+  if (vm["batch-size"].as<int>() < 1) throw UsageError("generate: --batch-size must be >= 1");
+
+  ModelSession s;
+  open_session(s, "generate", globals, vm, "");
+  const std::string input = vm["input"].as<std::string>();
+  JsonlStats stats;
+  std::vector<PromptRow> rows = read_prompt_rows(*open_input(input), input, stats);
+  log_input("prompts", input, stats);
+
+  sdk::SamplingParams sampling;
+  sampling.temperature = vm["temperature"].as<double>();
+  sampling.top_p = vm["top-p"].as<double>();
+  sampling.top_k = vm["top-k"].as<int>();
+  sampling.max_new_tokens = vm["max-new-tokens"].as<int>();
+  if (vm.count("stop")) sampling.stop = vm["stop"].as<std::vector<std::string>>();
+
+  std::vector<std::string> lines;
+  auto progress = make_progress("generate", rows.size());
+  const std::size_t batch = static_cast<std::size_t>(vm["batch-size"].as<int>());
+  std::int64_t failed = 0;
+  for (std::size_t start = 0; start < rows.size(); start += batch) {
+    std::vector<sdk::GenerationRequest> requests;
+    for (std::size_t i = start; i < std::min(rows.size(), start + batch); ++i)
+      // Seed per row: results do not depend on --batch-size.
+      requests.push_back(
+          {rows[i].id, rows[i].messages, sampling, vm["n"].as<int>(), sdk::derive_seed(s.seed, i)});
+    std::vector<sdk::GenerationResult> results = s.backend->generate(requests);
+    if (results.size() != requests.size())
+      throw sdk::BackendError("backend returned " + std::to_string(results.size()) +
+                              " results for " + std::to_string(requests.size()) + " requests");
+    std::uint64_t tokens = 0;
+    for (std::size_t j = 0; j < results.size(); ++j) {
+      json row = {{"id", requests[j].id},
+                  {"messages", json::parse(conversation_json(requests[j].messages))}};
+      if (!results[j].error.empty()) {
+        ++failed;
+        row["error"] = results[j].error;
+        spdlog::warn("generate: request '{}' failed: {}", requests[j].id, results[j].error);
+      }
+      json completions = json::array();
+      for (const auto& c : results[j].completions) {
+        completions.push_back({{"text", c.text},
+                               {"tokens", c.tokens},
+                               {"finish_reason", finish_name(c.finish_reason)}});
+        tokens += static_cast<std::uint64_t>(c.tokens);
+      }
+      row["completions"] = completions;
+      lines.push_back(row.dump());
+    }
+    progress->advance(requests.size(), tokens);
+  }
+  progress.reset();
+  write_lines_atomic(vm["output"].as<std::string>(), lines);
+  if (failed > 0) spdlog::warn("generate: {} of {} requests failed", failed, rows.size());
+  return failed > 0 ? 1 : 0;
+}
+
+int score_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  add_model_options(options);
+  options.add_options()("input", po::value<std::string>()->default_value("-"),
+                        "JSONL {\"prompt\" | \"messages\", \"completion\"}; - = stdin.")(
+      "output", po::value<std::string>()->default_value("-"), "JSONL log-probs; - = stdout.")(
+      "batch-size", po::value<int>()->default_value(8), "Rows per score() call.");
+  po::variables_map vm;
+  if (!parse_command_args("score", "--model DIR [options]", options, {}, args, vm)) return 0;
+  if (vm["batch-size"].as<int>() < 1) throw UsageError("score: --batch-size must be >= 1");
+  ModelSession s;
+  open_session(s, "score", globals, vm, "");
+  const std::string input = vm["input"].as<std::string>();
+  JsonlStats stats;
+  std::vector<PairRow> rows = read_score_rows(*open_input(input), input, stats);
+  log_input("score rows", input, stats);
+
+  std::vector<std::string> lines;
+  auto progress = make_progress("score", rows.size());
+  const std::size_t batch = static_cast<std::size_t>(vm["batch-size"].as<int>());
+  std::int64_t failed = 0;
+  for (std::size_t start = 0; start < rows.size(); start += batch) {
+    std::vector<sdk::ScoreRequest> requests;
+    for (std::size_t i = start; i < std::min(rows.size(), start + batch); ++i)
+      requests.push_back({rows[i].id, rows[i].prompt, rows[i].chosen});
+    std::vector<sdk::ScoreResult> results = s.backend->score(requests);
+    if (results.size() != requests.size())
+      throw sdk::BackendError("backend returned " + std::to_string(results.size()) +
+                              " scores for " + std::to_string(requests.size()) + " requests");
+    for (std::size_t j = 0; j < results.size(); ++j) {
+      json row = {{"id", requests[j].id}};
+      if (!results[j].error.empty()) {
+        ++failed;
+        row["error"] = results[j].error;
+      } else {
+        row["logprob_sum"] = results[j].logprob_sum;
+        row["num_tokens"] = results[j].token_logprobs.size();
+        row["token_logprobs"] = results[j].token_logprobs;
+        row["token_ids"] = results[j].token_ids;
+      }
+      lines.push_back(row.dump());
+    }
+    progress->advance(requests.size());
+  }
+  progress.reset();
+  write_lines_atomic(vm["output"].as<std::string>(), lines);
+  return failed > 0 ? 1 : 0;
+}
+
+int train_dpo_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  add_model_options(options);
+  options.add_options()("pairs", po::value<std::string>()->value_name("FILE"),
+                        "JSONL pairs {\"prompt\" | \"messages\", \"chosen\", \"rejected\"}.")(
+      "out", po::value<std::string>()->value_name("DIR"), "Where the trained model is written.")(
+      "optimizer", po::value<std::string>()->default_value("dpo"),
+      "Optimizer plugin (dpo, rpo, ...); its options via --set optimizer.KEY=VALUE.")(
+      "metrics", po::value<std::string>()->default_value(""), "Write per-step metrics JSONL here.");
+  po::variables_map vm;
+  if (!parse_command_args("train-dpo", "--model DIR --pairs FILE --out DIR [options]", options, {},
+                          args, vm))
+    return 0;
+  const std::string pairs_path = required(vm, "train-dpo", "pairs");
+  const fs::path out = required(vm, "train-dpo", "out");
+  ModelSession s;
+  open_session(s, "train-dpo", globals, vm, vm["optimizer"].as<std::string>());
+  JsonlStats stats;
+  std::vector<PairRow> rows = read_pair_rows(*open_input(pairs_path), pairs_path, stats);
+  log_input("pairs", pairs_path, stats);
+  std::vector<sdk::PreferencePair> pairs;
+  for (auto& r : rows) {
+    sdk::PreferencePair p;
+    p.id = r.id;
+    p.prompt_id = r.id;
+    p.prompt = std::move(r.prompt);
+    p.chosen = std::move(r.chosen);
+    p.rejected = std::move(r.rejected);
+    pairs.push_back(std::move(p));
+  }
+  return train(s, pairs, out, vm["metrics"].as<std::string>());
+}
+
+int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  add_model_options(options);
+  options.add_options()("data", po::value<std::string>()->value_name("FILE"),
+                        "JSONL conversations {\"messages\": [...]}; loss on assistant turns only.")(
+      "out", po::value<std::string>()->value_name("DIR"), "Where the trained model is written.")(
+      "metrics", po::value<std::string>()->default_value(""), "Write per-step metrics JSONL here.");
+  po::variables_map vm;
+  if (!parse_command_args("sft", "--model DIR --data FILE --out DIR [options]", options, {}, args,
+                          vm))
+    return 0;
+  const std::string data = required(vm, "sft", "data");
+  const fs::path out = required(vm, "sft", "out");
+  ModelSession s;
+  open_session(s, "sft", globals, vm, "sft");
+  JsonlStats stats;
+  std::vector<PairRow> rows = read_sft_rows(*open_input(data), data, stats);
+  log_input("sft examples", data, stats);
+  // The sft optimizer trains on `chosen` only; `rejected` stays empty.
+  std::vector<sdk::PreferencePair> examples;
+  for (auto& r : rows) {
+    sdk::PreferencePair p;
+    p.id = r.id;
+    p.prompt_id = r.id;
+    p.prompt = std::move(r.prompt);
+    p.chosen = std::move(r.chosen);
+    examples.push_back(std::move(p));
+  }
+  return train(s, examples, out, vm["metrics"].as<std::string>());
+}
+
+}  // namespace mr::core::cli
