@@ -29,7 +29,7 @@ demo: build
 	bash scripts/demo.sh $(MR) $(PLACEHOLDERS)
 
 docs: build
-	$(MR) plugins describe --all --markdown > docs/config_reference.md
+	env -u METAREWARD_PLUGIN_PATH $(MR) plugins describe --all --markdown > docs/config_reference.md
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
