@@ -399,3 +399,65 @@ TEST_CASE("cli: plugin libraries can contribute commands", "[e2e]") {
     CHECK_THAT(r.err, Catch::Contains("unknown command 'fixture-echo'"));
   }
 }
+
+TEST_CASE("cli: plan prints a run's generation budget per iteration", "[e2e][plan]") {
+#ifndef MR_E2E_HAVE_RECIPE
+  WARN("SKIPPED: the recipe plugins are not built (MR_BUILD_PLUGINS=OFF)");
+  return;
+#else
+  SECTION("configs/meta_rewarding.toml: the paper's 35,000 / 385,000 / 550,000") {
+    const CliResult r = run_cli(
+        {"--plugin-dir", kPlaceholders, "plan", "configs/meta_rewarding.toml"}, MR_SOURCE_DIR);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    std::istringstream lines(r.out);
+    std::string line;
+    std::vector<std::string> rows;
+    while (std::getline(lines, line))
+      if (!line.empty() && line[0] >= '0' && line[0] <= '9') rows.push_back(line);  // Iterations.
+    REQUIRE(rows.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      INFO(rows[i]);
+      CHECK_THAT(rows[i], Catch::Contains(" 5000* "));  // No data/prompts.jsonl: planned.
+      CHECK_THAT(rows[i], Catch::Contains(" 35000 "));
+      CHECK_THAT(rows[i], Catch::Contains(" 385000 "));
+      CHECK_THAT(rows[i], i < 2 ? Catch::Contains(" 550000 ") : Catch::Contains(" no "));
+    }
+    CHECK_THAT(rows[2], !Catch::Contains("550000"));
+    CHECK_THAT(r.out, Catch::Contains("configs/data/prompts.jsonl' not found"));
+  }
+  ScratchDir dir("plan");
+  std::string prompts;
+  for (int i = 0; i < 25; ++i) prompts += "{\"prompt\": \"question " + std::to_string(i) + "\"}\n";
+  dir.write("data/p.jsonl", prompts);
+  const fs::path cfg = dir.write(
+      "plan.toml", "[prompts]\nfiles = [\"data/p.jsonl\"]\n\n" + good_config());  // 8 per iteration
+  SECTION("readable prompt files give the real slice sizes; --json is machine-readable") {
+    const CliResult r = run_cli({"--plugin-dir", kPlaceholders, "plan", cfg.string(), "--json",
+                                 "--set", "prompts.per_iteration=20"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("{"));
+    // 25 prompts, 20 per iteration: iteration 2 gets the remaining 5 (K = 7, N = 11 defaults).
+    CHECK_THAT(r.out, Catch::Contains("\"prompts\": 5,"));
+    CHECK_THAT(r.out, Catch::Contains("\"actor_generations\": 35,"));
+    CHECK_THAT(r.out, Catch::Contains("\"judge_generations\": 385,"));
+    CHECK_THAT(r.out, Catch::Contains("\"meta_judge_generations\": 550,"));
+    CHECK_THAT(r.out, Catch::Contains("\"prompts_planned\": false"));
+    CHECK_THAT(r.err, Catch::Contains("fewer than per_iteration"));
+  }
+  SECTION("a pool too small for every iteration is an error naming the numbers") {
+    const CliResult r = run_cli(
+        {"--plugin-dir", kPlaceholders, "plan", cfg.string(), "--set", "prompts.per_iteration=25"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains("has 25 prompts but iteration 2 of 2"));
+  }
+  SECTION("an invalid config fails like config check") {
+    const CliResult r =
+        run_cli({"--plugin-dir", kPlaceholders, "plan", cfg.string(), "--set", "run.iterations=0"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("[run.iterations]"));
+  }
+#endif
+}
