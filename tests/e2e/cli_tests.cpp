@@ -430,8 +430,9 @@ TEST_CASE("cli: plan prints a run's generation budget per iteration", "[e2e][pla
   std::string prompts;
   for (int i = 0; i < 25; ++i) prompts += "{\"prompt\": \"question " + std::to_string(i) + "\"}\n";
   dir.write("data/p.jsonl", prompts);
-  const fs::path cfg = dir.write(
-      "plan.toml", "[prompts]\nfiles = [\"data/p.jsonl\"]\n\n" + good_config());  // 8 per iteration
+  std::string text = good_config();  // Two iterations; per_iteration is set below.
+  text.insert(text.find("[prompts]\n") + 10, "files = [\"data/p.jsonl\"]\n");
+  const fs::path cfg = dir.write("plan.toml", text);
   SECTION("readable prompt files give the real slice sizes; --json is machine-readable") {
     const CliResult r = run_cli({"--plugin-dir", kPlaceholders, "plan", cfg.string(), "--json",
                                  "--set", "prompts.per_iteration=20"});

@@ -22,6 +22,7 @@ const std::vector<Command>& command_table() {
       {"config check", "Validate a run config against the host and plugin schemas.", config_check},
       {"config show", "Print a run config resolved (overrides applied, defaults filled in).",
        config_show},
+      {"plan", "Print a run's generation budget per iteration (no model is loaded).", plan_command},
       {"generate", "Sample completions for JSONL prompts with a model backend.", generate_command},
       {"score", "Log-probabilities of JSONL completions given their prompts.", score_command},
       {"train-dpo", "Train a model on JSONL preference pairs (dpo, rpo, ...).", train_dpo_command},

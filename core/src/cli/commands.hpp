@@ -10,6 +10,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "metareward/core/config_loader.hpp"
 #include "metareward/core/plugin_registry.hpp"
 
 namespace mr::core::cli {
@@ -58,6 +59,14 @@ bool parse_command_args(const std::string& command,
 /// $METAREWARD_PLUGIN_PATH, --plugin-dir), logging and skipping bad files.
 void load_search_path(PluginRegistry& registry, const GlobalOptions& globals);
 
+/// Parses the run config `file`, applies `overrides` (--set), loads the plugin search path and
+/// the config's [plugins] dirs and libraries into `registry`, and validates the config: what
+/// `config check`, `config show` and `plan` share. Loads no model.
+ResolvedConfig load_run_config(PluginRegistry& registry,
+                               const GlobalOptions& globals,
+                               const std::string& file,
+                               const std::vector<std::string>& overrides);
+
 // Command handlers (one file per command group).
 int plugins_list(const GlobalOptions& globals, const std::vector<std::string>& args);
 int plugins_describe(const GlobalOptions& globals, const std::vector<std::string>& args);
@@ -67,5 +76,6 @@ int generate_command(const GlobalOptions& globals, const std::vector<std::string
 int score_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int train_dpo_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int plan_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 
 }  // namespace mr::core::cli

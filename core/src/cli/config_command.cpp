@@ -62,24 +62,33 @@ bool load_config(const std::string& command,
     return false;
   if (!vm.count("file")) throw UsageError(command + ": missing the config FILE argument");
 
-  ConfigDocument doc = parse_config_file(vm["file"].as<std::string>());
-  if (vm.count("set")) apply_overrides(doc, vm["set"].as<std::vector<std::string>>());
-
-  load_search_path(out.registry, globals);
-  for (const auto& dir : plugin_paths(doc, "dirs")) {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec))
-      spdlog::warn("[plugins] dirs: '{}' is not a directory; ignored", dir.string());
-    out.registry.load_directory(dir);
-  }
-  // Libraries named explicitly must load: a failure is fatal (sdk::PluginError, exit code 1).
-  for (const auto& library : plugin_paths(doc, "libraries")) out.registry.load_library(library);
-
-  out.resolved = resolve_config(doc, out.registry);
+  out.resolved = load_run_config(
+      out.registry, globals, vm["file"].as<std::string>(),
+      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{});
   return true;
 }
 
 }  // namespace
+
+ResolvedConfig load_run_config(PluginRegistry& registry,
+                               const GlobalOptions& globals,
+                               const std::string& file,
+                               const std::vector<std::string>& overrides) {
+  ConfigDocument doc = parse_config_file(file);
+  apply_overrides(doc, overrides);
+
+  load_search_path(registry, globals);
+  for (const auto& dir : plugin_paths(doc, "dirs")) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+      spdlog::warn("[plugins] dirs: '{}' is not a directory; ignored", dir.string());
+    registry.load_directory(dir);
+  }
+  // Libraries named explicitly must load: a failure is fatal (sdk::PluginError, exit code 1).
+  for (const auto& library : plugin_paths(doc, "libraries")) registry.load_library(library);
+
+  return resolve_config(doc, registry);
+}
 
 int config_check(const GlobalOptions& globals, const std::vector<std::string>& args) {
   LoadedConfig loaded;
