@@ -142,7 +142,8 @@ int train(ModelSession& s,
       auto it = m.values.find(k);
       return it == m.values.end() ? 0.0 : it->second;
     };
-    spdlog::info("step {}: loss {:.4f} lr {:.3g} grad_norm {:.3f}", m.step, value("loss"),
+    // The optimizer logs its own progress; this line is for debugging the host side.
+    spdlog::debug("step {}: loss {:.4f} lr {:.3g} grad_norm {:.3f}", m.step, value("loss"),
                  value("lr"), value("grad_norm"));
   };
   const sdk::TrainingSummary summary = s.optimizer->train(*model, pairs, job);
