@@ -5,6 +5,7 @@
 
 #include "metareward/sdk/error.hpp"
 #include "metareward/sdk/training.hpp"
+#include "sft_optimizer.hpp"
 
 namespace mr::plugins::optimizers {
 
@@ -94,6 +95,7 @@ void register_optimizer_plugins(sdk::Registrar& r) {
                    rpo_schema(), [](HostContext& ctx) -> std::unique_ptr<Optimizer> {
                      return std::make_unique<PreferenceOptimizer>(ctx, PreferenceLossKind::Rpo);
                    });
+  register_sft_plugin(r);
 }
 
 }  // namespace mr::plugins::optimizers

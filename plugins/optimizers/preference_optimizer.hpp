@@ -43,7 +43,7 @@ class PreferenceOptimizer : public mr::sdk::Optimizer {
   PreferenceLossKind kind_;
 };
 
-/// Registers: optimizer dpo, rpo.
+/// Registers: optimizer dpo, rpo and sft (sft_optimizer.hpp).
 void register_optimizer_plugins(mr::sdk::Registrar& registrar);
 
 }  // namespace mr::plugins::optimizers

@@ -33,7 +33,7 @@ std::unique_ptr<sdk::Optimizer> create(const sdk::PluginDescriptor& d, sdk::Host
 TEST_CASE("optimizer plugins: dpo and rpo register with their schemas", "[optimizer][plugin]") {
   Collector c;
   optimizers::register_optimizer_plugins(c);
-  REQUIRE(c.plugins.size() == 2);
+  REQUIRE(c.plugins.size() == 3);  // dpo, rpo and sft (sft_optimizer.hpp).
   const auto& dpo = c.plugins.at("dpo");
   CHECK(dpo.kind() == sdk::PluginKind::Optimizer);
   SECTION("dpo: beta then the training keys, with the paper's defaults") {

@@ -1,0 +1,54 @@
+/// @file torch_backend.hpp
+/// The `torch` model backend plugin: a Llama/Qwen2 causal LM on libtorch, loaded from a Hugging
+/// Face checkpoint, that generates (batched sampling with a KV cache, prefix sharing for n
+/// samples), scores completions and exposes a TrainableModel for the optimizer plugins; plus the
+/// library's CLI commands `init-model` and `tokenize`. Text-level header (no libtorch).
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metareward/sdk/config.hpp"
+#include "metareward/sdk/host.hpp"
+#include "metareward/sdk/model_backend.hpp"
+#include "metareward/sdk/plugin.hpp"
+
+namespace mr::plugins::torch_backend {
+
+/// Library name and version reported by MR_PLUGIN.
+inline constexpr const char* kLibraryName = "mr-torch-backend";
+inline constexpr const char* kLibraryVersion = "0.1.0";
+
+/// Config keys of `torch`: path (required), dtype, device, chat_template, chat_format,
+/// max_batch_size, max_context.
+mr::sdk::Schema torch_backend_schema();
+
+/// Builds the backend from `ctx.config()` (a validated `torch` table): loads tokenizer, chat
+/// template and weights, and sets libtorch's intra-op threads to ctx.threads(). Throws
+/// ConfigError (bad device/dtype/format options) or BackendError (unreadable checkpoint).
+std::unique_ptr<mr::sdk::ModelBackend> make_torch_backend(mr::sdk::HostContext& ctx);
+
+/// The Jinja chat template that init-model writes into tokenizer_config.json of a byte-level
+/// tokenizer: the `plain` format in Jinja, so HF tools render it too. chat_template = "auto"
+/// recognises exactly this text as `plain`.
+extern const char* const kPlainChatTemplateJinja;
+
+/// `metareward init-model --config FILE --out DIR [--seed S] [--tokenizer DIR]
+/// [--dtype float32|bfloat16]`: writes a randomly initialised checkpoint with a usable tokenizer.
+/// Returns the exit status (0 ok, 1 runtime error, 2 usage error); messages go to `out`/`err`.
+int init_model_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+/// `metareward tokenize --tokenizer DIR`: JSONL {"text": ...} rows on `in`, one
+/// {"text", "ids"} row per input row on `out`; a bad row yields {"line", "error"} instead and is
+/// counted in the summary on `err`. Returns the exit status.
+int tokenize_command(const std::vector<std::string>& args,
+                     std::istream& in,
+                     std::ostream& out,
+                     std::ostream& err);
+
+/// Registers: model_backend `torch`; commands `init-model`, `tokenize`.
+void register_torch_backend_plugins(mr::sdk::Registrar& registrar);
+
+}  // namespace mr::plugins::torch_backend

@@ -1,0 +1,91 @@
+/// @file backend_impl.hpp
+/// Internal: the TorchBackend class shared by backend.cpp (loading, scoring, training view) and
+/// generation.cpp (sampling). Includes libtorch; not installed.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "metareward/chat/chat_template.hpp"
+#include "metareward/sdk/host.hpp"
+#include "metareward/sdk/model_backend.hpp"
+#include "metareward/sdk/trainable_model.hpp"
+#include "metareward/tokenizer/tokenizer.hpp"
+#include "metareward/torch_model/causal_lm.hpp"
+
+namespace mr::plugins::torch_backend {
+
+class TorchBackend;
+
+/// The training view: the backend's own model (no copy), tokenized with its chat template.
+class TorchTrainableModel : public mr::sdk::TrainableModel {
+ public:
+  explicit TorchTrainableModel(TorchBackend& backend) : backend_(backend) {}
+  torch::Tensor forward(const torch::Tensor& input_ids,
+                        const torch::Tensor& attention_mask) override;
+  std::vector<torch::Tensor> parameters() override;
+  mr::sdk::TokenizedExample tokenize(const mr::sdk::Conversation& prompt,
+                                     const std::string& response) const override;
+  void set_training(bool training) override;
+  void save(const std::filesystem::path& dir) const override;
+
+ private:
+  TorchBackend& backend_;
+};
+
+/// The `torch` model backend.
+class TorchBackend : public mr::sdk::ModelBackend {
+ public:
+  explicit TorchBackend(mr::sdk::HostContext& ctx);
+  ~TorchBackend() override;
+
+  mr::sdk::ModelInfo info() const override;
+  std::vector<mr::sdk::GenerationResult> generate(
+      const std::vector<mr::sdk::GenerationRequest>& requests) override;
+  std::int64_t count_tokens(std::string_view text) const override;
+  std::vector<mr::sdk::ScoreResult> score(
+      const std::vector<mr::sdk::ScoreRequest>& requests) override;
+  mr::sdk::TrainableModel* trainable() override { return &trainable_; }
+  void reload(const std::filesystem::path& checkpoint_dir) override;
+
+  /// Prompt tokens (chat template + generation prompt) and response tokens (content +
+  /// assistant suffix), each encoded on its own exactly as generation sees them.
+  mr::sdk::TokenizedExample tokenize_example(const mr::sdk::Conversation& prompt,
+                                             std::string_view response) const;
+  /// Token ids of `conversation` rendered with the generation prompt.
+  std::vector<std::int64_t> encode_prompt(const mr::sdk::Conversation& conversation) const;
+
+  mr::torch_backend::CausalLM& model() { return model_; }
+  const mr::torch_backend::CausalLM& model() const { return model_; }
+  const std::filesystem::path& checkpoint_dir() const { return path_; }
+  std::int64_t max_context() const { return max_context_; }
+
+ private:
+  /// One sampled row of a generation chunk (defined in generation.cpp).
+  struct Row;
+  /// Generates the rows of one chunk (at most max_batch_size rows).
+  void generate_chunk(std::vector<Row>& rows);
+
+  mr::sdk::HostContext& ctx_;
+  std::filesystem::path path_;         // Configured checkpoint (tokenizer files).
+  std::filesystem::path loaded_from_;  // Where the current weights came from.
+  std::string name_;
+  mr::tokenizer::Tokenizer tokenizer_;
+  std::optional<mr::chat::ChatTemplate> template_;
+  std::vector<std::int64_t> stop_ids_;       // Sorted.
+  std::vector<std::string> template_stops_;  // Stop strings the chat template needs.
+  mr::torch_backend::CausalLM model_{nullptr};
+  // Generation samples only ids the tokenizer can decode: [0, sample_vocab_) minus banned_ids_
+  // (a model's vocab_size often exceeds its tokenizer's, e.g. padded embedding matrices).
+  std::int64_t sample_vocab_ = 0;
+  std::vector<std::int64_t> banned_ids_;
+  std::int64_t max_batch_size_ = 32;
+  std::int64_t max_context_ = 0;
+  TorchTrainableModel trainable_{*this};
+};
+
+}  // namespace mr::plugins::torch_backend
