@@ -119,6 +119,22 @@ const char* finish_name(sdk::FinishReason r) {
   return "error";
 }
 
+/// JSONL rows as the pairs an optimizer trains on (SFT rows leave `rejected` empty).
+std::vector<sdk::PreferencePair> to_pairs(std::vector<PairRow> rows) {
+  std::vector<sdk::PreferencePair> pairs;
+  pairs.reserve(rows.size());
+  for (auto& r : rows) {
+    sdk::PreferencePair p;
+    p.id = r.id;
+    p.prompt_id = r.id;
+    p.prompt = std::move(r.prompt);
+    p.chosen = std::move(r.chosen);
+    p.rejected = std::move(r.rejected);
+    pairs.push_back(std::move(p));
+  }
+  return pairs;
+}
+
 /// Trains with the session's optimizer and reports metrics; shared by train-dpo and sft.
 int train(ModelSession& s,
           const std::vector<sdk::PreferencePair>& pairs,
@@ -144,7 +160,7 @@ int train(ModelSession& s,
     };
     // The optimizer logs its own progress; this line is for debugging the host side.
     spdlog::debug("step {}: loss {:.4f} lr {:.3g} grad_norm {:.3f}", m.step, value("loss"),
-                 value("lr"), value("grad_norm"));
+                  value("lr"), value("grad_norm"));
   };
   const sdk::TrainingSummary summary = s.optimizer->train(*model, pairs, job);
   if (!metrics_path.empty()) write_lines_atomic(metrics_path, metric_lines);
@@ -299,17 +315,7 @@ int train_dpo_command(const GlobalOptions& globals, const std::vector<std::strin
   JsonlStats stats;
   std::vector<PairRow> rows = read_pair_rows(*open_input(pairs_path), pairs_path, stats);
   log_input("pairs", pairs_path, stats);
-  std::vector<sdk::PreferencePair> pairs;
-  for (auto& r : rows) {
-    sdk::PreferencePair p;
-    p.id = r.id;
-    p.prompt_id = r.id;
-    p.prompt = std::move(r.prompt);
-    p.chosen = std::move(r.chosen);
-    p.rejected = std::move(r.rejected);
-    pairs.push_back(std::move(p));
-  }
-  return train(s, pairs, out, vm["metrics"].as<std::string>());
+  return train(s, to_pairs(std::move(rows)), out, vm["metrics"].as<std::string>());
 }
 
 int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
@@ -331,16 +337,7 @@ int sft_command(const GlobalOptions& globals, const std::vector<std::string>& ar
   std::vector<PairRow> rows = read_sft_rows(*open_input(data), data, stats);
   log_input("sft examples", data, stats);
   // The sft optimizer trains on `chosen` only; `rejected` stays empty.
-  std::vector<sdk::PreferencePair> examples;
-  for (auto& r : rows) {
-    sdk::PreferencePair p;
-    p.id = r.id;
-    p.prompt_id = r.id;
-    p.prompt = std::move(r.prompt);
-    p.chosen = std::move(r.chosen);
-    examples.push_back(std::move(p));
-  }
-  return train(s, examples, out, vm["metrics"].as<std::string>());
+  return train(s, to_pairs(std::move(rows)), out, vm["metrics"].as<std::string>());
 }
 
 }  // namespace mr::core::cli
