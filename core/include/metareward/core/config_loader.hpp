@@ -33,8 +33,8 @@ void apply_overrides(ConfigDocument& doc, const std::vector<std::string>& overri
 struct ResolvedConfig {
   std::filesystem::path file;
   int iterations = 1;
-  sdk::Table root;                               ///< Whole tree, defaults filled in.
-  std::map<std::string, sdk::Config> sections;   ///< By TOML path: "run", "models.policy", ...
+  sdk::Table root;                              ///< Whole tree, defaults filled in.
+  std::map<std::string, sdk::Config> sections;  ///< By TOML path: "run", "models.policy", ...
   /// The plugin chosen for each plugin table ("judge_rubric" -> "additive5",
   /// "models.policy" -> "torch").
   std::map<std::string, std::string> plugin_of;
@@ -55,7 +55,8 @@ struct ResolveOptions {
   bool default_plugin_tables = true;
 };
 
-ResolvedConfig resolve_config(const ConfigDocument& doc, const PluginCatalog& plugins,
+ResolvedConfig resolve_config(const ConfigDocument& doc,
+                              const PluginCatalog& plugins,
                               const ResolveOptions& options = {});
 
 /// The host's own sections and their schemas ("run", "prompts", "roles", "generation.actor",

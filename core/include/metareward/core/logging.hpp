@@ -24,8 +24,11 @@ std::unique_ptr<sdk::Progress> make_progress(const std::string& label, std::uint
 /// The concrete HostContext core gives each plugin object.
 class PluginHostContext : public sdk::HostContext {
  public:
-  PluginHostContext(std::string plugin_name, sdk::Config config, std::uint64_t seed,
-                    std::filesystem::path run_dir, int threads);
+  PluginHostContext(std::string plugin_name,
+                    sdk::Config config,
+                    std::uint64_t seed,
+                    std::filesystem::path run_dir,
+                    int threads);
   sdk::Logger& logger() override;
   std::unique_ptr<sdk::Progress> progress(std::string_view stage, std::uint64_t total) override;
   std::uint64_t seed() const override { return seed_; }

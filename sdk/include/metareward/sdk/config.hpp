@@ -75,7 +75,12 @@ class Value {
   friend bool operator!=(const Value& a, const Value& b) { return !(a == b); }
 
  private:
-  std::variant<std::monostate, bool, std::int64_t, double, std::string, mr::sdk::Array,
+  std::variant<std::monostate,
+               bool,
+               std::int64_t,
+               double,
+               std::string,
+               mr::sdk::Array,
                mr::sdk::Table>
       data_;
   SourceRef source_;
@@ -94,11 +99,11 @@ const char* param_type_name(ParamType type);
 /// refine fluently: `ParamSpec::float_("rho", 0.0, "length-control tier width").range(0.0, 0.5,
 /// false, true).per_iteration()`.
 struct ParamSpec {
-  std::string key;          ///< Key inside the plugin's table (no dots).
+  std::string key;  ///< Key inside the plugin's table (no dots).
   ParamType type = ParamType::String;
-  Value default_value;      ///< Null when `required`.
-  bool required = false;    ///< Must be given by the user; no default.
-  std::string help;         ///< One or two sentences for `plugins describe` and the docs.
+  Value default_value;             ///< Null when `required`.
+  bool required = false;           ///< Must be given by the user; no default.
+  std::string help;                ///< One or two sentences for `plugins describe` and the docs.
   std::optional<double> min, max;  ///< Inclusive numeric bounds unless *_exclusive.
   bool min_exclusive = false, max_exclusive = false;
   std::vector<std::string> choices;  ///< Allowed strings (String/StringList), empty = any.
@@ -113,7 +118,9 @@ struct ParamSpec {
   /// A key with no default that the user must set.
   static ParamSpec required_(std::string key, ParamType type, std::string help);
 
-  ParamSpec& range(std::optional<double> lo, std::optional<double> hi, bool lo_exclusive = false,
+  ParamSpec& range(std::optional<double> lo,
+                   std::optional<double> hi,
+                   bool lo_exclusive = false,
                    bool hi_exclusive = false);
   ParamSpec& one_of(std::vector<std::string> allowed);
   ParamSpec& per_iteration_allowed();

@@ -63,8 +63,8 @@ std::string concat(const Args&... args) {
 
 /// Throws `ErrorType` with the concatenation of the message arguments when `cond` is false.
 /// Usage: `MR_CHECK_AS(mr::sdk::ConfigError, rho < 0.5, "rho must be < 0.5, got ", rho);`
-#define MR_CHECK_AS(ErrorType, cond, ...)                         \
-  do {                                                            \
+#define MR_CHECK_AS(ErrorType, cond, ...)                                 \
+  do {                                                                    \
     if (!(cond)) throw ErrorType(::mr::sdk::detail::concat(__VA_ARGS__)); \
   } while (false)
 

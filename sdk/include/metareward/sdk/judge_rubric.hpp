@@ -32,7 +32,8 @@ class JudgeRubric {
 
   /// Required. The judge conversation for `response` to `prompt` (the user's conversation).
   /// Must be robust to responses containing the template's own markers.
-  virtual Conversation build_prompt(const Conversation& prompt, std::string_view response) const = 0;
+  virtual Conversation build_prompt(const Conversation& prompt,
+                                    std::string_view response) const = 0;
 
   /// Required. Extracts the score from a judge output.
   virtual ParsedScore parse(std::string_view judgment) const = 0;

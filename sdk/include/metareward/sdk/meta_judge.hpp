@@ -19,12 +19,12 @@ namespace mr::sdk {
 
 /// One meta-judge comparison: judgment A shown first, judgment B second.
 struct BattleRequest {
-  std::string id;            ///< Unique within the iteration, e.g. "p12/r3/j1-j4".
+  std::string id;  ///< Unique within the iteration, e.g. "p12/r3/j1-j4".
   std::string prompt_id;
   std::string response_id;
   std::string judgment_a_id;
   std::string judgment_b_id;
-  Conversation messages;     ///< What the meta-judge model is asked.
+  Conversation messages;  ///< What the meta-judge model is asked.
 };
 
 /// A battle with the meta-judge's verdict.
@@ -37,13 +37,13 @@ struct Battle {
 
 /// Everything a strategy decided for one iteration.
 struct MetaJudgeResult {
-  std::vector<Battle> battles;               ///< Every battle, outcome parsed, for recording.
-  std::vector<PreferencePair> judge_pairs;   ///< role == PairRole::Judge.
+  std::vector<Battle> battles;              ///< Every battle, outcome parsed, for recording.
+  std::vector<PreferencePair> judge_pairs;  ///< role == PairRole::Judge.
   /// Diagnostics the paper tracks: "positional_bias" (share won by position A),
   /// "score_bias" (share won by the higher-scored judgment, among different-score battles),
   /// "verdict_parse_failure_rate", "elo_spread", plus any strategy-specific values.
   std::map<std::string, double> diagnostics;
-  DropCounts drops;                          ///< Counted reasons for skipped responses/pairs.
+  DropCounts drops;  ///< Counted reasons for skipped responses/pairs.
 };
 
 /// A meta-judge strategy. Created once per run from the `[meta_judge]` table; plan() and
@@ -63,8 +63,10 @@ class MetaJudgeStrategy {
   /// same order, with verdict_text filled (outcome not yet parsed). `actor_pairs` is the number
   /// of actor pairs this iteration, for caps relative to it.
   virtual MetaJudgeResult decide(const std::vector<PromptGroup>& groups,
-                                 const JudgeRubric& rubric, std::vector<Battle> battles,
-                                 const IterationInfo& info, std::int64_t actor_pairs) = 0;
+                                 const JudgeRubric& rubric,
+                                 std::vector<Battle> battles,
+                                 const IterationInfo& info,
+                                 std::int64_t actor_pairs) = 0;
 };
 
 }  // namespace mr::sdk

@@ -50,7 +50,8 @@ class Optimizer {
   /// Required. Trains `model` on `pairs` (actor and judge pairs pooled), saves the result to
   /// `job.output_dir` and returns a summary. The reference model for DPO-style losses is `model`
   /// as passed in (its state at the start of the call).
-  virtual TrainingSummary train(TrainableModel& model, const std::vector<PreferencePair>& pairs,
+  virtual TrainingSummary train(TrainableModel& model,
+                                const std::vector<PreferencePair>& pairs,
                                 const TrainingJob& job) = 0;
 };
 

@@ -34,7 +34,8 @@ class TrainableModel {
 
   /// Required. Tokenizes `prompt` with the chat template exactly as at generation time and
   /// `response` as the assistant's content plus the end-of-turn token.
-  virtual TokenizedExample tokenize(const Conversation& prompt, const std::string& response) const = 0;
+  virtual TokenizedExample tokenize(const Conversation& prompt,
+                                    const std::string& response) const = 0;
 
   /// Required. Switches dropout etc. on (true) or off.
   virtual void set_training(bool training) = 0;

@@ -28,17 +28,17 @@ using Conversation = std::vector<ChatMessage>;
 struct SamplingParams {
   double temperature = 0.8;
   double top_p = 0.95;
-  int top_k = 0;              ///< 0 disables top-k.
+  int top_k = 0;  ///< 0 disables top-k.
   int max_new_tokens = 512;
   std::vector<std::string> stop;  ///< Stop strings (not included in the returned text).
 };
 
 /// A request to continue a conversation as the assistant, `n` times.
 struct GenerationRequest {
-  std::string id;              ///< Caller's id, echoed in the result.
-  Conversation messages;       ///< Rendered with the backend's chat template + generation prompt.
+  std::string id;         ///< Caller's id, echoed in the result.
+  Conversation messages;  ///< Rendered with the backend's chat template + generation prompt.
   SamplingParams sampling;
-  int n = 1;                   ///< Samples to draw; backends should share the prompt's prefill.
+  int n = 1;  ///< Samples to draw; backends should share the prompt's prefill.
   /// Seed of sample 0; sample i uses a seed derived from (seed, i). Same seed -> same text on the
   /// same machine, regardless of batching.
   std::uint64_t seed = 0;
@@ -64,24 +64,24 @@ struct GenerationResult {
 
 /// The position of the current iteration within a run.
 struct IterationInfo {
-  int iteration = 1;          ///< 1-based.
+  int iteration = 1;  ///< 1-based.
   int total_iterations = 1;
-  std::uint64_t seed = 0;     ///< Seed for this (iteration, stage); plugins derive their RNGs from it.
+  std::uint64_t seed = 0;  ///< Seed for this (iteration, stage); plugins derive their RNGs from it.
 };
 
 /// One judge output for a response.
 struct Judgment {
-  std::string id;                 ///< Unique within the run, e.g. "p12/r3/j7".
-  std::string text;               ///< Full judge output (justification + score line).
-  std::optional<double> score;    ///< Parsed score; nullopt when the text did not parse.
+  std::string id;               ///< Unique within the run, e.g. "p12/r3/j7".
+  std::string text;             ///< Full judge output (justification + score line).
+  std::optional<double> score;  ///< Parsed score; nullopt when the text did not parse.
 };
 
 /// One actor response with its judgments.
 struct ResponseCandidate {
-  std::string id;                       ///< Unique within the run, e.g. "p12/r3".
+  std::string id;  ///< Unique within the run, e.g. "p12/r3".
   std::string text;
-  std::int64_t length_chars = 0;        ///< Unicode code points of `text`.
-  std::int64_t length_tokens = -1;      ///< Tokens, -1 when the backend cannot count.
+  std::int64_t length_chars = 0;    ///< Unicode code points of `text`.
+  std::int64_t length_tokens = -1;  ///< Tokens, -1 when the backend cannot count.
   std::vector<Judgment> judgments;
   /// Mean of the valid judgment scores; nullopt when no judgment parsed.
   std::optional<double> mean_score;
@@ -109,7 +109,7 @@ struct PreferencePair {
   std::string prompt_id;
   std::string chosen_id;
   std::string rejected_id;
-  std::optional<double> chosen_score;     ///< Mean judge score (actor) or Elo (judge).
+  std::optional<double> chosen_score;  ///< Mean judge score (actor) or Elo (judge).
   std::optional<double> rejected_score;
   std::map<std::string, std::string> meta;  ///< Free-form extra provenance (policy-specific).
 };

@@ -36,6 +36,6 @@
 /// so a plugin records the compiler and flags it was really built with.
 /// `MR_TORCH_VERSION` comes from CMake (metareward_add_plugin passes the libtorch the plugin
 /// was configured against); see build_config.hpp.
-#define MR_BUILD_FINGERPRINT                                                           \
+#define MR_BUILD_FINGERPRINT                                                              \
   "compiler=" MR_COMPILER_ID " cxx11abi=" MR_CXX11_ABI " glibcxx_debug=" MR_GLIBCXX_DEBUG \
   " torch=" MR_TORCH_VERSION " sdk=" MR_SDK_VERSION_MAJOR_STR
