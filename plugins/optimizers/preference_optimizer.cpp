@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "job_options.hpp"
 #include "metareward/sdk/error.hpp"
 #include "metareward/sdk/training.hpp"
 #include "sft_optimizer.hpp"
@@ -54,29 +55,16 @@ sdk::Schema rpo_schema() {
 
 PreferenceOptimizer::PreferenceOptimizer(sdk::HostContext& ctx, PreferenceLossKind kind)
     : ctx_(ctx), kind_(kind) {
-  // Fail at startup, not after an iteration's generation, for any iteration's values.
-  const sdk::Config& config = ctx_.config();
-  for (int it = 1; it <= config.iterations(); ++it) {
-    try {
-      make_loss(config, kind_, it);
-      training::validate(training::options_from_config(config, it));
-    } catch (const sdk::ConfigError& e) {
-      throw sdk::ConfigError("[" + config.path() + "] iteration " + std::to_string(it) + ": " +
-                             e.what());
-    }
-  }
+  validate_every_iteration(ctx_.config(), [&](int it) { make_loss(ctx_.config(), kind_, it); });
 }
 
 sdk::TrainingSummary PreferenceOptimizer::train(sdk::TrainableModel& model,
                                                 const std::vector<sdk::PreferencePair>& pairs,
                                                 const sdk::TrainingJob& job) {
   const sdk::Config& config = ctx_.config();
-  const int iteration = std::clamp(job.info.iteration, 1, config.iterations());
-  training::TrainingOptions options = training::options_from_config(config, iteration);
-  options.seed = job.info.seed;
-  options.threads = ctx_.threads();
-  return training::train_preference(model, pairs, make_loss(config, kind_, iteration), options, job,
-                                    &ctx_);
+  return training::train_preference(model, pairs,
+                                    make_loss(config, kind_, job_iteration(config, job)),
+                                    job_options(ctx_, job), job, &ctx_);
 }
 
 void register_optimizer_plugins(sdk::Registrar& r) {
