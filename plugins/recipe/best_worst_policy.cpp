@@ -37,18 +37,9 @@ mr::sdk::PairSelectionResult BestWorstPolicy::select(
   for (const auto& group : groups) {
     std::vector<Candidate> cands =
         collect_candidates(group, remove_duplicates_, length, result.drops);
-    if (cands.size() < 2) {
-      count_drop(result.drops, "fewer_than_2_valid");
-      continue;
-    }
-    auto [lo_it, hi_it] = std::minmax_element(
-        cands.begin(), cands.end(),
-        [](const Candidate& a, const Candidate& b) { return a.score < b.score; });
-    const double s_min = lo_it->score, s_max = hi_it->score;
-    if (s_max - s_min <= kScoreEpsilon) {
-      count_drop(result.drops, "all_scores_equal");
-      continue;
-    }
+    const auto span = pairable_span(cands, result.drops);
+    if (!span) continue;
+    const double s_min = span->min, s_max = span->max;
     const double tol = std::min(kScoreEpsilon, 0.25 * (s_max - s_min));
     std::vector<const Candidate*> best, worst;
     for (const auto& c : cands) {

@@ -82,19 +82,10 @@ mr::sdk::PairSelectionResult LengthControlledPolicy::select(
   for (const auto& group : groups) {
     std::vector<Candidate> cands =
         collect_candidates(group, remove_duplicates_, length, result.drops);
-    if (cands.size() < 2) {
-      count_drop(result.drops, "fewer_than_2_valid");
-      continue;
-    }
-    auto [lo_it, hi_it] = std::minmax_element(
-        cands.begin(), cands.end(),
-        [](const Candidate& a, const Candidate& b) { return a.score < b.score; });
-    const double s_min = lo_it->score, s_max = hi_it->score;
+    const auto span = pairable_span(cands, result.drops);
+    if (!span) continue;
+    const double s_min = span->min, s_max = span->max;
     const double spread = s_max - s_min;
-    if (spread <= kScoreEpsilon) {
-      count_drop(result.drops, "all_scores_equal");
-      continue;
-    }
     const double top_lo = (1.0 - rho) * s_max + rho * s_min;
     const double bottom_hi = (1.0 - rho) * s_min + rho * s_max;
     // Tolerance for scores sitting exactly on a bound (4.04 in the worked example), kept below a

@@ -1,9 +1,27 @@
 // Candidate collection and pair construction shared by the actor pair policies.
 #include "selection_common.hpp"
 
+#include <algorithm>
+
 #include <unordered_set>
 
 namespace mr::plugins::recipe {
+
+std::optional<ScoreSpan> pairable_span(const std::vector<Candidate>& cands,
+                                       mr::sdk::DropCounts& drops) {
+  if (cands.size() < 2) {
+    count_drop(drops, "fewer_than_2_valid");
+    return std::nullopt;
+  }
+  auto [lo, hi] =
+      std::minmax_element(cands.begin(), cands.end(),
+                          [](const Candidate& a, const Candidate& b) { return a.score < b.score; });
+  if (hi->score - lo->score <= kScoreEpsilon) {
+    count_drop(drops, "all_scores_equal");
+    return std::nullopt;
+  }
+  return ScoreSpan{lo->score, hi->score};
+}
 
 void count_drop(mr::sdk::DropCounts& drops, const std::string& reason, std::int64_t n) {
   if (n > 0) drops[reason] += n;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,18 @@ std::vector<Candidate> collect_candidates(const mr::sdk::PromptGroup& group,
 mr::sdk::PreferencePair make_actor_pair(const mr::sdk::PromptGroup& group,
                                         const Candidate& chosen,
                                         const Candidate& rejected);
+
+/// Lowest and highest candidate score of a prompt.
+struct ScoreSpan {
+  double min = 0.0;
+  double max = 0.0;
+};
+
+/// The score span of `cands` when a pair is possible: at least 2 candidates and unequal scores
+/// (beyond kScoreEpsilon). Otherwise counts "fewer_than_2_valid" or "all_scores_equal" in
+/// `drops` and returns nullopt.
+std::optional<ScoreSpan> pairable_span(const std::vector<Candidate>& cands,
+                                       mr::sdk::DropCounts& drops);
 
 /// Adds `n` to drops[reason] (only when n > 0, so absent means zero).
 void count_drop(mr::sdk::DropCounts& drops, const std::string& reason, std::int64_t n = 1);
