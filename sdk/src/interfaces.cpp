@@ -16,6 +16,7 @@ ConfigError::~ConfigError() = default;
 PluginError::~PluginError() = default;
 BackendError::~BackendError() = default;
 DataError::~DataError() = default;
+Interrupted::~Interrupted() = default;
 
 Logger::~Logger() = default;
 Progress::~Progress() = default;

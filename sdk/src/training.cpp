@@ -544,9 +544,17 @@ TrainingSummary run_training(TrainableModel& model,
 
     const std::int64_t done = step + 1;
     const bool epoch_end = done % per_epoch == 0;
-    if (resumable &&
-        (epoch_end || (options.save_every_steps > 0 && done % options.save_every_steps == 0)))
+    // Report before saving: a crash in between repeats this step on resume (the host keeps the
+    // last row per step) instead of losing its metrics.
+    if (job.on_step) job.on_step(metrics);
+    const bool stop = done < total && job.stop_requested && job.stop_requested();
+    if (resumable && (epoch_end || stop ||
+                      (options.save_every_steps > 0 && done % options.save_every_steps == 0)))
       save_state(job.state_dir, task, fingerprint, done, total, params, optimizer, epoch_sums);
+    if (stop)
+      throw Interrupted("training stopped at step " + std::to_string(done) + "/" +
+                        std::to_string(total) +
+                        (resumable ? " (state saved in '" + job.state_dir.string() + "')" : ""));
     if (progress) progress->advance(1, static_cast<std::uint64_t>(step_tokens));
     if (host != nullptr && (done % log_every == 0 || done == total) &&
         host->logger().enabled(LogLevel::Info)) {
@@ -557,7 +565,6 @@ TrainingSummary run_training(TrainableModel& model,
           line << " " << key << "=" << short_num(it->second);
       host->logger().info(line.str());
     }
-    if (job.on_step) job.on_step(metrics);
   }
   model.set_training(false);
 

@@ -293,6 +293,45 @@ TEST_CASE("resume: save, crash, load and continue equals uninterrupted training"
   }
 }
 
+TEST_CASE("stop request: state saved at the step, sdk::Interrupted, resume finishes identically",
+          "[optimizer][resume]") {
+  const auto pairs = mr::test::tiny_pairs(10);
+  auto opts = fast_options();
+  opts.epochs = 2;  // 6 steps; save_every_steps stays 0: only the stop makes a mid-epoch save
+  TinyCausalLm uninterrupted(7, 8, 16, 0.0);
+  training::train_preference(uninterrupted, pairs, training::dpo_loss(0.1), opts,
+                             job_in(fresh_dir("stop-a")));
+
+  const fs::path dir = fresh_dir("stop-b");
+  std::vector<StepMetrics> before;
+  {
+    TinyCausalLm stopped(7, 8, 16, 0.0);
+    auto job = job_in(dir, &before);
+    job.stop_requested = [&before] { return before.size() == 2; };
+    CHECK_THROWS_AS(training::train_preference(stopped, pairs, training::dpo_loss(0.1), opts, job),
+                    mr::sdk::Interrupted);
+  }
+  REQUIRE(before.size() == 2);  // the step in flight finished and was reported
+  CHECK(training::read_trainer_state_info(dir / "state").step == 2);
+  CHECK_FALSE(fs::exists(dir / "out"));
+
+  TinyCausalLm resumed(7, 8, 16, 0.0);
+  std::vector<StepMetrics> after;
+  training::train_preference(resumed, pairs, training::dpo_loss(0.1), opts, job_in(dir, &after));
+  REQUIRE(after.size() == 4);
+  CHECK(after.front().step == 3);
+  CHECK(mr::test::same_parameters(resumed.parameters(), uninterrupted.parameters(), 1e-12));
+
+  SECTION("a stop requested after the last step changes nothing") {
+    TinyCausalLm full(7, 8, 16, 0.0);
+    auto job = job_in(fresh_dir("stop-c"));
+    job.stop_requested = [] { return true; };
+    opts.epochs = 1;
+    opts.batch_size = 10;  // one step: nothing left to stop
+    CHECK_NOTHROW(training::train_preference(full, pairs, training::dpo_loss(0.1), opts, job));
+  }
+}
+
 TEST_CASE("resume: unusable states are refused with a clear error", "[optimizer][resume]") {
   const auto pairs = mr::test::tiny_pairs(6);
   const auto opts = fast_options();

@@ -49,6 +49,14 @@ class DataError : public Error {
   ~DataError() override;
 };
 
+/// Work stopped early because the user asked (SIGINT/SIGTERM, TrainingJob::stop_requested). What
+/// was finished has been saved; the run can be resumed.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+  ~Interrupted() override;
+};
+
 namespace detail {
 /// Concatenates the streamable arguments into one string (used by MR_CHECK).
 template <class... Args>

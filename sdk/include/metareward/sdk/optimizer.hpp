@@ -31,8 +31,13 @@ struct TrainingJob {
   std::filesystem::path output_dir;
   /// Directory for resumable optimizer state (may hold a partial checkpoint from a crash).
   std::filesystem::path state_dir;
-  /// Called after every step, from the training thread; the host appends to train_metrics.jsonl.
+  /// Called after every step, from the training thread, before the step's resumable state is
+  /// saved (so a crash in between repeats the step, and the host keeps the last row per step);
+  /// the host appends to train_metrics.jsonl.
   std::function<void(const StepMetrics&)> on_step;
+  /// Polled after every step; when it returns true the optimizer saves its resumable state to
+  /// `state_dir` (if set) and throws sdk::Interrupted. Empty = never stop early.
+  std::function<bool()> stop_requested;
 };
 
 /// Final summary of a training run.
