@@ -93,6 +93,9 @@ sdk::Conversation parse_messages(const json& value, const char* key) {
 /// The prompt conversation of a row: "messages", "prompt" or "instruction" (+ "input").
 sdk::Conversation prompt_of(const json& doc) {
   if (doc.contains("messages")) return parse_messages(doc["messages"], "messages");
+  // The conversational preference format (TRL and others): "prompt" is a message list.
+  if (doc.contains("prompt") && doc["prompt"].is_array())
+    return parse_messages(doc["prompt"], "prompt");
   std::string text = string_field(doc, "prompt");
   if (text.empty()) {
     text = string_field(doc, "instruction");

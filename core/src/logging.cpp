@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <thread>
 
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -181,6 +182,17 @@ void init_logging(const std::string& level) {
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
+}
+
+void add_log_file(const std::filesystem::path& file) {
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink;
+  try {
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), /*truncate=*/false);
+  } catch (const spdlog::spdlog_ex& e) {
+    throw sdk::DataError("cannot open log file '" + file.string() + "': " + e.what());
+  }
+  sink->set_pattern("[%Y-%m-%d %H:%M:%S] [%l] %v");
+  spdlog::default_logger()->sinks().push_back(std::move(sink));
 }
 
 std::unique_ptr<sdk::Logger> make_logger(const std::string& component) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
+#include "tiny_model.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -16,6 +17,7 @@ using mr::tests::CliResult;
 using mr::tests::read_text;
 using mr::tests::run_cli;
 using mr::tests::ScratchDir;
+using mr::tests::tiny_model;
 using mr::tests::write_text;
 
 #ifdef MR_E2E_HAVE_TORCH_BACKEND
@@ -28,25 +30,6 @@ std::vector<json> jsonl(const std::string& text) {
   while (std::getline(in, line))
     if (!line.empty()) rows.push_back(json::parse(line));
   return rows;
-}
-
-/// A tiny Llama-shaped checkpoint with a byte-level tokenizer, written by the CLI.
-fs::path tiny_model(const ScratchDir& dir) {
-  const fs::path config = dir.write("tiny.config.json", R"({
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
-    "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-    "tie_word_embeddings": false})");
-  const fs::path out = dir.path() / "model";
-  const CliResult r =
-      run_cli({"init-model", "--config", config.string(), "--out", out.string(), "--seed", "3"});
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  REQUIRE(fs::exists(out / "config.json"));
-  REQUIRE(fs::exists(out / "model.safetensors"));
-  REQUIRE(fs::exists(out / "tokenizer.json"));
-  return out;
 }
 
 }  // namespace

@@ -77,5 +77,7 @@ int score_command(const GlobalOptions& globals, const std::vector<std::string>& 
 int train_dpo_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int plan_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int run_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int report_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 
 }  // namespace mr::core::cli

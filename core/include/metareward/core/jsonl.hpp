@@ -37,8 +37,9 @@ struct PromptRow {
   std::int64_t line = 0;
 };
 
-/// A preference pair row: {"prompt" | "messages", "chosen", "rejected"}; chosen/rejected are
-/// strings or message lists whose last message is the assistant's.
+/// A preference pair row: {"prompt" | "messages", "chosen", "rejected"}; "prompt" is a string or
+/// (conversational format) a message list; chosen/rejected are strings or message lists whose
+/// last message is the assistant's.
 struct PairRow {
   std::string id;
   sdk::Conversation prompt;

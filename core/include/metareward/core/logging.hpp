@@ -14,6 +14,10 @@ namespace mr::core {
 /// Throws sdk::ConfigError for an unknown level.
 void init_logging(const std::string& level);
 
+/// Also writes the log (every level the logger emits, without colours) to `file`, appending.
+/// Throws sdk::DataError naming the file when it cannot be opened.
+void add_log_file(const std::filesystem::path& file);
+
 /// Logs through core's spdlog logger with a "[component] " prefix.
 std::unique_ptr<sdk::Logger> make_logger(const std::string& component);
 

@@ -1,0 +1,123 @@
+// `metareward run CONFIG`: the Meta-Rewarding loop from a TOML file, resumable, with SIGINT /
+// SIGTERM finishing the batch in flight and printing the command that resumes the run.
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "commands.hpp"
+#include "metareward/core/run_loop.hpp"
+#include "metareward/sdk/error.hpp"
+
+namespace mr::core::cli {
+
+namespace po = boost::program_options;
+
+namespace {
+
+std::atomic<int> g_signal{0};
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_signal.exchange(sig) != 0) {
+    // Second signal: the user does not want to wait for the batch in flight.
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+/// Installs the handlers for the lifetime of a run and restores the previous ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_signal = 0;
+    previous_int_ = std::signal(SIGINT, on_stop_signal);
+    previous_term_ = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+
+ private:
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
+};
+
+std::string quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_./=:,+@") == std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
+int run_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
+  po::options_description options("Options");
+  options.add_options()("file", po::value<std::string>()->value_name("FILE"), "Run config (TOML).")(
+      "set", po::value<std::vector<std::string>>()->composing()->value_name("KEY=VALUE"),
+      "Override a config value, e.g. --set pair_selection.rho=0.2 (repeatable).")(
+      "resume", "Continue the run in the output directory from its first incomplete stage.")(
+      "force", "With --resume: continue even though the config differs from the recorded one.")(
+      "iterations", po::value<int>()->value_name("N"), "Shortcut for --set run.iterations=N.")(
+      "out", po::value<std::string>()->value_name("DIR"),
+      "Run directory (overrides run.output_dir).");
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  po::variables_map vm;
+  if (!parse_command_args("run",
+                          "FILE [--set KEY=VALUE]... [--resume [--force]] [--iterations N] "
+                          "[--out DIR]",
+                          options, positional, args, vm))
+    return 0;
+  if (!vm.count("file")) throw UsageError("run: missing the config FILE argument");
+  if (vm.count("force") && !vm.count("resume"))
+    throw UsageError("run: --force only applies with --resume");
+
+  std::vector<std::string> overrides =
+      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (vm.count("iterations")) {
+    if (vm["iterations"].as<int>() < 1) throw UsageError("run: --iterations must be >= 1");
+    overrides.push_back("run.iterations=" + std::to_string(vm["iterations"].as<int>()));
+  }
+  if (vm.count("out")) {
+    // A TOML string, so that any path survives the override parser.
+    std::string escaped;
+    for (char c : vm["out"].as<std::string>()) {
+      if (c == '"' || c == '\\') escaped += '\\';
+      escaped += c;
+    }
+    overrides.push_back("run.output_dir=\"" + escaped + "\"");
+  }
+
+  PluginRegistry registry;
+  const ResolvedConfig resolved =
+      load_run_config(registry, globals, vm["file"].as<std::string>(), overrides);
+
+  RunLoopOptions run_options;
+  run_options.resume = vm.count("resume") > 0;
+  run_options.force = vm.count("force") > 0;
+  run_options.stop_requested = [] { return g_signal.load() != 0; };
+
+  StopSignals signals;
+  try {
+    run_loop(registry, resolved, run_options);
+  } catch (const sdk::Interrupted& e) {
+    const int sig = g_signal.load();
+    std::string command = "metareward run " + quote(vm["file"].as<std::string>());
+    for (const auto& o : overrides) command += " --set " + quote(o);
+    command += " --resume";
+    spdlog::error("interrupted{}: {}. Everything finished so far is saved; resume with:\n  {}",
+                  sig == SIGTERM  ? " (SIGTERM)"
+                  : sig == SIGINT ? " (SIGINT)"
+                                  : "",
+                  e.what(), command);
+    return sig != 0 ? 128 + sig : 1;
+  }
+  return 0;
+}
+
+}  // namespace mr::core::cli

@@ -1,0 +1,405 @@
+// End-to-end: `metareward run` on a tiny randomly initialised model with the real plugins
+// (torch backend, additive5, pairwise_elo, length_control, dpo): the artifacts and their ids,
+// kill -9 / SIGINT at random points followed by --resume giving byte-identical artifacts, and
+// the refusal to resume with a changed config.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.hpp"
+#include "tiny_model.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using mr::tests::CliResult;
+using mr::tests::read_text;
+using mr::tests::run_cli;
+using mr::tests::ScratchDir;
+using mr::tests::tiny_model;
+
+#ifdef MR_E2E_HAVE_TORCH_BACKEND
+namespace {
+
+std::vector<json> jsonl(const fs::path& file) {
+  std::vector<json> rows;
+  std::istringstream in(read_text(file));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(json::parse(line));
+  return rows;
+}
+
+/// The CI-sized run: 8 prompts, 4 per iteration, K=3 responses, N=3 judgments, 2 iterations
+/// (the judge is trained in the first). The random model's outputs are bytes, so the score and
+/// verdict patterns accept any digit 0-5 / letter a-b: the real plugins then see parsed and
+/// unparsed judgments alike and make pairs.
+std::string run_config(const fs::path& model, const fs::path& out) {
+  return R"toml(
+[run]
+iterations = 2
+seed = 7
+threads = 1
+output_dir = ")toml" +
+         out.string() + R"toml("
+train_judge = [true, false]
+
+[prompts]
+files = ["prompts.jsonl"]
+per_iteration = 4
+
+[models.policy]
+type = "torch"
+path = ")toml" +
+         model.string() +
+         R"toml("
+
+[generation.actor]
+samples = 3
+max_new_tokens = 16
+batch_size = 2
+
+[generation.judge]
+samples = 3
+max_new_tokens = 40
+batch_size = 4
+
+[generation.meta_judge]
+max_new_tokens = 40
+batch_size = 4
+
+[judge_rubric]
+type = "additive5"
+template = "Rate: {instruction} -> {response}\n"
+score_regex = "([0-5])"
+
+[meta_judge]
+type = "pairwise_elo"
+template = "Which judgment? {instruction} {response} A: {judgment_a} B: {judgment_b}\n"
+verdict_regex = "([ab])"
+
+[pair_selection]
+type = "length_control"
+rho = [0.0, 0.3]
+
+[optimizer]
+type = "dpo"
+batch_size = 2
+micro_batch_size = 2
+learning_rate = 0.01
+)toml";
+}
+
+const char* kPrompts =
+    "{\"id\": \"p1\", \"prompt\": \"Sort: 3 1 2\"}\n"
+    "{\"id\": \"p2\", \"prompt\": \"Reverse: abc\"}\n"
+    "{\"id\": \"p3\", \"prompt\": \"Add: 2 + 5\"}\n"
+    "{\"id\": \"p4\", \"prompt\": \"Count a in banana\"}\n"
+    "{\"id\": \"p5\", \"prompt\": \"Multiply: 3 * 4\"}\n"
+    "{\"id\": \"p6\", \"prompt\": \"Sort: 9 7 8 1\"}\n"
+    "{\"id\": \"p7\", \"prompt\": \"Reverse: hello\"}\n"
+    "{\"id\": \"p8\", \"instruction\": \"Add\", \"input\": \"10 + 11\"}\n";
+
+/// Every file of a run directory by relative path, except the two documented as
+/// non-deterministic (run.log, timings.json).
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string name = e.path().filename().string();
+    if (name == "run.log" || name == "timings.json") continue;
+    files[fs::relative(e.path(), dir).string()] = read_text(e.path());
+  }
+  return files;
+}
+
+/// A `metareward run` child process that the test can signal.
+class RunProcess {
+ public:
+  RunProcess(const std::vector<std::string>& args, const fs::path& cwd, const fs::path& log) {
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::unsetenv("METAREWARD_PLUGIN_PATH");
+      if (::chdir(cwd.c_str()) != 0) ::_exit(120);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<std::string> all = {MR_CLI_PATH};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(MR_CLI_PATH, argv.data());
+      ::_exit(127);
+    }
+  }
+  void signal(int sig) const { ::kill(pid_, sig); }
+  /// Exit code, or 128 + signal.
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+struct RunSetup {
+  ScratchDir dir{"run"};
+  fs::path model, config, out;
+  RunSetup() {
+    model = tiny_model(dir);
+    dir.write("prompts.jsonl", kPrompts);
+    out = dir.path() / "run";
+    config = dir.write("run.toml", run_config(model, out));
+  }
+  CliResult run(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> args = {"run", config.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args, dir.path());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("run: a complete run on a tiny model records every artifact, traceable by id",
+          "[e2e][run]") {
+  RunSetup s;
+  const CliResult r = s.run();
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("iteration 1/2 summary"));
+  CHECK_THAT(r.err, Catch::Contains("iteration 2/2 summary"));
+
+  const fs::path run = s.out;
+  for (const char* f : {"config.resolved.toml", "manifest.json", "run.log"})
+    CHECK(fs::exists(run / f));
+  const json manifest = json::parse(read_text(run / "manifest.json"));
+  CHECK(manifest["seed"] == 7);
+  CHECK(manifest["models"]["policy"]["architecture"] == "LlamaForCausalLM");
+  CHECK(manifest["prompt_pool"]["pool"] == 8);
+  std::set<std::string> plugin_names;
+  for (const auto& p : manifest["plugins"]) {
+    plugin_names.insert(p["name"].get<std::string>());
+    CHECK(p["sha256"].get<std::string>().size() == 64);
+  }
+  CHECK(plugin_names ==
+        std::set<std::string>{"additive5", "dpo", "length_control", "pairwise_elo", "torch"});
+
+  std::set<std::string> seen_prompts;
+  for (int t = 1; t <= 2; ++t) {
+    const fs::path it = run / ("iter_" + std::to_string(t));
+    INFO("iteration " << t);
+    const auto prompts = jsonl(it / "prompts.jsonl");
+    REQUIRE(prompts.size() == 4);
+    for (const auto& p : prompts)  // disjoint slices
+      CHECK(seen_prompts.insert(p["prompt_id"].get<std::string>()).second);
+
+    const auto responses = jsonl(it / "responses.jsonl");
+    REQUIRE(responses.size() == 12);  // 4 prompts x K=3
+    std::map<std::string, json> response_by_id;
+    for (const auto& row : responses) {
+      CHECK(row["text"].is_string());
+      CHECK(row["tokens"].get<int>() <= 16);
+      response_by_id[row["response_id"].get<std::string>()] = row;
+    }
+    CHECK(response_by_id.size() == 12);
+
+    const auto judgments = jsonl(it / "judgments.jsonl");
+    REQUIRE(judgments.size() == 36);  // 12 responses x N=3
+    std::map<std::string, json> judgment_by_id;
+    std::int64_t parsed = 0;
+    for (const auto& row : judgments) {
+      REQUIRE(response_by_id.count(row["response_id"].get<std::string>()));
+      CHECK(response_by_id[row["response_id"].get<std::string>()]["prompt_id"] == row["prompt_id"]);
+      if (row["score"].is_null()) {
+        CHECK(row["parse_error"].is_string());
+      } else {
+        ++parsed;
+        CHECK(row["score"].get<double>() >= 0);
+        CHECK(row["score"].get<double>() <= 5);
+      }
+      judgment_by_id[row["judgment_id"].get<std::string>()] = row;
+    }
+
+    const json metrics = json::parse(read_text(it / "metrics.json"));
+    CHECK(metrics["iteration"] == t);
+    CHECK(metrics["prompts"] == 4);
+    CHECK(metrics["actor"]["responses"] == 12);
+    CHECK(metrics["judge"]["judgments"] == 36);
+    CHECK(metrics["judge"]["parsed"] == parsed);
+    std::int64_t histogram_total = 0;
+    for (const auto& [bin, n] : metrics["judge"]["score_histogram"].items())
+      histogram_total += n.get<std::int64_t>();
+    CHECK(histogram_total == parsed);
+
+    const auto actor_pairs = jsonl(it / "actor_pairs.jsonl");
+    CHECK(metrics["actor_pairs"]["pairs"] == actor_pairs.size());
+    for (const auto& p : actor_pairs) {
+      CHECK(p["role"] == "actor");
+      const auto& chosen = response_by_id.at(p["chosen_id"].get<std::string>());
+      const auto& rejected = response_by_id.at(p["rejected_id"].get<std::string>());
+      CHECK(chosen["prompt_id"] == p["prompt_id"]);
+      CHECK(rejected["prompt_id"] == p["prompt_id"]);
+      CHECK(p["chosen"][0]["content"] == chosen["text"]);
+      CHECK(p["rejected"][0]["content"] == rejected["text"]);
+      CHECK(p["chosen_score"].get<double>() > p["rejected_score"].get<double>());
+      CHECK(p["prompt"][0]["role"] == "user");
+    }
+
+    const bool trains_judge = t == 1;
+    CHECK(metrics["train_judge"] == trains_judge);
+    CHECK(fs::exists(it / "meta_judgments.jsonl") == trains_judge);
+    std::size_t judge_pair_count = 0;
+    if (trains_judge) {
+      const auto battles = jsonl(it / "meta_judgments.jsonl");
+      REQUIRE(!battles.empty());
+      CHECK(metrics["meta_judge"]["battles"] == battles.size());
+      for (const auto& b : battles) {
+        CHECK(judgment_by_id.count(b["judgment_a_id"].get<std::string>()));
+        CHECK(judgment_by_id.count(b["judgment_b_id"].get<std::string>()));
+        CHECK(std::set<int>{-1, 0, 1}.count(b["outcome"].get<int>()));
+      }
+      const auto judge_pairs = jsonl(it / "judge_pairs.jsonl");
+      judge_pair_count = judge_pairs.size();
+      CHECK(metrics["judge_pairs"]["pairs"] == judge_pairs.size());
+      for (const auto& p : judge_pairs) {
+        CHECK(p["role"] == "judge");
+        CHECK(judgment_by_id.at(p["chosen_id"].get<std::string>())["text"] ==
+              p["chosen"][0]["content"]);
+        CHECK(judgment_by_id.count(p["rejected_id"].get<std::string>()));
+      }
+    } else {
+      CHECK(metrics["meta_judge"].is_null());
+    }
+
+    CHECK(metrics["training"]["pairs"] == actor_pairs.size() + judge_pair_count);
+    const auto steps = jsonl(it / "train_metrics.jsonl");
+    CHECK(metrics["training"]["steps"] == steps.size());
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      CHECK(steps[i]["step"] == i + 1);
+      CHECK(steps[i].contains("loss"));
+      CHECK(!steps[i].contains("tokens_per_s"));  // wall-clock lives in timings.json
+    }
+    CHECK(fs::exists(it / "model" / "config.json"));
+    CHECK(fs::exists(it / "model" / "model.safetensors"));
+    CHECK(!fs::exists(it / "train_state"));
+    const json timings = json::parse(read_text(it / "timings.json"));
+    for (const char* stage : {"prompts", "actor", "judge", "actor_pairs", "train", "total"})
+      CHECK(timings["stages"].contains(stage));
+  }
+  // The run must have trained on something, or the test proves little.
+  CHECK(json::parse(read_text(run / "iter_1" / "metrics.json"))["training"]["pairs"] > 0);
+  // Pairs use the columns other trainers read: train-dpo accepts them as they are.
+  const CliResult retrain =
+      run_cli({"train-dpo", "--model", s.model.string(), "--pairs",
+               (run / "iter_1" / "actor_pairs.jsonl").string(), "--out",
+               (s.dir.path() / "retrained").string(), "--set", "optimizer.batch_size=2"});
+  INFO(retrain.err);
+  CHECK(retrain.exit_code == 0);
+  const std::string n = std::to_string(jsonl(run / "iter_1" / "actor_pairs.jsonl").size());
+  CHECK_THAT(retrain.err, Catch::Contains(n + " rows, " + n + " accepted, 0 dropped"));
+
+  // A finished run is not overwritten; --resume on it has nothing left to do.
+  const CliResult again = s.run();
+  CHECK(again.exit_code == 2);
+  CHECK_THAT(again.err, Catch::Contains("already holds a run") && Catch::Contains("--resume"));
+  const auto before = snapshot(run);
+  const CliResult resumed = s.run({"--resume"});
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK_THAT(resumed.err, Catch::Contains("nothing to do"));
+  CHECK(snapshot(run) == before);
+}
+
+TEST_CASE("run: killed or interrupted at random points, --resume gives byte-identical artifacts",
+          "[e2e][run]") {
+  RunSetup s;
+  const auto start = std::chrono::steady_clock::now();
+  const CliResult reference = s.run();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(reference.err);
+  REQUIRE(reference.exit_code == 0);
+  const auto expected = snapshot(s.out);
+  fs::remove_all(s.out);
+
+  const std::vector<std::string> args = {"run", s.config.string()};
+  std::vector<std::string> resume_args = args;
+  resume_args.push_back("--resume");
+  const fs::path log = s.dir.path() / "child.log";
+  int interrupted_mid_run = 0;
+  for (const unsigned seed : {11u, 12u, 13u, 14u}) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<double> when(0.05, seconds);
+    const int sig = seed == 14u ? SIGINT : SIGKILL;  // one graceful stop among the kills
+    for (int kill = 0; kill < 2; ++kill) {
+      RunProcess p(fs::exists(s.out) ? resume_args : args, s.dir.path(), log);
+      std::this_thread::sleep_for(std::chrono::duration<double>(when(rng)));
+      p.signal(sig);
+      const int code = p.wait();
+      INFO("seed " << seed << " kill " << kill << " exit " << code << "\n" << read_text(log));
+      if (code == 128 + SIGKILL || (sig == SIGINT && code == 128 + SIGINT)) ++interrupted_mid_run;
+      if (sig == SIGINT && code == 128 + SIGINT)
+        CHECK_THAT(read_text(log), Catch::Contains("--resume"));
+      CHECK((code == 0 || code == 128 + sig));
+    }
+    const CliResult finish = s.run({"--resume"});
+    INFO("seed " << seed << ": " << finish.err);
+    REQUIRE(finish.exit_code == 0);
+    const auto got = snapshot(s.out);
+    std::vector<std::string> differing;
+    for (const auto& [name, bytes] : expected)
+      if (!got.count(name) || got.at(name) != bytes) differing.push_back(name);
+    for (const auto& [name, bytes] : got)
+      if (!expected.count(name)) differing.push_back(name + " (unexpected)");
+    INFO("differing files: " << Catch::Detail::stringify(differing));
+    CHECK(differing.empty());
+    fs::remove_all(s.out);
+  }
+  // The random points must have actually cut runs short, or nothing was tested.
+  CHECK(interrupted_mid_run >= 4);
+}
+
+TEST_CASE("run: resuming with a changed config is refused with a diff unless --force",
+          "[e2e][run]") {
+  RunSetup s;
+  const CliResult first = s.run({"--iterations", "1"});
+  INFO(first.err);
+  REQUIRE(first.exit_code == 0);
+  const CliResult changed =
+      s.run({"--iterations", "1", "--resume", "--set", "optimizer.learning_rate=0.02"});
+  CHECK(changed.exit_code == 2);
+  CHECK_THAT(changed.err,
+             Catch::Contains("[optimizer]") && Catch::Contains("- learning_rate = 0.01") &&
+                 Catch::Contains("+ learning_rate = 0.02") && Catch::Contains("--force"));
+  // --force continues (here: extends the run by one iteration) and keeps the old config.
+  const CliResult forced = s.run({"--iterations", "2", "--resume", "--force"});
+  INFO(forced.err);
+  CHECK(forced.exit_code == 0);
+  CHECK(fs::exists(s.out / "iter_2" / "metrics.json"));
+  CHECK(fs::exists(s.out / "config.resolved.toml.before_force"));
+  CHECK_THAT(read_text(s.out / "config.resolved.toml"), Catch::Contains("iterations = 2"));
+
+  // A directory that is not a run is never written into.
+  s.dir.write("other/file.txt", "keep me");
+  const CliResult foreign = s.run({"--out", (s.dir.path() / "other").string()});
+  CHECK(foreign.exit_code == 2);
+  CHECK_THAT(foreign.err, Catch::Contains("not empty"));
+  CHECK(read_text(s.dir.path() / "other" / "file.txt") == "keep me");
+}
+#endif
