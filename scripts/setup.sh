@@ -9,6 +9,7 @@ PACKAGES=(
   libboost-dev libboost-program-options-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev
   libpcre2-dev
+  chromium
 )
 
 missing=()
