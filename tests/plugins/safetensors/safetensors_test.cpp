@@ -2,6 +2,9 @@
 // sharded checkpoints and atomic writes.
 #include <unistd.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
@@ -147,6 +150,37 @@ TEST_CASE("safetensors: written files read back identically", "[safetensors]") {
     CHECK(reader.tensors().size() == 1);
     CHECK(reader.metadata().empty());
   }
+}
+
+/// The process's resident file-backed memory in KiB (RssFile in /proc/self/status), or -1.
+long rss_file_kib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("RssFile:", 0) == 0) return std::stol(line.substr(8));
+  return -1;
+}
+
+TEST_CASE("safetensors: release() drops a tensor's pages and keeps its bytes readable",
+          "[safetensors]") {
+  TempDir dir;
+  const fs::path file = dir.path() / "big.safetensors";
+  std::vector<float> big(1 << 20);  // 4 MiB: many whole pages
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i % 1000) * 0.5f;
+  st::write_file(file, {{{"big", st::DType::kF32, {1 << 20}}, bytes_of(big)}});
+  st::Reader reader(file);
+  const auto& info = reader.at("big");
+  auto data = reader.data(info);
+  CHECK(floats(data) == big);  // maps every page of the tensor
+  const long before = rss_file_kib();
+  if (before < 0) {
+    WARN("no RssFile in /proc/self/status; skipping the residency check");
+  } else {
+    reader.release(info);
+    const long after = rss_file_kib();
+    INFO("RssFile before " << before << " KiB, after " << after << " KiB");
+    CHECK(before - after >= 3 * 1024);  // ~4 MiB of mapped pages gone
+  }
+  CHECK(floats(reader.data(info)) == big);  // read back from the file
 }
 
 TEST_CASE("safetensors: invalid tensors are refused by the writer", "[safetensors]") {

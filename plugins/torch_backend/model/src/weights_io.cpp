@@ -114,6 +114,7 @@ void load_weights(CausalLMImpl& model, const fs::path& dir) {
       std::memcpy(staged.data_ptr(), bytes.data(), bytes.size());
       param.copy_(staged);
     }
+    reader->release(*info);  // The parameter holds the bytes now; drop the file's pages.
   }
 }
 

@@ -433,6 +433,16 @@ std::span<const std::byte> Reader::data(const TensorInfo& info) const {
   return {impl_->buffer + info.begin, static_cast<std::size_t>(info.nbytes())};
 }
 
+void Reader::release(const TensorInfo& info) const {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(impl_->buffer + info.begin);
+  const auto end = begin + static_cast<std::uintptr_t>(info.nbytes());
+  const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  // Only whole pages inside the tensor: a page shared with a neighbour may still be needed.
+  // Advice only: a failure costs memory, not correctness.
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 const std::map<std::string, std::string>& Reader::metadata() const {
   return impl_->metadata;
 }

@@ -81,6 +81,12 @@ class Reader {
   /// element size: copy before reinterpreting.
   std::span<const std::byte> data(const TensorInfo& info) const;
 
+  /// Tells the kernel the bytes of `info` are no longer needed (madvise MADV_DONTNEED on the
+  /// whole pages inside them): a loader that has copied a tensor calls it so the mapped file
+  /// does not stay resident next to the parameters (peak RSS ~1x the weights instead of ~2x).
+  /// data() stays valid: touching the bytes again reads them back from the file.
+  void release(const TensorInfo& info) const;
+
   /// The `__metadata__` string map (empty when absent).
   const std::map<std::string, std::string>& metadata() const;
 
