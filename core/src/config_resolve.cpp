@@ -28,6 +28,8 @@ using sdk::Value;
 struct PluginSlot {
   const char* path;
   PluginKind kind;
+  /// The plugin an absent table gets; nullptr = optional: an absent table is left out (a run
+  /// without [evaluation] evaluates nothing).
   const char* default_type;
 };
 
@@ -36,12 +38,13 @@ constexpr PluginSlot kPluginSlots[] = {
     {"meta_judge", PluginKind::MetaJudge, "pairwise_elo"},
     {"pair_selection", PluginKind::PairSelection, "length_control"},
     {"optimizer", PluginKind::Optimizer, "dpo"},
+    {"evaluation", PluginKind::Evaluator, nullptr},
 };
 
 const std::vector<std::string>& top_level_names() {
   static const std::vector<std::string> names = {
-      "run",    "prompts",      "plugins",    "roles",          "generation",
-      "models", "judge_rubric", "meta_judge", "pair_selection", "optimizer"};
+      "run",          "prompts",    "plugins",        "roles",     "generation", "models",
+      "judge_rubric", "meta_judge", "pair_selection", "optimizer", "evaluation"};
   return names;
 }
 
@@ -186,7 +189,8 @@ class Resolver {
 
     for (const auto& slot : kPluginSlots) {
       const Value* given = section_value(doc_.root, slot.path, "");
-      if (given == nullptr && !options_.default_plugin_tables) continue;
+      if (given == nullptr && (!options_.default_plugin_tables || slot.default_type == nullptr))
+        continue;
       if (auto resolved = resolve_plugin(slot.path, slot.kind, given, slot.default_type, out))
         root.emplace(slot.path, std::move(*resolved));
     }

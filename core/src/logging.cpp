@@ -52,6 +52,12 @@ class ComponentLogger : public sdk::Logger {
   std::string component_;
 };
 
+/// The runner behind PluginHostContext::run_command (set by the CLI at start-up).
+CommandRunner& command_runner() {
+  static CommandRunner runner;
+  return runner;
+}
+
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   auto s = static_cast<long long>(std::llround(seconds));
@@ -225,6 +231,25 @@ std::unique_ptr<sdk::Progress> PluginHostContext::progress(std::string_view stag
   // logger_ is always a ComponentLogger (made in the constructor); its name labels the display.
   const auto& component = static_cast<const ComponentLogger&>(*logger_).component();
   return make_progress(component + ": " + std::string(stage), total);
+}
+
+CommandRunner set_command_runner(CommandRunner runner) {
+  CommandRunner previous = std::move(command_runner());
+  command_runner() = std::move(runner);
+  return previous;
+}
+
+int PluginHostContext::run_command(const std::vector<std::string>& args) {
+  // A copy: the command may install its own runner (and restore this one) while it runs.
+  const CommandRunner runner = command_runner();
+  if (!runner) {
+    std::string line;
+    for (const auto& a : args) line += (line.empty() ? "" : " ") + a;
+    throw sdk::PluginError("cannot run 'metareward " + line +
+                           "': no command runner is installed (run_command works in plugin "
+                           "commands started by the metareward CLI)");
+  }
+  return runner(args);
 }
 
 }  // namespace mr::core

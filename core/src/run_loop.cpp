@@ -18,6 +18,7 @@
 #include "metareward/core/prompt_pool.hpp"
 #include "metareward/core/sha256.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/evaluator.hpp"
 #include "metareward/sdk/judge_rubric.hpp"
 #include "metareward/sdk/meta_judge.hpp"
 #include "metareward/sdk/model_backend.hpp"
@@ -42,6 +43,7 @@ enum Stage : int {
   kMetaPlanStage = 4,
   kMetaGenerationStage = 5,
   kTrainStage = 6,
+  kEvaluationStage = 7,
 };
 
 std::uint64_t stage_seed(std::uint64_t run_seed, int iteration, int stage) {
@@ -231,13 +233,16 @@ class Runner {
                    run_dir_.string(), first - 1, first);
 
     create_plugins();
+    // The seed models are evaluated before any checkpoint is loaded, also when resuming.
+    if (evaluator_) evaluate_seed_models();
     if (first > 1) reload_policy(iter_dir(first - 1) / "model");
     write_manifest();
 
     for (int t = first; t <= iterations_; ++t) {
       run_iteration(t);
       ++result.ran_iterations;
-      if (t < iterations_) reload_policy(iter_dir(t) / "model");
+      // With an evaluator, run_iteration() already reloaded M_t to evaluate it.
+      if (t < iterations_ && !evaluator_) reload_policy(iter_dir(t) / "model");
     }
     spdlog::info("run {}: complete ({} iterations). Report: metareward report {}",
                  run_dir_.string(), iterations_, run_dir_.string());
@@ -399,11 +404,86 @@ class Runner {
     meta_ = make<sdk::MetaJudgeStrategy>("meta_judge");
     pair_policy_ = make<sdk::PairSelectionPolicy>("pair_selection");
     optimizer_ = make<sdk::Optimizer>("optimizer");
+    if (config_.plugin_of.count("evaluation")) evaluator_ = make<sdk::Evaluator>("evaluation");
   }
 
   void reload_policy(const fs::path& checkpoint) {
     spdlog::info("model '{}' <- {}", actor_model_, checkpoint.string());
     models_.at(actor_model_)->reload(checkpoint);
+  }
+
+  // ---- evaluation ----------------------------------------------------------------------------
+
+  /// Runs the evaluator on the models as they are now, with iteration `t`'s seed, into
+  /// `out_dir` (emptied first, so that a rerun after an interruption leaves no stale rows).
+  /// Returns the metrics as a JSON object; a non-finite value is a PluginError naming its key.
+  json evaluate_models(int t, const fs::path& out_dir) {
+    const std::string& name = config_.plugin_of.at("evaluation");
+    const std::string where = "evaluator '" + name + "' at iteration " + std::to_string(t);
+    check_stop("before the evaluation of iteration " + std::to_string(t));
+    std::error_code ec;
+    fs::remove_all(out_dir, ec);
+    fs::create_directories(out_dir, ec);
+    if (ec)
+      throw sdk::DataError("cannot create the evaluation directory '" + out_dir.string() +
+                           "': " + ec.message());
+    sdk::EvaluationRequest request;
+    request.info = info(t, kEvaluationStage);
+    request.actor = models_.at(actor_model_).get();
+    request.judge = models_.at(judge_model_).get();
+    request.meta_judge = models_.at(meta_model_).get();
+    request.rubric = rubric_.get();
+    request.meta = meta_.get();
+    request.output_dir = out_dir;
+    request.stop_requested = [this] { return stop_requested(); };
+    sdk::EvaluationResult result;
+    try {
+      result = evaluator_->evaluate(request);
+    } catch (const sdk::Interrupted&) {
+      throw;
+    } catch (const sdk::ConfigError& e) {
+      throw sdk::ConfigError(where + ": " + e.what());
+    } catch (const std::exception& e) {
+      throw sdk::PluginError(where + " failed: " + e.what());
+    }
+    json metrics = json::object();
+    for (const auto& [key, value] : result.metrics) {
+      if (key.empty()) throw sdk::PluginError(where + " reported a metric with an empty name");
+      if (!std::isfinite(value))
+        throw sdk::PluginError(where + " reported a non-finite value for '" + key + "' (" +
+                               std::to_string(value) + "); values must be finite");
+      metrics[key] = value;
+    }
+    return metrics;
+  }
+
+  /// Evaluates the seed models as iteration 0 into RUN/iter_0/eval, unless already recorded
+  /// there (its metrics.json, written last, marks the evaluation complete).
+  void evaluate_seed_models() {
+    const fs::path dir = iter_dir(0) / "eval";
+    if (fs::exists(dir / "metrics.json")) return;
+    spdlog::info("=== evaluating the seed models (iteration 0) ===");
+    const auto start = Clock::now();
+    const json evaluation = evaluate_models(0, dir);
+    write_file_atomic(dir / "metrics.json",
+                      json({{"iteration", 0}, {"evaluation", evaluation}}).dump(2) + "\n");
+    spdlog::info("iteration 0 (seed models) evaluation: {} ({})", evaluation_line(evaluation),
+                 duration(std::chrono::duration<double>(Clock::now() - start).count()));
+  }
+
+  /// "actor/score 2.9, judge/spearman 0.41" (4 significant digits); "(no metrics)" when empty.
+  static std::string evaluation_line(const json& evaluation) {
+    std::ostringstream s;
+    s << std::setprecision(4);
+    for (const auto& [key, value] : evaluation.items()) {
+      if (s.tellp() > 0) s << ", ";
+      s << key << " ";
+      if (value.is_number())
+        s << value.get<double>();
+      else
+        s << "-";
+    }
+    return s.tellp() > 0 ? s.str() : "(no metrics)";
   }
 
   // ---- per-iteration config -------------------------------------------------------------------
@@ -664,6 +744,15 @@ class Runner {
     // Training.
     json training = train(t, dir, selection.pairs, judge_pairs, timings);
 
+    // Evaluation of M_t, before metrics.json (which marks the iteration complete) is written.
+    json evaluation = json::object();
+    if (evaluator_) {
+      reload_policy(dir / "model");
+      t0 = Clock::now();
+      evaluation = evaluate_models(t, dir / "eval");
+      timed("evaluation", since(t0));
+    }
+
     // Metrics.
     json drops = json::object();
     for (const auto& [k, v] : selection.drops) drops[k] = v;
@@ -679,7 +768,7 @@ class Runner {
                     {"meta_judge", meta_metrics},
                     {"judge_pairs", judge_pair_metrics},
                     {"training", training},
-                    {"evaluation", json::object()}};
+                    {"evaluation", evaluation}};
     timings["stages"]["total"] = since(iteration_start);
     write_file_atomic(dir / "timings.json", timings.dump(2) + "\n");
     // metrics.json last: its presence marks the iteration complete.
@@ -1062,6 +1151,7 @@ class Runner {
       << (f.contains("loss") ? num(f["loss"], 4) : "-") << " accuracy "
       << (f.contains("accuracy") ? num(f["accuracy"], 3) : "-") << " margin "
       << (f.contains("margin") ? num(f["margin"], 3) : "-") << "\n";
+    if (evaluator_) s << "  evaluation         " << evaluation_line(m["evaluation"]) << "\n";
     s << "  stage times       ";
     for (const auto& [stage, sec] : timings["stages"].items())
       s << " " << stage << " " << duration(sec.get<double>());
@@ -1083,6 +1173,7 @@ class Runner {
   std::shared_ptr<sdk::MetaJudgeStrategy> meta_;
   std::shared_ptr<sdk::PairSelectionPolicy> pair_policy_;
   std::shared_ptr<sdk::Optimizer> optimizer_;
+  std::shared_ptr<sdk::Evaluator> evaluator_;  ///< Null without an [evaluation] table.
   mutable std::vector<json> row_cache_;
 };
 

@@ -1,6 +1,7 @@
 // Out-of-line destructors: the key functions that give every SDK interface a single
 // vtable/typeinfo home in libmr_sdk, so exceptions and objects cross plugin boundaries safely.
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/evaluator.hpp"
 #include "metareward/sdk/host.hpp"
 #include "metareward/sdk/judge_rubric.hpp"
 #include "metareward/sdk/meta_judge.hpp"
@@ -26,7 +27,13 @@ JudgeRubric::~JudgeRubric() = default;
 MetaJudgeStrategy::~MetaJudgeStrategy() = default;
 PairSelectionPolicy::~PairSelectionPolicy() = default;
 Optimizer::~Optimizer() = default;
+Evaluator::~Evaluator() = default;
 Registrar::~Registrar() = default;
+
+int HostContext::run_command(const std::vector<std::string>& args) {
+  throw PluginError("this host context cannot run commands (asked to run '" +
+                    (args.empty() ? std::string() : args.front()) + "')");
+}
 
 void Registrar::add_command(CommandDescriptor command) {
   throw PluginError("this host does not accept plugin commands (command '" + command.name + "')");
@@ -54,6 +61,8 @@ const char* plugin_kind_name(PluginKind kind) {
       return "pair_selection";
     case PluginKind::Optimizer:
       return "optimizer";
+    case PluginKind::Evaluator:
+      return "evaluator";
   }
   return "unknown";
 }

@@ -61,10 +61,10 @@ Instance<Interface> make_default(const std::string& name, int iterations = 1) {
   return inst;
 }
 
-/// Checks the schema of `name`: unique non-empty keys, help text, every default satisfies its
-/// own type, range and choices.
-inline void check_schema(const std::string& name) {
-  const auto& d = registered().plugins.at(name);
+/// Checks the descriptor `d`: description, version, unique non-empty keys, help text, every
+/// default satisfies its own type, range and choices.
+inline void check_descriptor(const sdk::PluginDescriptor& d) {
+  const std::string& name = d.name;
   CHECK_FALSE(d.description.empty());
   CHECK_FALSE(d.version.empty());
   std::set<std::string> keys;
@@ -81,6 +81,11 @@ inline void check_schema(const std::string& name) {
     }
     if (spec.min && spec.max) CHECK(*spec.min <= *spec.max);
   }
+}
+
+/// Checks the schema of registered plugin `name` (see check_descriptor).
+inline void check_schema(const std::string& name) {
+  check_descriptor(registered().plugins.at(name));
 }
 
 /// Seeded random prompt groups: 0..6 responses each (some duplicated text, some without a valid

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_runner.hpp"
 #include "metareward/core/plugin_registry.hpp"
 #include "metareward/sdk/version.hpp"
@@ -112,9 +114,10 @@ TEST_CASE("cli: usage errors exit 2 and say what is available", "[e2e]") {
   }
 }
 
-TEST_CASE("cli: plugins list shows the five kinds in order with their plugins", "[e2e]") {
+TEST_CASE("cli: plugins list shows the six kinds in order with their plugins", "[e2e]") {
   ScratchDir fixtures("list");
   fs::copy_file(MR_FIXTURE_OK, fixtures.path() / "libfixture_ok.so");
+  fs::copy_file(MR_FIXTURE_EVALUATOR, fixtures.path() / "libfixture_evaluator.so");
   const CliResult r = run_cli(
       {"plugins", "list", "--plugin-dir", kPlaceholders, "--plugin-dir", fixtures.path().string()});
   REQUIRE(r.exit_code == 0);
@@ -124,17 +127,20 @@ TEST_CASE("cli: plugins list shows the five kinds in order with their plugins", 
   const auto meta = position_of(r.out, "\nmeta_judge:\n");
   const auto pairs = position_of(r.out, "\npair_selection:\n");
   const auto optimizer = position_of(r.out, "\noptimizer:\n");
+  const auto evaluator = position_of(r.out, "\nevaluator:\n");
   CHECK(search < backend);
   CHECK(backend < rubric);
   CHECK(rubric < meta);
   CHECK(meta < pairs);
   CHECK(pairs < optimizer);
+  CHECK(optimizer < evaluator);
   // Each plugin is listed under its kind (torch and dpo: the real ones or the placeholders).
   const auto torch = position_of(r.out, "\n  torch ");
   CHECK((backend < torch && torch < rubric));
   const auto fixture = position_of(r.out, "\n  fixture_ok  1.2.3  Loader fixture rubric\n");
   CHECK((rubric < fixture && fixture < meta));
   CHECK(optimizer < position_of(r.out, "\n  dpo "));
+  CHECK(evaluator < position_of(r.out, "\n  fixture_eval  0.1.0  Test evaluator: "));
   CHECK_THAT(
       r.out,
       Catch::Contains("from mr-fixture-ok 0.0.1 (" +
@@ -324,6 +330,55 @@ TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::Contains("judge_rubric fixture_ok"));
   }
+  SECTION("an [evaluation] table selects an evaluator, validated like every plugin table") {
+    const std::string lib = "[plugins]\nlibraries = [\"" + std::string(MR_FIXTURE_EVALUATOR) +
+                            "\"]\n\n" + good_config();
+    const fs::path cfg =
+        dir.write("eval.toml", lib + "\n[evaluation]\ntype = \"fixture_eval\"\nprompts = 4\n");
+    const CliResult r = run_cli(with(check, {cfg.string()}));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::EndsWith("optimizer dpo, evaluator fixture_eval)\n"));
+    const CliResult shown =
+        run_cli({"--plugin-dir", kPlaceholders, "config", "show", cfg.string()});
+    CHECK(shown.exit_code == 0);
+    CHECK_THAT(shown.out, Catch::EndsWith("\n[evaluation]\ntype = \"fixture_eval\"\nfail_at = -1\n"
+                                          "max_new_tokens = 8\nnan_at = -1\nprompts = 4\n"));
+    // Without the table there is no evaluation, and no default evaluator is asked for.
+    const CliResult plain =
+        run_cli({"--plugin-dir", kPlaceholders, "config", "show", good.string()});
+    CHECK(plain.exit_code == 0);
+    CHECK_THAT(plain.out, !Catch::Contains("[evaluation]"));
+
+    const fs::path bad = dir.write(
+        "eval_bad.toml", lib + "\n[evaluation]\ntype = \"fixture_eval\"\nprompts = 0\nseeds = 2\n");
+    const CliResult b = run_cli(with(check, {bad.string()}));
+    CHECK(b.exit_code == 2);
+    CHECK_THAT(b.err, Catch::Contains("[evaluation.prompts] 0 is out of range"));
+    CHECK_THAT(b.err, Catch::Contains("[evaluation.seeds] unknown key 'seeds' for evaluator "
+                                      "'fixture_eval'"));
+    const fs::path untyped = dir.write("eval_untyped.toml", lib + "\n[evaluation]\nprompts = 2\n");
+    const CliResult u = run_cli(with(check, {untyped.string()}));
+    CHECK(u.exit_code == 2);
+    CHECK_THAT(u.err, Catch::Contains("[evaluation.type] missing required key 'type' (the "
+                                      "evaluator plugin to use; available: ") &&
+                          Catch::Contains("fixture_eval"));
+    const fs::path wrong_kind =
+        dir.write("eval_kind.toml", lib + "\n[evaluation]\ntype = \"additive5\"\n");
+    const CliResult w = run_cli(with(check, {wrong_kind.string()}));
+    CHECK(w.exit_code == 2);
+    CHECK_THAT(w.err, Catch::Contains("[evaluation.type] 'additive5' is a judge_rubric plugin, not "
+                                      "an evaluator (available evaluator plugins: ") &&
+                          Catch::Contains("fixture_eval"));
+  }
+  SECTION("`eval` needs an [evaluation] table") {
+    const CliResult r = run_cli({"--plugin-dir", kPlaceholders, "eval", good.string()}, dir.path());
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("error: " + good.string() +
+                                      ": no [evaluation] table; `metareward eval` needs one whose "
+                                      "'type' names an evaluator plugin (available: "));
+    CHECK_FALSE(fs::exists(dir.path() / "eval"));
+  }
   SECTION("[plugins] libraries naming a bad library is fatal with the loader's message") {
     const fs::path cfg = dir.write("badlib.toml", "[plugins]\nlibraries = [\"" +
                                                       std::string(MR_FIXTURE_BAD_API_VERSION) +
@@ -393,6 +448,39 @@ TEST_CASE("cli: plugin libraries can contribute commands", "[e2e]") {
     CHECK_THAT(r.out, Catch::Contains("fixture-echo"));
     CHECK_THAT(r.out, Catch::Contains("[mr-fixture-command]"));
   }
+  SECTION("HostContext::run_command runs host and plugin commands in-process") {
+    fs::copy_file(MR_FIXTURE_OK, fixtures.path() / "libfixture_ok.so");
+    // The nested command sees the same --plugin-dir: the fixture rubric is listed.
+    const CliResult list = run_cli({"--plugin-dir", dir, "fixture-run", "plugins", "list"});
+    INFO(list.err);
+    CHECK(list.exit_code == 0);
+    CHECK_THAT(list.out,
+               Catch::Contains("\n  fixture_ok ") && Catch::Contains("from mr-fixture-ok 0.0.1 ("));
+    CHECK_THAT(list.out, Catch::EndsWith("fixture-run: 'plugins list' exited 0\n"));
+    // A plugin command through another plugin command.
+    const CliResult echo = run_cli({"--plugin-dir", dir, "fixture-run", "fixture-echo", "a", "b"});
+    CHECK(echo.exit_code == 0);
+    CHECK(echo.out == "echo: a b (threads>0: yes)\nfixture-run: 'fixture-echo a b' exited 0\n");
+    // Errors are reported and mapped to exit codes as on the command line, not thrown.
+    const CliResult unknown = run_cli({"--plugin-dir", dir, "fixture-run", "frobnicate"});
+    CHECK(unknown.exit_code == 2);
+    CHECK_THAT(unknown.err, Catch::StartsWith("error: unknown command 'frobnicate'"));
+    CHECK(unknown.out == "fixture-run: 'frobnicate' exited 2\n");
+    const CliResult boom = run_cli({"--plugin-dir", dir, "fixture-run", "fixture-echo", "boom"});
+    CHECK(boom.exit_code == 1);
+    CHECK_THAT(boom.err, Catch::Contains("error: fixture-echo exploded"));
+    // The log level carries over: at debug, both the outer and the nested command log their
+    // plugin directory scan.
+    const CliResult debug =
+        run_cli({"--log-level", "debug", "--plugin-dir", dir, "fixture-run", "plugins", "list"});
+    CHECK(debug.exit_code == 0);
+    const std::string scan = "plugin directory '" + dir + "': ";
+    std::size_t count = 0;
+    for (auto pos = debug.err.find(scan); pos != std::string::npos;
+         pos = debug.err.find(scan, pos + 1))
+      ++count;
+    CHECK(count == 2);
+  }
   SECTION("without the library the command is unknown") {
     const CliResult r = run_cli({"fixture-echo"});
     CHECK(r.exit_code == 2);
@@ -461,4 +549,107 @@ TEST_CASE("cli: plan prints a run's generation budget per iteration", "[e2e][pla
     CHECK_THAT(r.err, Catch::Contains("[run.iterations]"));
   }
 #endif
+}
+
+namespace {
+
+/// Writes a run directory with `evaluations[t]` as the evaluation of iteration t (t = 0: the
+/// seed models, in iter_0/eval/metrics.json).
+void write_run(const fs::path& run, const std::vector<nlohmann::json>& evaluations) {
+  for (std::size_t t = 0; t < evaluations.size(); ++t) {
+    const nlohmann::json doc = {{"iteration", t}, {"evaluation", evaluations[t]}};
+    const fs::path file = t == 0 ? run / "iter_0" / "eval" / "metrics.json"
+                                 : run / ("iter_" + std::to_string(t)) / "metrics.json";
+    mr::tests::write_text(file, doc.dump(2));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cli: compare tabulates evaluation metrics of runs, with mean ± std over seeds",
+          "[e2e][compare]") {
+  ScratchDir dir("compare");
+  const fs::path runs = dir.path() / "runs";
+  write_run(runs / "meta-seed1", {{{"actor/score", 2.0}, {"judge/acc", 0.5}},
+                                  {{"actor/score", 3.0}, {"judge/acc", 0.25}}});
+  write_run(runs / "meta-seed2", {{{"actor/score", 2.5}, {"judge/acc", 0.5}},
+                                  {{"actor/score", 4.0}, {"judge/acc", 0.75}}});
+  write_run(runs / "base", {{{"actor/score", 1.0}}});
+  // An incomplete iteration (no metrics.json) is not listed.
+  fs::create_directories(runs / "base" / "iter_1");
+
+  SECTION("a text table: runs x iterations, metrics as columns, '-' where missing") {
+    const CliResult r =
+        run_cli({"compare", "runs/meta-seed1", "runs/meta-seed2/", "runs/base"}, dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out ==
+          "run                                    iteration  actor/score    judge/acc\n"
+          "runs/meta-seed1                        0          2              0.5\n"
+          "runs/meta-seed1                        1          3              0.25\n"
+          "runs/meta-seed2                        0          2.5            0.5\n"
+          "runs/meta-seed2                        1          4              0.75\n"
+          "runs/base                              0          1              -\n"
+          "runs/base                              1          -              -\n"
+          "runs/meta-seed* (mean ± std, 2 seeds)  0          2.25 ± 0.3536  0.5 ± 0\n"
+          "runs/meta-seed* (mean ± std, 2 seeds)  1          3.5 ± 0.7071   0.5 ± 0.3536\n");
+  }
+  SECTION("--markdown and --metrics") {
+    const CliResult r = run_cli(
+        {"compare", "runs/meta-seed1", "runs/meta-seed2", "--markdown", "--metrics", "judge/"},
+        dir.path());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out ==
+          "| run | iteration | judge/acc |\n"
+          "|---|---|---:|\n"
+          "| runs/meta-seed1 | 0 | 0.5 |\n"
+          "| runs/meta-seed1 | 1 | 0.25 |\n"
+          "| runs/meta-seed2 | 0 | 0.5 |\n"
+          "| runs/meta-seed2 | 1 | 0.75 |\n"
+          "| runs/meta-seed* (mean ± std, 2 seeds) | 0 | 0.5 ± 0 |\n"
+          "| runs/meta-seed* (mean ± std, 2 seeds) | 1 | 0.5 ± 0.3536 |\n");
+  }
+  SECTION("a seed that lacks a value is counted out of the mean") {
+    write_run(runs / "meta-seed3", {{{"actor/score", 3.0}}});
+    const CliResult r = run_cli(
+        {"compare", "runs/meta-seed1", "runs/meta-seed2", "runs/meta-seed3", "--metrics", "actor/"},
+        dir.path());
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.out,
+               Catch::Contains("runs/meta-seed* (mean ± std, 3 seeds)  0          2.5 ± 0.5\n"));
+    CHECK_THAT(r.out,
+               Catch::Contains("runs/meta-seed* (mean ± std, 3 seeds)  1          3.5 ± 0.7071 "
+                               "(n=2)\n"));
+  }
+  SECTION("errors: no run, not a directory, unreadable metrics, a prefix matching nothing") {
+    CHECK(run_cli({"compare"}, dir.path()).exit_code == 2);
+    const CliResult missing = run_cli({"compare", "runs/nope"}, dir.path());
+    CHECK(missing.exit_code == 1);
+    CHECK_THAT(missing.err, Catch::Contains("'runs/nope' is not a directory"));
+    const CliResult prefix = run_cli({"compare", "runs/base", "--metrics", "judge/"}, dir.path());
+    CHECK(prefix.exit_code == 2);
+    CHECK_THAT(prefix.err, Catch::Contains("(metrics: actor/score)"));
+    mr::tests::write_text(runs / "broken" / "iter_1" / "metrics.json", "{\"evaluation\": ");
+    const CliResult broken = run_cli({"compare", "runs/broken"}, dir.path());
+    CHECK(broken.exit_code == 1);
+    CHECK_THAT(broken.err, Catch::Contains("runs/broken/iter_1/metrics.json: not valid JSON"));
+    mr::tests::write_text(runs / "text" / "iter_1" / "metrics.json",
+                          "{\"evaluation\": {\"actor/score\": \"high\"}}");
+    const CliResult text = run_cli({"compare", "runs/text"}, dir.path());
+    CHECK(text.exit_code == 1);
+    CHECK_THAT(text.err,
+               Catch::Contains("evaluation \"actor/score\" is string, expected a number"));
+    write_run(runs / "none", {nlohmann::json::object()});
+    const CliResult none = run_cli({"compare", "runs/none"}, dir.path());
+    CHECK(none.exit_code == 1);
+    CHECK_THAT(none.err, Catch::Contains("no evaluation metrics in the given runs"));
+  }
+  SECTION("a `metareward eval` output directory counts as one iteration") {
+    mr::tests::write_text(dir.path() / "evalout" / "metrics.json",
+                          "{\"iteration\": 2, \"evaluation\": {\"actor/score\": 4.5}}");
+    const CliResult r = run_cli({"compare", "evalout"}, dir.path());
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out == "run      iteration  actor/score\nevalout  2          4.5\n");
+  }
 }

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -236,7 +238,7 @@ TEST_CASE("loader: create_plugin reports factory failures and kind mismatches", 
       FAIL("kind mismatch accepted");
     } catch (const PluginError& e) {
       CHECK(std::string(e.what()) == "plugin 'fixture_ok' from '" + canon(MR_FIXTURE_OK) +
-                                         "' is a judge_rubric, not a optimizer");
+                                         "' is of kind 'judge_rubric', not 'optimizer'");
     }
   }
 }
@@ -347,7 +349,9 @@ TEST_CASE("loader: a library can contribute CLI commands", "[loader]") {
   CHECK(command->descriptor.summary == "Print the arguments (loader fixture).");
   CHECK(command->library_name == "mr-fixture-command");
   CHECK(command->library_path.string() == canon(MR_FIXTURE_COMMAND));
-  REQUIRE(registry.commands().size() == 1);
+  REQUIRE(registry.commands().size() == 2);
+  CHECK(registry.commands()[0]->descriptor.name == "fixture-echo");
+  CHECK(registry.commands()[1]->descriptor.name == "fixture-run");
   CHECK(registry.find_command("fixture-missing") == nullptr);
 
   auto ctx = context_for("fixture-echo", 0);
@@ -361,7 +365,7 @@ TEST_CASE("loader: a library can contribute CLI commands", "[loader]") {
           "duplicate command name 'fixture-echo': registered by '" +
               canon((dir.path() / "libcopy.so").c_str()) + "' and already by '" +
               canon(MR_FIXTURE_COMMAND) + "'");
-    CHECK(registry.commands().size() == 1);
+    CHECK(registry.commands().size() == 2);
   }
 }
 
@@ -379,4 +383,63 @@ TEST_CASE("loader: one library registering a command name twice is rejected", "[
                     "duplicate command name 'twice': registered by 'static-commands' and already "
                     "by 'static-commands'");
   CHECK(registry.find_command("twice") == nullptr);
+}
+
+TEST_CASE("loader: a plugin command runs other commands through HostContext::run_command",
+          "[loader][run_command]") {
+  PluginRegistry registry;
+  registry.load_library(MR_FIXTURE_COMMAND);
+  const auto* command = registry.find_command("fixture-run");
+  REQUIRE(command != nullptr);
+  auto ctx = context_for("fixture-run", 0);
+
+  SECTION("without a runner (core used without the CLI) it is a PluginError naming the command") {
+    const auto previous = mr::core::set_command_runner(nullptr);
+    CHECK_THROWS_MATCHES(command->descriptor.run({"plugins", "list"}, *ctx), PluginError,
+                         Catch::Message("cannot run 'metareward plugins list': no command runner "
+                                        "is installed (run_command works in plugin commands "
+                                        "started by the metareward CLI)"));
+    mr::core::set_command_runner(previous);
+  }
+  SECTION("with a runner installed, the words reach it and its exit status comes back") {
+    std::vector<std::vector<std::string>> seen;
+    const auto previous = mr::core::set_command_runner([&](const std::vector<std::string>& args) {
+      seen.push_back(args);
+      return args.size() == 2 ? 5 : 0;
+    });
+    CHECK(command->descriptor.run({"plugins", "list"}, *ctx) == 5);
+    CHECK(command->descriptor.run({"config", "check", "x.toml"}, *ctx) == 0);
+    const auto mine = mr::core::set_command_runner(previous);
+    CHECK(mine != nullptr);  // set_command_runner returned the runner it replaced
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0] == std::vector<std::string>{"plugins", "list"});
+    CHECK(seen[1] == std::vector<std::string>{"config", "check", "x.toml"});
+  }
+}
+
+TEST_CASE("loader: an evaluator plugin registers as the sixth kind and constructs",
+          "[loader][evaluator]") {
+  PluginRegistry registry;
+  registry.load_library(MR_FIXTURE_EVALUATOR);
+  const auto* plugin = registry.find("fixture_eval");
+  REQUIRE(plugin != nullptr);
+  CHECK(plugin->descriptor.kind() == mr::sdk::PluginKind::Evaluator);
+  CHECK(std::string(mr::sdk::plugin_kind_name(plugin->descriptor.kind())) == "evaluator");
+  CHECK(registry.names(mr::sdk::PluginKind::Evaluator) == std::vector<std::string>{"fixture_eval"});
+  CHECK(registry.names(mr::sdk::PluginKind::JudgeRubric).empty());
+
+  mr::sdk::Table values{{"prompts", mr::sdk::Value(1)},
+                        {"max_new_tokens", mr::sdk::Value(4)},
+                        {"fail_at", mr::sdk::Value(-1)},
+                        {"nan_at", mr::sdk::Value(-1)}};
+  auto ctx = std::make_shared<mr::core::PluginHostContext>(
+      "evaluation", mr::sdk::Config("evaluation", values, 1), 7, fs::path(), 1);
+  std::shared_ptr<mr::sdk::Evaluator> evaluator =
+      mr::core::create_plugin<mr::sdk::Evaluator>(*plugin, ctx);
+  CHECK(evaluator != nullptr);
+  SECTION("asking for it as another kind names both kinds") {
+    CHECK_THROWS_WITH(mr::core::create_plugin<mr::sdk::JudgeRubric>(*plugin, ctx),
+                      Catch::Contains("'fixture_eval'") && Catch::Contains("evaluator") &&
+                          Catch::Contains("not 'judge_rubric'"));
+  }
 }

@@ -12,7 +12,9 @@ using mr::sdk::Array;
 using mr::sdk::Table;
 using mr::sdk::Value;
 using mr::test::config_error;
+using mr::test::FakeCatalog;
 using mr::test::kMinimalModels;
+using mr::test::resolve_error;
 using mr::test::resolve_text;
 
 TEST_CASE("config resolve: defaults are filled in for every section", "[config]") {
@@ -306,5 +308,67 @@ TEST_CASE("config did_you_mean: closest candidate within the edit-distance budge
   SECTION("short words still get a two-edit budget") {
     CHECK(did_you_mean("rn", {"run", "roles"}) == "run");
     CHECK(did_you_mean("xyz", {"run"}).empty());
+  }
+}
+
+TEST_CASE("config resolve: [evaluation] is optional and has no default evaluator",
+          "[config][evaluation]") {
+  SECTION("absent: no section, no plugin, nothing written") {
+    const ResolvedConfig r = resolve_text(kMinimalModels);
+    CHECK(r.sections.count("evaluation") == 0);
+    CHECK(r.plugin_of.count("evaluation") == 0);
+    CHECK(r.root.count("evaluation") == 0);
+    CHECK_THAT(r.to_toml(), !Catch::Contains("[evaluation]"));
+  }
+  SECTION("present: validated against the evaluator's schema, defaults filled, written last") {
+    const ResolvedConfig r = resolve_text(
+        std::string(kMinimalModels) + "[evaluation]\ntype = \"oracle\"\nprompts = \"e.jsonl\"\n");
+    CHECK(r.plugin_of.at("evaluation") == "oracle");
+    CHECK(r.section("evaluation").get_string("prompts") == "e.jsonl");
+    CHECK(r.section("evaluation").get_int("max_prompts") == 200);
+    const std::string text = r.to_toml();
+    CHECK_THAT(text, Catch::EndsWith("\n[evaluation]\ntype = \"oracle\"\nmax_prompts = 200\n"
+                                     "prompts = \"e.jsonl\"\n"));
+    CHECK(text.find("\n[optimizer]\n") < text.find("\n[evaluation]\n"));
+    // The resolved text resolves to itself.
+    CHECK(mr::core::resolve_config(mr::core::parse_config_text(text, "again.toml"), FakeCatalog())
+              .to_toml() == text);
+  }
+  SECTION("commands that skip default plugin tables still resolve a given [evaluation]") {
+    auto doc = mr::core::parse_config_text(
+        std::string(kMinimalModels) + "[evaluation]\ntype = \"oracle\"\nprompts = \"e.jsonl\"\n",
+        "cfg.toml");
+    mr::core::ResolveOptions options;
+    options.default_plugin_tables = false;
+    const ResolvedConfig r = mr::core::resolve_config(doc, FakeCatalog(), options);
+    CHECK(r.plugin_of.at("evaluation") == "oracle");
+    CHECK(r.plugin_of.count("optimizer") == 0);
+  }
+  SECTION("errors: no type, a type of another kind, a missing required key, an unknown key") {
+    CHECK_THAT(resolve_error(std::string(kMinimalModels) + "[evaluation]\nprompts = \"e\"\n"),
+               Catch::Contains("cfg.toml:3:1: [evaluation.type] missing required key 'type' (the "
+                               "evaluator plugin to use; available: oracle)"));
+    CHECK_THAT(resolve_error(std::string(kMinimalModels) + "[evaluation]\ntype = \"dpo\"\n"),
+               Catch::Contains("[evaluation.type] 'dpo' is an optimizer plugin, not an evaluator "
+                               "(available evaluator plugins: oracle)"));
+    CHECK_THAT(resolve_error(std::string(kMinimalModels) + "[evaluation]\ntype = \"orcale\"\n"),
+               Catch::Contains("[evaluation.type] unknown evaluator 'orcale' (did you mean "
+                               "'oracle'? available: oracle)"));
+    const std::string both = resolve_error(std::string(kMinimalModels) +
+                                           "[evaluation]\ntype = \"oracle\"\nmax_promts = 5\n");
+    CHECK_THAT(both, Catch::Contains("[evaluation.prompts] missing required key 'prompts' for "
+                                     "evaluator 'oracle'"));
+    CHECK_THAT(both, Catch::Contains("[evaluation.max_promts] unknown key 'max_promts' for "
+                                     "evaluator 'oracle'; did you mean 'max_prompts'?"));
+    CHECK_THAT(resolve_error("evaluation = \"oracle\"\n" + std::string(kMinimalModels)),
+               Catch::Contains("[evaluation] expected a table, got string \"oracle\""));
+  }
+  SECTION("without any evaluator loaded, an absent table is still fine") {
+    auto doc = mr::core::parse_config_text(kMinimalModels, "cfg.toml");
+    CHECK_NOTHROW(mr::core::resolve_config(doc, FakeCatalog({"oracle"})));
+    doc = mr::core::parse_config_text(std::string(kMinimalModels) + "[evaluation]\ntype = \"x\"\n",
+                                      "cfg.toml");
+    CHECK_THAT(config_error([&] { mr::core::resolve_config(doc, FakeCatalog({"oracle"})); }),
+               Catch::Contains("unknown evaluator 'x' (available: none loaded)"));
   }
 }

@@ -20,7 +20,8 @@
 namespace mr::test {
 
 /// Fake catalog: model_backend torch, fake; judge_rubric additive5, likert10; meta_judge
-/// pairwise_elo; pair_selection length_control; optimizer dpo. Names in `omit` are left out.
+/// pairwise_elo; pair_selection length_control; optimizer dpo; evaluator oracle. Names in `omit`
+/// are left out.
 class FakeCatalog : public core::PluginCatalog {
  public:
   explicit FakeCatalog(std::set<std::string> omit = {}) {
@@ -64,6 +65,10 @@ class FakeCatalog : public core::PluginCatalog {
              .per_iteration_allowed(),
          ParamSpec::int_("epochs", 1, "Epochs per iteration.").range(1, std::nullopt),
          ParamSpec::string_list("stop_words", {}, "Words that end a response.")},
+        omit);
+    add(sdk::Factory<sdk::Evaluator>{}, "oracle",
+        {ParamSpec::required_("prompts", ParamType::String, "Held-out prompts file."),
+         ParamSpec::int_("max_prompts", 200, "Prompts evaluated.").range(1, std::nullopt)},
         omit);
   }
 

@@ -28,13 +28,13 @@ TEST_CASE("config validation: unknown sections and keys", "[config]") {
     CHECK(single_error(std::string(kMinimalModels) + "[rn]\nseed = 1\n") ==
           "cfg.toml:3:1: [rn] unknown section 'rn'; did you mean 'run'? (valid sections: run, "
           "prompts, plugins, roles, generation, models, judge_rubric, meta_judge, pair_selection, "
-          "optimizer)");
+          "optimizer, evaluation)");
   }
   SECTION("an unknown section with nothing close lists the valid ones only") {
     CHECK(single_error(std::string(kMinimalModels) + "[zzzzzzzzzzzz]\n") ==
           "cfg.toml:3:1: [zzzzzzzzzzzz] unknown section 'zzzzzzzzzzzz' (valid sections: run, "
           "prompts, plugins, roles, generation, models, judge_rubric, meta_judge, pair_selection, "
-          "optimizer)");
+          "optimizer, evaluation)");
   }
   SECTION("a section key written at the top level says where it belongs") {
     CHECK(single_error(std::string("iterations = 3\n") + kMinimalModels) ==

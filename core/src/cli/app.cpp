@@ -26,6 +26,10 @@ const std::vector<Command>& command_table() {
       {"run", "Run the Meta-Rewarding iterations of a config (resumable, records every artifact).",
        run_command},
       {"report", "Write report.html and report.md for a run directory.", report_command},
+      {"eval", "Evaluate a config's models with its [evaluation] plugin (no training).",
+       eval_command},
+      {"compare", "Tabulate the evaluation metrics of runs per iteration (mean ± std over seeds).",
+       compare_command},
       {"generate", "Sample completions for JSONL prompts with a model backend.", generate_command},
       {"score", "Log-probabilities of JSONL completions given their prompts.", score_command},
       {"train-dpo", "Train a model on JSONL preference pairs (dpo, rpo, ...).", train_dpo_command},
@@ -118,6 +122,41 @@ int run_plugin_command(const RegisteredCommand& command, const std::vector<std::
   }
 }
 
+/// Runs `args` as a nested `metareward` command line with the global options of the invocation
+/// that started it (HostContext::run_command). The nested command sets up its own logger; the
+/// caller's is restored afterwards.
+int run_nested(const GlobalOptions& globals, const std::vector<std::string>& args) {
+  std::vector<std::string> words = {"metareward", "--log-level", globals.log_level};
+  for (const auto& dir : globals.plugin_dirs) {
+    words.push_back("--plugin-dir");
+    words.push_back(dir.string());
+  }
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  const auto logger = spdlog::default_logger();
+  const int code = run_cli(static_cast<int>(words.size()), argv.data());
+  spdlog::set_default_logger(logger);
+  return code;
+}
+
+/// Installs the command runner for one invocation and puts the previous one back (a nested
+/// command line installs its own while it runs).
+class CommandRunnerScope {
+ public:
+  explicit CommandRunnerScope(const GlobalOptions& globals)
+      : previous_(set_command_runner([globals](const std::vector<std::string>& args) {
+          return run_nested(globals, args);
+        })) {}
+  ~CommandRunnerScope() { set_command_runner(std::move(previous_)); }
+  CommandRunnerScope(const CommandRunnerScope&) = delete;
+  CommandRunnerScope& operator=(const CommandRunnerScope&) = delete;
+
+ private:
+  CommandRunner previous_;
+};
+
 int dispatch(int argc, char** argv) {
   po::options_description globals_desc = global_options();
   // Global options may appear anywhere; every other token (command words, command options and
@@ -138,6 +177,9 @@ int dispatch(int argc, char** argv) {
   if (vm.count("plugin-dir"))
     for (const auto& d : vm["plugin-dir"].as<std::vector<std::string>>())
       globals.plugin_dirs.emplace_back(d);
+
+  // Plugin commands (and anything they run) reach the command table through run_command.
+  const CommandRunnerScope runner_scope(globals);
 
   if (vm.count("version")) {
     std::cout << "metareward " MR_SDK_VERSION " (plugin API " << MR_PLUGIN_API_VERSION << "; "

@@ -79,5 +79,7 @@ int sft_command(const GlobalOptions& globals, const std::vector<std::string>& ar
 int plan_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int run_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int report_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int eval_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int compare_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 
 }  // namespace mr::core::cli

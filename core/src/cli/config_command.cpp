@@ -99,7 +99,7 @@ int config_check(const GlobalOptions& globals, const std::vector<std::string>& a
   std::vector<std::string> parts;
   for (auto kind :
        {sdk::PluginKind::ModelBackend, sdk::PluginKind::JudgeRubric, sdk::PluginKind::MetaJudge,
-        sdk::PluginKind::PairSelection, sdk::PluginKind::Optimizer}) {
+        sdk::PluginKind::PairSelection, sdk::PluginKind::Optimizer, sdk::PluginKind::Evaluator}) {
     for (const auto& [path, name] : resolved.plugin_of) {
       const RegisteredPlugin* plugin = loaded.registry.find(name);
       if (plugin == nullptr || plugin->descriptor.kind() != kind) continue;

@@ -16,12 +16,13 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr sdk::PluginKind kKinds[] = {sdk::PluginKind::ModelBackend, sdk::PluginKind::JudgeRubric,
-                                      sdk::PluginKind::MetaJudge, sdk::PluginKind::PairSelection,
-                                      sdk::PluginKind::Optimizer};
+                                      sdk::PluginKind::MetaJudge,    sdk::PluginKind::PairSelection,
+                                      sdk::PluginKind::Optimizer,    sdk::PluginKind::Evaluator};
 
 /// Where a plugin of `kind` is selected in a run config.
 std::string config_table_of(sdk::PluginKind kind) {
   if (kind == sdk::PluginKind::ModelBackend) return "models.<name>";
+  if (kind == sdk::PluginKind::Evaluator) return "evaluation";
   return sdk::plugin_kind_name(kind);
 }
 
@@ -175,7 +176,10 @@ void config_reference(std::ostream& out, const PluginRegistry& registry) {
       << "A run is described by one TOML file. It holds the host's own sections (below) and one "
          "table per plugin kind, whose `type` key selects the plugin: `[judge_rubric]`, "
          "`[meta_judge]`, `[pair_selection]`, `[optimizer]`, and one `[models.<name>]` table per "
-         "model, each with `type` naming a model backend. Every key not given takes its default. "
+         "model, each with `type` naming a model backend. The optional `[evaluation]` table "
+         "selects an evaluator plugin that measures the models before the first iteration and "
+         "after each one (no table: no evaluation; it has no default plugin). Every key not given "
+         "takes its default. "
          "Any key can be overridden on the command line with `--set section.key=value` (e.g. "
          "`--set pair_selection.rho=[0.0,0.3,0.3,0.4]`). Keys marked *per iteration* also "
          "accept an array with one value per iteration.\n\n"

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "metareward/sdk/host.hpp"
 
@@ -25,6 +27,16 @@ std::unique_ptr<sdk::Logger> make_logger(const std::string& component);
 /// otherwise. Plugins reach the same display through HostContext::progress.
 std::unique_ptr<sdk::Progress> make_progress(const std::string& label, std::uint64_t total);
 
+/// Runs one `metareward` command line (the words after the program name, e.g. {"plugins",
+/// "list"}) in this process and returns its exit status; errors are reported and mapped to exit
+/// codes as on the command line, never thrown.
+using CommandRunner = std::function<int(const std::vector<std::string>& args)>;
+
+/// Installs the process-wide command runner behind HostContext::run_command (the CLI installs
+/// one that dispatches through its command table and the plugin commands, with the invocation's
+/// global options) and returns the previous one; an empty runner uninstalls it. Main thread only.
+CommandRunner set_command_runner(CommandRunner runner);
+
 /// The concrete HostContext core gives each plugin object.
 class PluginHostContext : public sdk::HostContext {
  public:
@@ -39,6 +51,9 @@ class PluginHostContext : public sdk::HostContext {
   const std::filesystem::path& run_dir() const override { return run_dir_; }
   int threads() const override { return threads_; }
   const sdk::Config& config() const override { return config_; }
+  /// Runs the command through the runner installed with set_command_runner(); throws
+  /// sdk::PluginError when none is installed (core used as a library, without the CLI).
+  int run_command(const std::vector<std::string>& args) override;
 
  private:
   std::unique_ptr<sdk::Logger> logger_;

@@ -103,9 +103,9 @@ std::shared_ptr<Interface> create_plugin(const RegisteredPlugin& plugin,
   std::string origin =
       plugin.library_path.empty() ? plugin.library_name : plugin.library_path.string();
   if (d.kind() != kind)
-    throw sdk::PluginError("plugin '" + d.name + "' from '" + origin + "' is a " +
-                           sdk::plugin_kind_name(d.kind()) + ", not a " +
-                           sdk::plugin_kind_name(kind));
+    throw sdk::PluginError("plugin '" + d.name + "' from '" + origin + "' is of kind '" +
+                           sdk::plugin_kind_name(d.kind()) + "', not '" +
+                           sdk::plugin_kind_name(kind) + "'");
   std::unique_ptr<Interface> object;
   try {
     object = std::get<static_cast<std::size_t>(kind)>(d.factory)(*ctx);

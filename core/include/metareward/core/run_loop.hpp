@@ -48,7 +48,7 @@ std::string config_diff(const std::string& recorded, const std::string& current)
 
 /// Stable seeds of the run: derive_seed chains over (run seed, iteration, stage); exposed for
 /// tests. Stage codes: 1 actor, 2 judge, 3 actor pairs, 4 meta-judge plan, 5 meta-judge
-/// generation, 6 training.
+/// generation, 6 training, 7 evaluation.
 std::uint64_t stage_seed(std::uint64_t run_seed, int iteration, int stage);
 
 }  // namespace mr::core

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "metareward/sdk/config.hpp"
 
@@ -56,6 +57,11 @@ class HostContext {
   virtual int threads() const = 0;
   /// This plugin object's validated config, defaults filled in.
   virtual const Config& config() const = 0;
+  /// Runs another `metareward` command in this process, e.g. {"sft", "--model", dir, ...}, and
+  /// returns its exit status; lets a plugin command compose host and plugin commands (the
+  /// testbed's `bootstrap`). Only valid from a plugin command's run(), on the main thread.
+  /// Default: throws PluginError (contexts that have no command table).
+  virtual int run_command(const std::vector<std::string>& args);
 };
 
 /// Deterministic 64-bit mix of a seed with a stream index (SplitMix64 finaliser). Used to derive

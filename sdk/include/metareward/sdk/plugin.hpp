@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "metareward/sdk/config.hpp"
+#include "metareward/sdk/evaluator.hpp"
 #include "metareward/sdk/host.hpp"
 #include "metareward/sdk/judge_rubric.hpp"
 #include "metareward/sdk/meta_judge.hpp"
@@ -34,11 +35,11 @@
 
 namespace mr::sdk {
 
-/// The five plugin kinds.
-enum class PluginKind { ModelBackend, JudgeRubric, MetaJudge, PairSelection, Optimizer };
+/// The plugin kinds: the five of the method, plus the optional evaluation hook.
+enum class PluginKind { ModelBackend, JudgeRubric, MetaJudge, PairSelection, Optimizer, Evaluator };
 
 /// Config-facing name of a kind: "model_backend", "judge_rubric", "meta_judge",
-/// "pair_selection", "optimizer".
+/// "pair_selection", "optimizer", "evaluator".
 const char* plugin_kind_name(PluginKind kind);
 
 /// Creates one plugin object. `ctx` outlives the object. Throwing is allowed: the host reports
@@ -51,7 +52,8 @@ using AnyFactory = std::variant<Factory<ModelBackend>,
                                 Factory<JudgeRubric>,
                                 Factory<MetaJudgeStrategy>,
                                 Factory<PairSelectionPolicy>,
-                                Factory<Optimizer>>;
+                                Factory<Optimizer>,
+                                Factory<Evaluator>>;
 
 /// Maps an interface type to its kind (compile-time).
 template <class Interface>
@@ -75,6 +77,10 @@ constexpr PluginKind kind_of<PairSelectionPolicy>() {
 template <>
 constexpr PluginKind kind_of<Optimizer>() {
   return PluginKind::Optimizer;
+}
+template <>
+constexpr PluginKind kind_of<Evaluator>() {
+  return PluginKind::Evaluator;
 }
 
 /// Everything the host knows about one plugin before constructing it.

@@ -1,0 +1,232 @@
+// Conformance of every evaluator plugin. Evaluators live in plugin libraries that may link code
+// this suite does not know (the testbed's), so the suite loads the build tree's plugin directory
+// the way the host does and covers each evaluator found there as soon as its library is built.
+// Models are scripted backends; the rubric and meta-judge strategy are the recipe's defaults.
+#include <unistd.h>
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "conformance_support.hpp"
+#include "metareward/core/plugin_registry.hpp"
+#include "metareward/sdk/error.hpp"
+#include "scripted_backend.hpp"
+
+namespace fs = std::filesystem;
+using namespace mr::test::conformance;
+using mr::core::PluginRegistry;
+using mr::core::RegisteredPlugin;
+using mr::sdk::Evaluator;
+using mr::sdk::PluginKind;
+
+namespace {
+
+/// A directory under the temp dir, removed on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag)
+      : path_(fs::temp_directory_path() /
+              ("mr_evaluator_conformance_" + tag + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+/// Text that depends only on the request (id, last message, seed) and the sample index: the
+/// scripted models are deterministic, as real backends are for equal seeds.
+std::string sample_text(const mr::sdk::GenerationRequest& req, int i, const std::string& kind) {
+  const std::uint64_t s = mr::sdk::derive_seed(req.seed, static_cast<std::uint64_t>(i));
+  const std::string& last = req.messages.empty() ? req.id : req.messages.back().content;
+  const std::uint64_t h = mr::sdk::derive_seed(s, std::hash<std::string>{}(last));
+  if (kind == "judge")
+    return "The response addresses the question. Score: " + std::to_string(h % 6);
+  if (kind == "meta") return std::string("Winner: Judgment ") + (h % 2 ? "A" : "B");
+  return "The answer is " + std::to_string(h % 100) + ".";
+}
+
+std::unique_ptr<mr::test::ScriptedBackend> scripted(const std::string& kind) {
+  return std::make_unique<mr::test::ScriptedBackend>(
+      [kind](const mr::sdk::GenerationRequest& req) {
+        std::vector<std::string> texts;
+        for (int i = 0; i < req.n; ++i) texts.push_back(sample_text(req, i, kind));
+        return texts;
+      },
+      kind);
+}
+
+/// Everything one evaluation call needs, owned together.
+struct Bench {
+  Instance<mr::sdk::JudgeRubric> rubric = make_default<mr::sdk::JudgeRubric>("additive5");
+  Instance<mr::sdk::MetaJudgeStrategy> meta =
+      make_default<mr::sdk::MetaJudgeStrategy>("pairwise_elo");
+  std::unique_ptr<mr::test::ScriptedBackend> actor = scripted("actor"), judge = scripted("judge"),
+                                             meta_judge = scripted("meta");
+
+  mr::sdk::EvaluationRequest request(
+      int iteration, std::uint64_t seed, const fs::path& out, std::function<bool()> stop = [] {
+        return false;
+      }) {
+    fs::create_directories(out);
+    mr::sdk::EvaluationRequest r;
+    r.info = {iteration, 2, seed};
+    r.actor = actor.get();
+    r.judge = judge.get();
+    r.meta_judge = meta_judge.get();
+    r.rubric = rubric.plugin.get();
+    r.meta = meta.plugin.get();
+    r.output_dir = out;
+    r.stop_requested = std::move(stop);
+    return r;
+  }
+};
+
+/// An evaluator object with its context (the context outlives the object).
+struct EvaluatorInstance {
+  std::unique_ptr<mr::test::TestHostContext> ctx;
+  std::unique_ptr<Evaluator> plugin;
+};
+
+/// Values for the required keys (no default to construct with) of the evaluators this suite
+/// knows, with the files they name written into `dir`; nullopt for an evaluator it does not know.
+std::optional<mr::sdk::Table> required_values(const std::string& name, const fs::path& dir) {
+  if (name == "testbed") {
+    // A few held-out rows in the format of `metareward testbed data` (plugins/testbed/README.md).
+    const fs::path file = dir / "eval_prompts.jsonl";
+    std::ofstream(file)
+        << R"({"id": "eval-1", "task": "add", "prompt": "Add the numbers: 42 + 17", "answer": "59"})"
+        << "\n"
+        << R"({"id": "eval-2", "task": "sort", "prompt": "Sort ascending: 42 7 19", "answer": "7 19 42"})"
+        << "\n"
+        << R"({"id": "eval-3", "task": "reverse", "prompt": "Reverse the word: hello", "answer": "olleh"})"
+        << "\n"
+        << R"({"id": "eval-4", "task": "count", "prompt": "Count the letter 'a' in: banana", "answer": "3"})"
+        << "\n";
+    return mr::sdk::Table{{"prompts", mr::sdk::Value(file.string())}};
+  }
+  return std::nullopt;
+}
+
+EvaluatorInstance make_evaluator(const mr::sdk::PluginDescriptor& d, mr::sdk::Table values) {
+  EvaluatorInstance inst;
+  inst.ctx = std::make_unique<mr::test::TestHostContext>(
+      mr::test::config_from_schema(d.schema, std::move(values), 2, "evaluation"));
+  inst.plugin = std::get<mr::sdk::Factory<Evaluator>>(d.factory)(*inst.ctx);
+  return inst;
+}
+
+/// Every file under `dir`, relative to it.
+std::vector<std::string> files_under(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string());
+  return out;
+}
+
+/// The contract of sdk::Evaluator, checked on one plugin.
+void check_evaluator(const RegisteredPlugin& plugin) {
+  const auto& d = plugin.descriptor;
+  INFO("evaluator " << d.name << " from " << plugin.library_name);
+  REQUIRE(d.kind() == PluginKind::Evaluator);
+  check_descriptor(d);
+  TempDir tmp(d.name);
+  mr::sdk::Table values;
+  if (std::any_of(d.schema.begin(), d.schema.end(), [](const auto& p) { return p.required; })) {
+    auto known = required_values(d.name, tmp.path());
+    if (!known) {
+      WARN("SKIPPED evaluating '" << d.name
+                                  << "': it has required keys and this suite does not know "
+                                     "values for them (add them to required_values())");
+      return;
+    }
+    values = std::move(*known);
+  }
+  EvaluatorInstance first;
+  REQUIRE_NOTHROW(first = make_evaluator(d, values));
+  REQUIRE(first.plugin != nullptr);
+  Bench bench;
+
+  // Metrics are named "role/metric" and finite, for the seed models (iteration 0) and later.
+  // The directories are laid out as in a run (RUN/iter_t/eval), since an evaluator may read the
+  // rows of earlier iterations from their siblings.
+  const auto out0 = tmp.path() / "run" / "iter_0" / "eval";
+  const auto out1 = tmp.path() / "run" / "iter_1" / "eval";
+  const mr::sdk::EvaluationResult at0 = first.plugin->evaluate(bench.request(0, 11, out0));
+  const mr::sdk::EvaluationResult at1 = first.plugin->evaluate(bench.request(1, 12, out1));
+  for (const auto* result : {&at0, &at1}) {
+    CHECK_FALSE(result->metrics.empty());
+    for (const auto& [key, value] : result->metrics) {
+      INFO("metric '" << key << "' = " << value);
+      CHECK(key.find('/') != std::string::npos);
+      CHECK(key.front() != '/');
+      CHECK(key.back() != '/');
+      CHECK(std::isfinite(value));
+    }
+  }
+  // Files go to output_dir only.
+  for (const auto& f : files_under(tmp.path() / "run")) {
+    INFO("file " << f);
+    CHECK((f.rfind("iter_0/eval/", 0) == 0 || f.rfind("iter_1/eval/", 0) == 0));
+  }
+
+  // Deterministic given the models and the seed: again on the same object (into an emptied
+  // directory, as the host does when it redoes an evaluation), and on a new object with new,
+  // identically scripted models (a resumed run).
+  fs::remove_all(out1);
+  CHECK(first.plugin->evaluate(bench.request(1, 12, out1)).metrics == at1.metrics);
+  EvaluatorInstance second = make_evaluator(d, values);
+  Bench other;
+  const auto run2 = tmp.path() / "run2";
+  CHECK(second.plugin->evaluate(other.request(0, 11, run2 / "iter_0" / "eval")).metrics ==
+        at0.metrics);
+  CHECK(second.plugin->evaluate(other.request(1, 12, run2 / "iter_1" / "eval")).metrics ==
+        at1.metrics);
+
+  // A stop request ends the call normally (a short evaluation need not poll) or with
+  // sdk::Interrupted, never with another error.
+  try {
+    first.plugin->evaluate(
+        bench.request(1, 12, tmp.path() / "run3" / "iter_1" / "eval", [] { return true; }));
+  } catch (const mr::sdk::Interrupted&) {
+  } catch (const std::exception& e) {
+    FAIL("a stop request raised something other than sdk::Interrupted: " << e.what());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("evaluator conformance: every evaluator the build's plugin libraries register",
+          "[conformance][evaluator]") {
+  PluginRegistry registry;
+  const int libraries = registry.load_directory(MR_BUILD_PLUGIN_DIR);
+  const auto names = registry.names(PluginKind::Evaluator);
+  if (names.empty()) {
+    WARN("SKIPPED: none of the " << libraries << " plugin libraries in " << MR_BUILD_PLUGIN_DIR
+                                 << " registers an evaluator");
+    return;
+  }
+  for (const auto& name : names) check_evaluator(*registry.find(name));
+}
+
+TEST_CASE("evaluator conformance: the test fixture evaluator passes the checks",
+          "[conformance][evaluator]") {
+  // Keeps the checks themselves exercised while no shipped evaluator is built.
+  PluginRegistry registry;
+  registry.load_library(MR_FIXTURE_EVALUATOR);
+  const RegisteredPlugin* plugin = registry.find("fixture_eval");
+  REQUIRE(plugin != nullptr);
+  check_evaluator(*plugin);
+}
