@@ -1,208 +1,144 @@
-// The `testbed-data` command: flag parsing with clear usage errors, then build + write.
+// The `testbed` command (`data`, `bootstrap`), its `testbed-data` alias and the library's
+// registration (the `testbed` evaluator).
 #include "metareward/testbed/commands.hpp"
 
-#include <charconv>
-#include <cmath>
-#include <functional>
+#include <algorithm>
 #include <iostream>
-#include <map>
+#include <memory>
 #include <optional>
-#include <sstream>
 
+#include "cli_flags.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/testbed/bootstrap.hpp"
 #include "metareward/testbed/dataset.hpp"
+#include "metareward/testbed/evaluator.hpp"
 
 namespace mr::plugins::testbed {
 
 namespace {
 
-/// A usage error: the message is printed with the usage and the command exits 2.
-struct UsageError {
-  std::string message;
+/// `testbed data` parses into this: the dataset options and the output directory.
+struct DataArgs {
+  DatasetOptions options;
+  std::optional<std::string> out;
 };
 
-std::uint64_t parse_uint(const std::string& flag, const std::string& text) {
-  std::uint64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (text.empty() || ec != std::errc() || ptr != end)
-    throw UsageError{flag + " expects a non-negative integer, got '" + text + "'"};
-  return v;
-}
-
-std::int64_t parse_count(const std::string& flag, const std::string& text) {
-  const std::uint64_t v = parse_uint(flag, text);
-  if (v > 10'000'000) throw UsageError{flag + " must be at most 10000000, got " + text};
-  return static_cast<std::int64_t>(v);
-}
-
-double parse_probability(const std::string& flag, const std::string& text) {
-  double v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(v))
-    throw UsageError{flag + " expects a number in [0, 1], got '" + text + "'"};
-  if (v < 0.0 || v > 1.0) throw UsageError{flag + " must be in [0, 1], got " + text};
-  return v;
-}
-
-std::string fmt(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
-using Setter = std::function<void(DatasetOptions&, const std::string& flag, const std::string&)>;
-
-struct Flag {
-  std::string name;  // without the leading "--"
-  std::string value_name;
-  std::string help;
-  Setter set;
-};
-
-const std::vector<Flag>& flags() {
-  static const std::vector<Flag> table = [] {
-    const DatasetOptions d;
-    auto count = [](std::int64_t DatasetOptions::*field) {
-      return [field](DatasetOptions& o, const std::string& f, const std::string& v) {
-        o.*field = parse_count(f, v);
-      };
-    };
-    auto prob = [](auto get) {
-      return [get](DatasetOptions& o, const std::string& f, const std::string& v) {
-        get(o) = parse_probability(f, v);
-      };
-    };
-    return std::vector<Flag>{
-        {"out", "DIR", "output directory, created if missing (required)", nullptr},
-        {"seed", "S", "base seed [" + std::to_string(d.seed) + "]",
-         [](DatasetOptions& o, const std::string& f, const std::string& v) {
-           o.seed = parse_uint(f, v);
-         }},
-        {"sft-examples", "N", "rows of sft.jsonl [" + std::to_string(d.sft_examples) + "]",
-         count(&DatasetOptions::sft_examples)},
-        {"train-prompts", "N",
-         "rows of train_prompts.jsonl [" + std::to_string(d.train_prompts) + "]",
-         count(&DatasetOptions::train_prompts)},
-        {"eval-prompts", "N", "rows of eval_prompts.jsonl [" + std::to_string(d.eval_prompts) + "]",
-         count(&DatasetOptions::eval_prompts)},
-        {"p-correct", "X",
-         "teacher answers correctly with probability X [" + fmt(d.teacher.p_correct) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.teacher.p_correct; })},
-        {"p-verbose", "X",
-         "teacher wraps its answer in filler with probability X [" + fmt(d.teacher.p_verbose) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.teacher.p_verbose; })},
-        {"judge-share", "X",
-         "share of SFT rows that are judge examples [" + fmt(d.judge_share) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.judge_share; })},
-        {"meta-share", "X",
-         "share of SFT rows that are meta-judge examples [" + fmt(d.meta_share) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.meta_share; })},
-        {"p-off-task", "X",
-         "share of judged responses answering another task [" + fmt(d.p_off_task) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.p_off_task; })},
-        {"judge-noise", "X",
-         "judge targets move by +-1 with probability X [" + fmt(d.judge_noise.p_score_noise) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.judge_noise.p_score_noise; })},
-        {"length-bias", "X",
-         "verbose answers get +1 from the judge with probability X [" +
-             fmt(d.judge_noise.p_length_bias) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.judge_noise.p_length_bias; })},
-        {"meta-flip", "X",
-         "meta-judge labels name the worse judgment with probability X [" +
-             fmt(d.meta_noise.p_flip) + "]",
-         prob([](DatasetOptions& o) -> double& { return o.meta_noise.p_flip; })},
-    };
+const std::vector<cli::Flag<DataArgs>>& data_flags() {
+  static const std::vector<cli::Flag<DataArgs>> table = [] {
+    std::vector<cli::Flag<DataArgs>> f;
+    f.push_back({"out", "DIR", "output directory, created if missing (required)",
+                 [](DataArgs& a, const std::string& flag, const std::string& v) {
+                   if (v.empty()) throw UsageError(flag + " needs a non-empty directory");
+                   a.out = v;
+                 }});
+    for (auto& d : cli::dataset_flags<DataArgs>(
+             [](DataArgs& a) -> DatasetOptions& { return a.options; }, true))
+      f.push_back(std::move(d));
+    return f;
   }();
   return table;
 }
 
 }  // namespace
 
-std::string testbed_data_usage() {
-  std::ostringstream u;
-  u << "usage: metareward testbed-data --out DIR [--seed S] [--sft-examples N] "
-       "[--train-prompts N]\n"
-       "         [--eval-prompts N] [--p-correct X] [--p-verbose X] [--judge-share X]\n"
-       "         [--meta-share X] [--p-off-task X] [--judge-noise X] [--length-bias X]\n"
-       "         [--meta-flip X]\n"
-       "  Writes the oracle testbed's bootstrap dataset into DIR: sft.jsonl (instruction, judge\n"
-       "  and meta-judge examples for the seed model), train_prompts.jsonl (loop prompts, no\n"
-       "  answers), eval_prompts.jsonl (held-out prompts with task and answer) and\n"
-       "  manifest.json. The same options always give byte-identical files.\n"
-       "Options [default]:\n";
-  for (const auto& f : flags()) {
-    std::string left = "--" + f.name + " " + f.value_name;
-    u << "  " << left << std::string(left.size() < 20 ? 20 - left.size() : 1, ' ') << f.help
-      << "\n";
-  }
-  return u.str();
+std::string testbed_data_usage(const std::string& name) {
+  return "usage: metareward " + name +
+         " --out DIR [--seed S] [--sft-examples N] [--train-prompts N]\n"
+         "         [--eval-prompts N] [--p-correct X] [--p-verbose X] [--judge-share X]\n"
+         "         [--meta-share X] [--p-off-task X] [--judge-noise X] [--length-bias X]\n"
+         "         [--meta-flip X]\n"
+         "  Writes the oracle testbed's bootstrap dataset into DIR: sft.jsonl (instruction, judge\n"
+         "  and meta-judge examples for the seed model), train_prompts.jsonl (loop prompts, no\n"
+         "  answers), eval_prompts.jsonl (held-out prompts with task and answer) and\n"
+         "  manifest.json. The same options always give byte-identical files.\n"
+         "Options [default]:\n" +
+         cli::flag_lines(data_flags());
 }
 
 int testbed_data_command(const std::vector<std::string>& args,
                          std::ostream& out,
-                         std::ostream& err) {
-  DatasetOptions options;
-  std::optional<std::string> out_dir;
+                         std::ostream& err,
+                         const std::string& name) {
+  DataArgs parsed;
   try {
-    std::map<std::string, bool> seen;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-      const std::string& a = args[i];
-      if (a == "--help" || a == "-h") {
-        out << testbed_data_usage();
-        return 0;
-      }
-      if (a.rfind("--", 0) != 0) throw UsageError{"unexpected argument '" + a + "'"};
-      std::string name = a.substr(2), value;
-      bool has_value = false;
-      if (const auto eq = name.find('='); eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-        has_value = true;
-      }
-      const Flag* flag = nullptr;
-      for (const auto& f : flags())
-        if (f.name == name) flag = &f;
-      if (flag == nullptr) throw UsageError{"unknown option '--" + name + "'"};
-      if (!has_value) {
-        if (i + 1 >= args.size()) throw UsageError{"--" + name + " needs a value"};
-        value = args[++i];
-      }
-      if (seen[name]) throw UsageError{"--" + name + " is given more than once"};
-      seen[name] = true;
-      if (flag->set) {
-        flag->set(options, "--" + name, value);
-      } else {
-        if (value.empty()) throw UsageError{"--out needs a non-empty directory"};
-        out_dir = value;
-      }
+    if (!cli::apply_flags(args, data_flags(), parsed)) {
+      out << testbed_data_usage(name);
+      return 0;
     }
-    if (!out_dir) throw UsageError{"--out DIR is required"};
-    if (options.judge_share + options.meta_share > 1.0 + 1e-12)
-      throw UsageError{"--judge-share + --meta-share must be at most 1, got " +
-                       fmt(options.judge_share + options.meta_share)};
+    if (!parsed.out) throw UsageError("--out DIR is required");
+    cli::check_shares(parsed.options);
   } catch (const UsageError& e) {
-    err << "metareward testbed-data: " << e.message << "\n" << testbed_data_usage();
+    err << "metareward " << name << ": " << e.what() << "\n" << testbed_data_usage(name);
     return 2;
   }
+  const DatasetOptions& options = parsed.options;
   const Dataset dataset = build_dataset(options);
-  write_dataset(dataset, options, *out_dir);
-  out << "testbed-data: wrote " << dataset.sft.size() << " SFT rows ("
+  write_dataset(dataset, options, *parsed.out);
+  out << name << ": wrote " << dataset.sft.size() << " SFT rows ("
       << dataset.sft_kind_counts.at("instruction") << " instruction, "
       << dataset.sft_kind_counts.at("judge") << " judge, "
       << dataset.sft_kind_counts.at("meta_judge") << " meta_judge), " << dataset.train.size()
-      << " train prompts and " << dataset.eval.size() << " eval prompts to " << *out_dir
+      << " train prompts and " << dataset.eval.size() << " eval prompts to " << *parsed.out
       << " (seed " << options.seed << ")\n";
   return 0;
 }
 
+std::string testbed_usage() {
+  return "usage: metareward testbed SUBCOMMAND [options]\n"
+         "  The oracle testbed. Subcommands (each takes --help):\n"
+         "    data       write the bootstrap dataset (SFT rows, train and eval prompts)\n"
+         "    bootstrap  make the seed model from scratch: data, init-model, sft\n"
+         "  The evaluator `[evaluation] type = \"testbed\"` measures a run against the oracle.\n";
+}
+
+int testbed_command(const std::vector<std::string>& args,
+                    mr::sdk::HostContext& ctx,
+                    std::ostream& out,
+                    std::ostream& err) {
+  // The subcommand is the first word that is not an option: the host moves a global --help to
+  // just after the command name (`testbed --help bootstrap`).
+  const auto sub_it = std::find_if(args.begin(), args.end(),
+                                   [](const std::string& a) { return a.rfind('-', 0) != 0; });
+  const bool help = std::any_of(args.begin(), args.end(),
+                                [](const std::string& a) { return a == "--help" || a == "-h"; });
+  if (sub_it == args.end() || (*sub_it == "help" && help)) {
+    if (help) {
+      out << testbed_usage();
+      return 0;
+    }
+    err << "metareward testbed: a subcommand is required\n" << testbed_usage();
+    return 2;
+  }
+  const std::string sub = *sub_it;
+  std::vector<std::string> rest(args.begin(), sub_it);
+  rest.insert(rest.end(), sub_it + 1, args.end());
+  if (sub == "data") return testbed_data_command(rest, out, err, "testbed data");
+  if (sub == "bootstrap") return bootstrap_command(rest, ctx, out, err);
+  if (sub == "help") {
+    out << testbed_usage();
+    return 0;
+  }
+  err << "metareward testbed: unknown subcommand '" << sub << "'\n" << testbed_usage();
+  return 2;
+}
+
 void register_testbed_plugins(mr::sdk::Registrar& registrar) {
-  registrar.add_command(
-      {"testbed-data", "Write the oracle testbed's bootstrap dataset (SFT, train and eval prompts)",
-       [](const std::vector<std::string>& args, mr::sdk::HostContext&) {
-         return testbed_data_command(args, std::cout, std::cerr);
-       }});
+  registrar.add<mr::sdk::Evaluator>(
+      "testbed", kLibraryVersion,
+      "Oracle testbed evaluation: actor oracle score and win rate vs the seed, judge and "
+      "meta-judge agreement with the oracle",
+      testbed_evaluator_schema(),
+      [](mr::sdk::HostContext& ctx) { return std::make_unique<TestbedEvaluator>(ctx); });
+  registrar.add_command({"testbed",
+                         "The oracle testbed: `testbed data`, `testbed bootstrap` (the seed model)",
+                         [](const std::vector<std::string>& args, mr::sdk::HostContext& ctx) {
+                           return testbed_command(args, ctx, std::cout, std::cerr);
+                         }});
+  registrar.add_command({"testbed-data",
+                         "Alias of `testbed data`: write the oracle testbed's dataset",
+                         [](const std::vector<std::string>& args, mr::sdk::HostContext&) {
+                           return testbed_data_command(args, std::cout, std::cerr, "testbed-data");
+                         }});
 }
 
 }  // namespace mr::plugins::testbed

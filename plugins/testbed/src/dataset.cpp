@@ -97,30 +97,6 @@ std::string numbered(const char* prefix, std::size_t i) {
   return buf;
 }
 
-void write_atomic(const fs::path& file, const std::string& text) {
-  const fs::path tmp =
-      file.parent_path() / ("." + file.filename().string() + ".tmp." + std::to_string(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw mr::sdk::DataError("cannot create '" + tmp.string() + "'");
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw mr::sdk::DataError("write to '" + tmp.string() + "' failed");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw mr::sdk::DataError("cannot move '" + tmp.string() + "' to '" + file.string() +
-                             "': " + ec.message());
-  }
-}
-
 std::string joined_lines(const std::vector<std::string>& lines) {
   std::string text;
   for (const auto& l : lines) text += l + "\n";
@@ -289,6 +265,30 @@ std::string manifest_text(const Dataset& dataset, const DatasetOptions& options)
   return m.dump(2) + "\n";
 }
 
+void write_text_atomic(const fs::path& file, const std::string& text) {
+  const fs::path tmp =
+      file.parent_path() / ("." + file.filename().string() + ".tmp." + std::to_string(::getpid()));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw mr::sdk::DataError("cannot create '" + tmp.string() + "'");
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw mr::sdk::DataError("write to '" + tmp.string() + "' failed");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw mr::sdk::DataError("cannot move '" + tmp.string() + "' to '" + file.string() +
+                             "': " + ec.message());
+  }
+}
+
 void write_dataset(const Dataset& dataset,
                    const DatasetOptions& options,
                    const std::filesystem::path& dir) {
@@ -297,11 +297,11 @@ void write_dataset(const Dataset& dataset,
   if (ec || !fs::is_directory(dir))
     throw mr::sdk::DataError("cannot create the output directory '" + dir.string() + "'" +
                              (ec ? ": " + ec.message() : ""));
-  write_atomic(dir / "sft.jsonl", joined_lines(sft_lines(dataset)));
-  write_atomic(dir / "train_prompts.jsonl", joined_lines(train_prompt_lines(dataset)));
-  write_atomic(dir / "eval_prompts.jsonl", joined_lines(eval_prompt_lines(dataset)));
+  write_text_atomic(dir / "sft.jsonl", joined_lines(sft_lines(dataset)));
+  write_text_atomic(dir / "train_prompts.jsonl", joined_lines(train_prompt_lines(dataset)));
+  write_text_atomic(dir / "eval_prompts.jsonl", joined_lines(eval_prompt_lines(dataset)));
   // Last, so that a manifest means the data files beside it are complete.
-  write_atomic(dir / "manifest.json", manifest_text(dataset, options));
+  write_text_atomic(dir / "manifest.json", manifest_text(dataset, options));
 }
 
 }  // namespace mr::plugins::testbed

@@ -1,5 +1,6 @@
-// `metareward testbed-data` end to end: the built binary with the mr_testbed plugin writes the
-// files (identical to the library's output, reproducible), and reports usage errors clearly.
+// `metareward testbed data` (and its alias `testbed-data`) end to end: the built binary with the
+// mr_testbed plugin writes the files (identical to the library's output, reproducible), and
+// reports usage errors clearly; `metareward testbed` dispatches its subcommands.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -78,6 +79,18 @@ TEST_CASE("testbed-data: writes the dataset end to end", "[testbed][command]") {
     CHECK(eval == tb::eval_prompt_lines(d));
     CHECK(read_text(out / "manifest.json") == tb::manifest_text(d, o));
   }
+  SECTION("`testbed data` (the subcommand) writes the same files as the alias") {
+    std::vector<std::string> sub = {"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed", "data"};
+    sub.insert(sub.end(), args.begin(), args.end());
+    sub[5] = (scratch.path() / "sub").string();
+    const CliResult s = run_cli(sub);
+    INFO(s.err);
+    REQUIRE(s.exit_code == 0);
+    CHECK_THAT(s.out, Catch::Contains("testbed data: wrote 120 SFT rows"));
+    for (const char* name :
+         {"sft.jsonl", "train_prompts.jsonl", "eval_prompts.jsonl", "manifest.json"})
+      CHECK(read_text(scratch.path() / "sub" / name) == read_text(out / name));
+  }
   SECTION("a second run gives byte-identical files") {
     std::vector<std::string> again = args;
     again[1] = (scratch.path() / "again").string();
@@ -129,5 +142,39 @@ TEST_CASE("testbed-data: usage errors exit 2 with a clear message", "[testbed][c
   SECTION("the host lists the command") {
     const CliResult r = run_cli({"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "--help"});
     CHECK_THAT(r.out, Catch::Contains("testbed-data"));
+  }
+}
+
+TEST_CASE("testbed: the command dispatches its subcommands", "[testbed][command]") {
+  auto testbed = [](const std::vector<std::string>& args) {
+    std::vector<std::string> all = {"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed"};
+    all.insert(all.end(), args.begin(), args.end());
+    return run_cli(all);
+  };
+  SECTION("--help lists the subcommands") {
+    const CliResult r = testbed({"--help"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("data") && Catch::Contains("bootstrap"));
+  }
+  SECTION("no subcommand, or an unknown one, is a usage error") {
+    const CliResult none = testbed({});
+    CHECK(none.exit_code == 2);
+    CHECK_THAT(none.err, Catch::Contains("a subcommand is required"));
+    const CliResult bogus = testbed({"bogus"});
+    CHECK(bogus.exit_code == 2);
+    CHECK_THAT(bogus.err, Catch::Contains("unknown subcommand 'bogus'"));
+  }
+  SECTION("subcommand usage errors name the subcommand") {
+    const CliResult r = testbed({"data", "--seed", "x"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("metareward testbed data: --seed expects") &&
+                          Catch::Contains("usage: metareward testbed data"));
+    const CliResult b = testbed({"bootstrap", "--size", "tiny"});
+    CHECK(b.exit_code == 2);
+    CHECK_THAT(b.err, Catch::Contains("--out DIR is required") &&
+                          Catch::Contains("usage: metareward testbed bootstrap"));
+    const CliResult h = testbed({"bootstrap", "--help"});
+    CHECK(h.exit_code == 0);
+    CHECK_THAT(h.out, Catch::Contains("--epochs N"));
   }
 }

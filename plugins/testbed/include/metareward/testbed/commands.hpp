@@ -1,32 +1,56 @@
 /// @file commands.hpp
-/// The mr-testbed plugin library's registration and its CLI command `testbed-data`, which writes
-/// the testbed's bootstrap dataset (see dataset.hpp).
+/// The mr-testbed plugin library's registration and its CLI command `testbed` with the
+/// subcommands `data` (the bootstrap dataset, see dataset.hpp) and `bootstrap` (dataset, a
+/// small Llama-shaped model and its SFT into the seed model, see bootstrap.hpp). `testbed-data`
+/// stays as an alias of `testbed data`.
 #pragma once
 
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "metareward/sdk/host.hpp"
 #include "metareward/sdk/plugin.hpp"
 
 namespace mr::plugins::testbed {
 
 /// Library name and version reported by MR_PLUGIN.
 inline constexpr const char* kLibraryName = "mr-testbed";
-inline constexpr const char* kLibraryVersion = "0.1.0";
+inline constexpr const char* kLibraryVersion = "0.2.0";
 
-/// Usage text of `metareward testbed-data` (defaults taken from DatasetOptions).
-std::string testbed_data_usage();
+/// A command-line usage error: the command prints it with its usage and exits 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
-/// Runs `metareward testbed-data ARGS`: parses the flags (`--flag value` or `--flag=value`),
+/// Usage text of `metareward testbed data` (defaults taken from DatasetOptions). `name` is how
+/// the command was called ("testbed data" or the alias "testbed-data").
+std::string testbed_data_usage(const std::string& name = "testbed data");
+
+/// Runs `metareward testbed data ARGS`: parses the flags (`--flag value` or `--flag=value`),
 /// builds the dataset and writes it. Returns 0 on success (a one-line summary on `out`), 0 for
 /// --help (usage on `out`), 2 on a usage error (message and usage on `err`). I/O failures throw
 /// mr::sdk::DataError (the host prints it and exits 1).
 int testbed_data_command(const std::vector<std::string>& args,
                          std::ostream& out,
-                         std::ostream& err);
+                         std::ostream& err,
+                         const std::string& name = "testbed data");
 
-/// Registers the library's command `testbed-data` (no plugins of the five kinds).
+/// Usage text of `metareward testbed` (the list of subcommands).
+std::string testbed_usage();
+
+/// Runs `metareward testbed SUBCOMMAND ARGS`: `data` or `bootstrap` (which runs other commands
+/// through `ctx.run_command`). No subcommand, or an unknown one, is a usage error (exit 2);
+/// `--help` prints the usage (exit 0).
+int testbed_command(const std::vector<std::string>& args,
+                    mr::sdk::HostContext& ctx,
+                    std::ostream& out,
+                    std::ostream& err);
+
+/// Registers the library's plugins and commands: the evaluator `testbed`, and the commands
+/// `testbed` and `testbed-data`.
 void register_testbed_plugins(mr::sdk::Registrar& registrar);
 
 }  // namespace mr::plugins::testbed

@@ -89,6 +89,10 @@ std::vector<std::string> eval_prompt_lines(const Dataset& dataset);
 /// manifest.json's text (pretty-printed, ends with a newline).
 std::string manifest_text(const Dataset& dataset, const DatasetOptions& options);
 
+/// Writes `text` to `file` through a temporary file in the same directory renamed into place, so
+/// readers never see a partial file. Throws mr::sdk::DataError naming the file on failure.
+void write_text_atomic(const std::filesystem::path& file, const std::string& text);
+
 /// Writes sft.jsonl, train_prompts.jsonl, eval_prompts.jsonl and manifest.json into `dir`
 /// (created if missing), each through a temporary file renamed into place. Throws
 /// mr::sdk::DataError naming the file on any I/O failure.

@@ -1,0 +1,382 @@
+// `metareward testbed bootstrap`: dataset + small Llama config + init-model + sft, composed in
+// one process through HostContext::run_command.
+#include "metareward/testbed/bootstrap.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <type_traits>
+
+#include "cli_flags.hpp"
+#include "metareward/sdk/error.hpp"
+#include "metareward/testbed/commands.hpp"
+
+namespace mr::plugins::testbed {
+
+namespace fs = std::filesystem;
+using ordered_json = nlohmann::ordered_json;
+
+namespace {
+
+/// A float as a TOML value for `--set` (always with a '.' or an exponent, so it stays a float).
+std::string toml_float(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string s = "metareward";
+  for (const auto& a : args) s += " " + a;
+  return s;
+}
+
+using BFlag = cli::Flag<BootstrapOptions>;
+
+/// A flag setting an integer field reached through `field`, within [lo, hi].
+template <class Get>
+BFlag int_flag(std::string name,
+               std::string value_name,
+               std::string help,
+               Get field,
+               std::int64_t lo,
+               std::int64_t hi) {
+  return {std::move(name), std::move(value_name), std::move(help),
+          [field, lo, hi](BootstrapOptions& o, const std::string& f, const std::string& v) {
+            using Field = std::remove_reference_t<decltype(field(o))>;
+            field(o) = static_cast<Field>(cli::parse_int_in(f, v, lo, hi));
+          }};
+}
+
+/// A flag setting a positive float field reached through `field`.
+template <class Get>
+BFlag positive_flag(std::string name, std::string help, Get field) {
+  return {std::move(name), "X", std::move(help),
+          [field](BootstrapOptions& o, const std::string& f, const std::string& v) {
+            const double x = cli::parse_double(f, v);
+            if (!(x > 0.0)) throw UsageError(f + " must be > 0, got " + v);
+            field(o) = x;
+          }};
+}
+
+std::string both(std::int64_t tiny, std::int64_t small) {
+  return "[tiny " + std::to_string(tiny) + ", small " + std::to_string(small) + "]";
+}
+std::string both(double tiny, double small) {
+  return "[tiny " + cli::fmt(tiny) + ", small " + cli::fmt(small) + "]";
+}
+
+const std::vector<BFlag>& bootstrap_flags() {
+  static const std::vector<BFlag> table = [] {
+    const BootstrapOptions t = BootstrapOptions::preset("tiny");
+    const BootstrapOptions s = BootstrapOptions::preset("small");
+    std::vector<BFlag> f;
+    f.push_back({"out", "DIR", "output directory (required)",
+                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
+                   if (v.empty()) throw UsageError(flag + " needs a non-empty directory");
+                   o.out = v;
+                 }});
+    f.push_back({"size", "NAME", "preset: tiny (tests, seconds) or small (the demo) [small]",
+                 [](BootstrapOptions&, const std::string&, const std::string&) {
+                   // Applied before the other flags (parse_bootstrap_args).
+                 }});
+    f.push_back({"seed", "S", "seed of the data, the initial weights and SFT [1]",
+                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
+                   o.seed = cli::parse_uint(flag, v);
+                   o.data.seed = o.seed;
+                 }});
+    // Model shape.
+    f.push_back(int_flag(
+        "hidden-size", "N", "model width " + both(t.model.hidden_size, s.model.hidden_size),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.model.hidden_size; }, 2, 65536));
+    f.push_back(int_flag(
+        "intermediate-size", "N",
+        "MLP width " + both(t.model.intermediate_size, s.model.intermediate_size),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.model.intermediate_size; }, 1, 262144));
+    f.push_back(int_flag(
+        "layers", "N", "transformer layers " + both(t.model.layers, s.model.layers),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.model.layers; }, 1, 256));
+    f.push_back(int_flag(
+        "heads", "N", "attention heads " + both(t.model.heads, s.model.heads),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.model.heads; }, 1, 1024));
+    f.push_back(int_flag(
+        "kv-heads", "N",
+        "key/value heads (divides --heads) " + both(t.model.kv_heads, s.model.kv_heads),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.model.kv_heads; }, 1, 1024));
+    f.push_back(int_flag(
+        "context", "N",
+        "max_position_embeddings, in bytes " + both(t.model.context, s.model.context),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.model.context; }, 8, 1 << 20));
+    // SFT.
+    f.push_back(int_flag(
+        "epochs", "N", "SFT epochs " + both(t.sft.epochs, s.sft.epochs),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.epochs; }, 1, 1000));
+    f.push_back(positive_flag(
+        "lr", "SFT peak learning rate " + both(t.sft.learning_rate, s.sft.learning_rate),
+        [](BootstrapOptions& o) -> double& { return o.sft.learning_rate; }));
+    f.push_back(int_flag(
+        "batch-size", "N", "SFT examples per step " + both(t.sft.batch_size, s.sft.batch_size),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.batch_size; }, 1, 1 << 20));
+    f.push_back(int_flag(
+        "max-length", "N", "SFT tokens per example " + both(t.sft.max_length, s.sft.max_length),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.max_length; }, 8, 1 << 20));
+    f.push_back({"warmup-ratio", "X",
+                 "SFT warm-up share of the steps " + both(t.sft.warmup_ratio, s.sft.warmup_ratio),
+                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
+                   o.sft.warmup_ratio = cli::parse_probability(flag, v);
+                 }});
+    f.push_back({"sft-set", "KEY=VALUE",
+                 "any other sft optimizer key, e.g. weight_decay=0.01 (repeatable)",
+                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
+                   const auto eq = v.find('=');
+                   if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+                     throw UsageError(flag + " expects KEY=VALUE, got '" + v + "'");
+                   o.sft.extra.push_back(v);
+                 },
+                 true});
+    f.push_back(int_flag(
+        "threads", "N", "SFT threads (0 = all cores) [0]",
+        [](BootstrapOptions& o) -> int& { return o.threads; }, 0, 4096));
+    f.push_back(
+        {"force", "", "replace an earlier bootstrap in DIR",
+         [](BootstrapOptions& o, const std::string&, const std::string&) { o.force = true; }});
+    // Data (the `testbed data` flags, sizes from the preset).
+    auto data = cli::dataset_flags<BootstrapOptions>(
+        [](BootstrapOptions& o) -> DatasetOptions& { return o.data; }, false);
+    for (auto& d : data) {
+      if (d.name == "sft-examples")
+        d.help = "rows of sft.jsonl " + both(t.data.sft_examples, s.data.sft_examples);
+      if (d.name == "train-prompts")
+        d.help = "rows of train_prompts.jsonl " + both(t.data.train_prompts, s.data.train_prompts);
+      if (d.name == "eval-prompts")
+        d.help = "rows of eval_prompts.jsonl " + both(t.data.eval_prompts, s.data.eval_prompts);
+      f.push_back(std::move(d));
+    }
+    return f;
+  }();
+  return table;
+}
+
+}  // namespace
+
+BootstrapOptions BootstrapOptions::preset(std::string_view size) {
+  BootstrapOptions o;
+  o.size = std::string(size);
+  if (size == "small") return o;  // The struct defaults are the small preset.
+  if (size != "tiny")
+    throw UsageError("--size must be tiny or small, got '" + std::string(size) + "'");
+  o.model = {32, 64, 2, 4, 2, 320};
+  o.sft.epochs = 1;
+  o.sft.learning_rate = 3e-3;
+  o.sft.batch_size = 16;
+  o.sft.max_length = 256;
+  o.data.sft_examples = 300;
+  o.data.train_prompts = 200;
+  o.data.eval_prompts = 40;
+  return o;
+}
+
+void BootstrapOptions::validate() const {
+  if (out.empty()) throw UsageError("--out DIR is required");
+  if (model.hidden_size % model.heads != 0)
+    throw UsageError("--hidden-size (" + std::to_string(model.hidden_size) +
+                     ") must be a multiple of --heads (" + std::to_string(model.heads) + ")");
+  if ((model.hidden_size / model.heads) % 2 != 0)
+    throw UsageError("the head size --hidden-size / --heads must be even (RoPE), got " +
+                     std::to_string(model.hidden_size / model.heads));
+  if (model.heads % model.kv_heads != 0)
+    throw UsageError("--heads (" + std::to_string(model.heads) +
+                     ") must be a multiple of --kv-heads (" + std::to_string(model.kv_heads) + ")");
+  if (model.context < sft.max_length)
+    throw UsageError("--context (" + std::to_string(model.context) +
+                     ") must be at least --max-length (" + std::to_string(sft.max_length) + ")");
+  cli::check_shares(data);
+  try {
+    data.validate();
+  } catch (const mr::sdk::ConfigError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+std::string model_config_json(const ModelShape& shape) {
+  const ordered_json j = {
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"hidden_size", shape.hidden_size},
+      {"intermediate_size", shape.intermediate_size},
+      {"num_hidden_layers", shape.layers},
+      {"num_attention_heads", shape.heads},
+      {"num_key_value_heads", shape.kv_heads},
+      {"vocab_size", kByteLevelVocabSize},
+      {"max_position_embeddings", shape.context},
+      {"rms_norm_eps", 1e-5},
+      {"rope_theta", 10000.0},
+      {"tie_word_embeddings", false},
+  };
+  return j.dump(2) + "\n";
+}
+
+BootstrapPlan plan_bootstrap(const BootstrapOptions& options) {
+  BootstrapPlan p;
+  const fs::path& out = options.out;
+  p.data_dir = out / "data";
+  p.model_config = out / "model_config.json";
+  p.init_model = out / "init_model";
+  p.seed_model = out / "seed_model";
+  p.sft_metrics = out / "sft_metrics.jsonl";
+  p.manifest = out / "bootstrap.json";
+  p.model_config_json = model_config_json(options.model);
+  const std::string seed = std::to_string(options.seed);
+  p.commands.push_back({"init-model", "--config", p.model_config.string(), "--out",
+                        p.init_model.string(), "--seed", seed});
+  std::vector<std::string> sft = {"sft",
+                                  "--model",
+                                  p.init_model.string(),
+                                  "--data",
+                                  (p.data_dir / "sft.jsonl").string(),
+                                  "--out",
+                                  p.seed_model.string(),
+                                  "--seed",
+                                  seed,
+                                  "--threads",
+                                  std::to_string(options.threads),
+                                  "--metrics",
+                                  p.sft_metrics.string()};
+  auto set = [&sft](const std::string& kv) {
+    sft.push_back("--set");
+    sft.push_back(kv.rfind("optimizer.", 0) == 0 ? kv : "optimizer." + kv);
+  };
+  set("epochs=" + std::to_string(options.sft.epochs));
+  set("learning_rate=" + toml_float(options.sft.learning_rate));
+  set("batch_size=" + std::to_string(options.sft.batch_size));
+  set("max_length=" + std::to_string(options.sft.max_length));
+  set("warmup_ratio=" + toml_float(options.sft.warmup_ratio));
+  for (const auto& kv : options.sft.extra) set(kv);
+  p.commands.push_back(std::move(sft));
+  return p;
+}
+
+bool parse_bootstrap_args(const std::vector<std::string>& args, BootstrapOptions& options) {
+  // The preset first, so that every explicit flag overrides it whatever the order.
+  std::string size = "small";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") return false;
+    if (args[i] == "--size" && i + 1 < args.size()) size = args[i + 1];
+    if (args[i].rfind("--size=", 0) == 0) size = args[i].substr(7);
+  }
+  options = BootstrapOptions::preset(size);
+  if (!cli::apply_flags(args, bootstrap_flags(), options)) return false;
+  options.data.seed = options.seed;
+  options.validate();
+  return true;
+}
+
+std::string bootstrap_usage() {
+  return "usage: metareward testbed bootstrap --out DIR [--size tiny|small] [--seed S] "
+         "[options]\n"
+         "  Makes the testbed's seed model from scratch: the dataset (DIR/data), a small\n"
+         "  Llama-shaped config with a byte-level vocabulary (DIR/model_config.json), a random\n"
+         "  checkpoint (`metareward init-model` -> DIR/init_model), SFT on DIR/data/sft.jsonl\n"
+         "  (`metareward sft` -> DIR/seed_model, metrics in DIR/sft_metrics.jsonl) and\n"
+         "  DIR/bootstrap.json, written last. --size picks the defaults; any flag overrides them.\n"
+         "Options [defaults]:\n" +
+         cli::flag_lines(bootstrap_flags());
+}
+
+int run_bootstrap(const BootstrapOptions& options,
+                  mr::sdk::HostContext& ctx,
+                  std::ostream& out,
+                  std::ostream& err) {
+  const BootstrapPlan plan = plan_bootstrap(options);
+  std::error_code ec;
+  if (!options.force && (fs::exists(plan.manifest, ec) || fs::exists(plan.seed_model, ec))) {
+    err << "metareward testbed bootstrap: " << options.out.string()
+        << " already holds a bootstrap (bootstrap.json or seed_model); pass --force to replace "
+           "it or choose another --out\n";
+    return 1;
+  }
+  for (const fs::path& p : {plan.manifest, plan.init_model, plan.seed_model,
+                            fs::path(plan.seed_model.string() + ".state"), plan.sft_metrics})
+    fs::remove_all(p, ec);
+
+  const Dataset dataset = build_dataset(options.data);
+  write_dataset(dataset, options.data, plan.data_dir);
+  out << "testbed bootstrap: wrote " << dataset.sft.size() << " SFT rows, " << dataset.train.size()
+      << " train prompts and " << dataset.eval.size() << " eval prompts to "
+      << plan.data_dir.string() << "\n";
+  write_text_atomic(plan.model_config, plan.model_config_json);
+
+  ordered_json commands = ordered_json::array();
+  for (const auto& args : plan.commands) {
+    out << "testbed bootstrap: running " << joined(args) << "\n" << std::flush;
+    const auto start = std::chrono::steady_clock::now();
+    const int status = ctx.run_command(args);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    commands.push_back({{"args", args}, {"exit_status", status}, {"seconds", seconds}});
+    if (status != 0) {
+      err << "metareward testbed bootstrap: `" << joined(args) << "` failed with exit status "
+          << status << "; no bootstrap.json written\n";
+      return 1;
+    }
+  }
+
+  const ordered_json manifest = {
+      {"generator", "metareward testbed bootstrap"},
+      {"size", options.size},
+      {"seed", options.seed},
+      {"model",
+       {{"hidden_size", options.model.hidden_size},
+        {"intermediate_size", options.model.intermediate_size},
+        {"layers", options.model.layers},
+        {"heads", options.model.heads},
+        {"kv_heads", options.model.kv_heads},
+        {"context", options.model.context},
+        {"vocab_size", kByteLevelVocabSize}}},
+      {"sft",
+       {{"epochs", options.sft.epochs},
+        {"learning_rate", options.sft.learning_rate},
+        {"batch_size", options.sft.batch_size},
+        {"max_length", options.sft.max_length},
+        {"warmup_ratio", options.sft.warmup_ratio},
+        {"extra", options.sft.extra},
+        {"threads", options.threads}}},
+      {"data",
+       {{"sft_examples", options.data.sft_examples},
+        {"train_prompts", options.data.train_prompts},
+        {"eval_prompts", options.data.eval_prompts},
+        {"manifest", (plan.data_dir / "manifest.json").string()}}},
+      {"files",
+       {{"data", plan.data_dir.string()},
+        {"model_config", plan.model_config.string()},
+        {"init_model", plan.init_model.string()},
+        {"seed_model", plan.seed_model.string()},
+        {"sft_metrics", plan.sft_metrics.string()}}},
+      {"commands", commands},
+  };
+  write_text_atomic(plan.manifest, manifest.dump(2) + "\n");
+  out << "testbed bootstrap: seed model in " << plan.seed_model.string() << " (" << options.size
+      << ", seed " << options.seed << ")\n";
+  return 0;
+}
+
+int bootstrap_command(const std::vector<std::string>& args,
+                      mr::sdk::HostContext& ctx,
+                      std::ostream& out,
+                      std::ostream& err) {
+  BootstrapOptions options;
+  try {
+    if (!parse_bootstrap_args(args, options)) {
+      out << bootstrap_usage();
+      return 0;
+    }
+  } catch (const UsageError& e) {
+    err << "metareward testbed bootstrap: " << e.what() << "\n" << bootstrap_usage();
+    return 2;
+  }
+  return run_bootstrap(options, ctx, out, err);
+}
+
+}  // namespace mr::plugins::testbed
