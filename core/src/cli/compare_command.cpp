@@ -134,7 +134,10 @@ std::string aggregate(const std::vector<double>& values, std::size_t group_size)
   if (values.size() > 1) {
     double ss = 0;
     for (double v : values) ss += (v - mean) * (v - mean);
-    text += " ± " + number(std::sqrt(ss / static_cast<double>(values.size() - 1)));
+    double sd = std::sqrt(ss / static_cast<double>(values.size() - 1));
+    // Equal values can leave rounding residue in the mean (0.19 +- 3.4e-17): that is 0.
+    if (sd <= 1e-12 * std::max(1.0, std::fabs(mean))) sd = 0;
+    text += " ± " + number(sd);
   }
   if (values.size() < group_size) text += " (n=" + std::to_string(values.size()) + ")";
   return text;
