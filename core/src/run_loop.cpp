@@ -216,8 +216,13 @@ class Runner {
   }
 
   RunLoopResult run() {
+    // Prompts first: a missing or empty prompt file must not leave a run directory behind.
+    try {
+      pool_.emplace(PromptPool::load(PromptPoolOptions::from_config(config_)));
+    } catch (const sdk::DataError& e) {
+      throw sdk::DataError(config_.file.string() + ": [prompts] " + e.what());
+    }
     prepare_directory();
-    pool_.emplace(PromptPool::load(PromptPoolOptions::from_config(config_)));
     if (!fs::exists(run_dir_ / "manifest.json")) write_manifest_skeleton();
 
     int first = 1;

@@ -418,6 +418,14 @@ TEST_CASE("run: resuming with a changed config is refused with a diff unless --f
   CHECK(foreign.exit_code == 2);
   CHECK_THAT(foreign.err, Catch::Contains("not empty"));
   CHECK(read_text(s.dir.path() / "other" / "file.txt") == "keep me");
+
+  // A missing prompt file is an error naming it, and leaves no run directory behind.
+  const fs::path fresh = s.dir.path() / "fresh";
+  const CliResult no_prompts =
+      s.run({"--out", fresh.string(), "--set", "prompts.files=[\"missing.jsonl\"]"});
+  CHECK(no_prompts.exit_code == 1);
+  CHECK_THAT(no_prompts.err, Catch::Contains("[prompts]") && Catch::Contains("missing.jsonl"));
+  CHECK_FALSE(fs::exists(fresh));
 }
 
 TEST_CASE("run: the judge can be another, fixed model (the external-judge ablation)",
