@@ -37,7 +37,10 @@ step "metareward report $RUN"
 "$MR" --log-level warn report "$RUN"
 
 step "evaluation against the oracle, per iteration (iteration 0 = the seed model)"
-"$MR" --log-level warn compare "$RUN"
+"$MR" --log-level warn compare "$RUN" --metrics actor/oracle_score --metrics actor/exact_accuracy \
+  --metrics actor/mean_length_chars --metrics actor/win_rate_vs_seed \
+  --metrics judge/pairwise_accuracy --metrics judge/spearman --metrics meta_judge/accuracy
+echo "(all metrics: $MR compare $RUN; plots: $RUN/report.html)"
 cat <<'TXT'
 
 How to read it: actor/oracle_score is the mean oracle grade (0-5) of the actor's answers to
