@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -90,8 +91,13 @@ class ProgressDisplay : public sdk::Progress {
       : label_(std::move(label)),
         total_(total),
         tty_(tty),
+        // A display opened while another is live (a backend's per-call progress inside a run
+        // stage) stays silent: two bars would fight over one terminal line, and in logs every
+        // batch would add a started/done pair under the stage's own lines.
+        nested_(live_displays().fetch_add(1) > 0),
         start_(Clock::now()),
         last_report_(start_) {
+    if (nested_) return;
     if (!tty_)
       spdlog::default_logger_raw()->info(
           "[{}] started{}", label_,
@@ -99,6 +105,8 @@ class ProgressDisplay : public sdk::Progress {
   }
 
   ~ProgressDisplay() override {
+    live_displays().fetch_sub(1);
+    if (nested_) return;
     const double secs = elapsed();
     if (tty_) {
       draw(true);
@@ -112,6 +120,7 @@ class ProgressDisplay : public sdk::Progress {
   void advance(std::uint64_t items, std::uint64_t tokens) override {
     items_ += items;
     tokens_ += tokens;
+    if (nested_) return;
     const auto now = Clock::now();
     const auto interval = tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
     if (now - last_report_ < interval) return;
@@ -166,9 +175,15 @@ class ProgressDisplay : public sdk::Progress {
     std::fflush(stderr);
   }
 
+  static std::atomic<int>& live_displays() {
+    static std::atomic<int> count{0};
+    return count;
+  }
+
   std::string label_;
   std::uint64_t total_;
   bool tty_;
+  bool nested_;
   Clock::time_point start_, last_report_;
   std::uint64_t items_ = 0, tokens_ = 0;
 };
