@@ -611,7 +611,7 @@ Table throughput_table(const RunRecord& run) {
 }
 
 std::vector<std::string> evaluation_keys(const RunRecord& run) {
-  std::vector<const std::map<std::string, double>*> maps;
+  std::vector<const std::map<std::string, double>*> maps = {&run.seed_evaluation};
   for (const auto* it : run.complete()) maps.push_back(&it->evaluation);
   return ordered_keys(maps, {});
 }
@@ -622,6 +622,11 @@ Table evaluation_table(const RunRecord& run) {
   for (const auto& k : keys) {
     t.headers.push_back(k);
     t.numeric.push_back(true);
+  }
+  if (!run.seed_evaluation.empty()) {
+    std::vector<std::string> row{"0 (seed)"};
+    for (const auto& k : keys) row.push_back(cell(lookup(run.seed_evaluation, k)));
+    t.rows.push_back(std::move(row));
   }
   for (const auto* it : run.complete()) {
     std::vector<std::string> row{std::to_string(it->iteration)};
@@ -888,6 +893,8 @@ std::vector<std::string> evaluation_plots(const RunRecord& run) {
     c.height = 260;
     c.series = {iteration_series(
         run, key, [&key](const IterationRecord& it) { return lookup(it.evaluation, key); })};
+    if (auto seed = lookup(run.seed_evaluation, key))  // iteration 0: the seed model
+      c.series.front().points.insert(c.series.front().points.begin(), {0, *seed});
     plots.push_back(svg::render_line_chart(c));
   }
   return plots;
@@ -1023,6 +1030,11 @@ RunRecord read_run_directory(const fs::path& dir) {
                          run.notes);
     if (fs::exists(path / "timings.json", ec)) read_timings(path / "timings.json", it);
     run.iterations.push_back(std::move(it));
+  }
+
+  if (const fs::path seed = dir / "iter_0" / "eval" / "metrics.json"; fs::exists(seed, ec)) {
+    const json doc = read_json_object(seed);
+    if (doc.contains("evaluation")) flatten(doc["evaluation"], "", run.seed_evaluation);
   }
 
   const auto complete = run.complete();

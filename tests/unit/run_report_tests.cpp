@@ -509,6 +509,27 @@ TEST_CASE("run report: without judge training or training rows", "[report]") {
   CHECK(count_of(md, "## Evaluation") == 0);
 }
 
+TEST_CASE("run report: the seed model's evaluation is iteration 0", "[report]") {
+  TempDir dir("seed_eval");
+  json m = metrics_iteration_2();
+  m["iteration"] = 1;
+  m["iterations"] = 1;
+  m["evaluation"] = {{"win_rate", 0.4}};
+  dir.write("iter_1/metrics.json", m.dump());
+  dir.write("iter_0/eval/metrics.json",
+            json({{"iteration", 0}, {"evaluation", {{"win_rate", 0.5}}}}).dump());
+  const RunRecord run = read_run_directory(dir.path());
+  CHECK(run.seed_evaluation.at("win_rate") == 0.5);
+  const std::string html = render_report_html(run);
+  CHECK(html_row(html, "table-evaluation", "0 (seed)") ==
+        std::vector<std::string>{"0 (seed)", "0.5"});
+  CHECK(html_row(html, "table-evaluation", "1") == std::vector<std::string>{"1", "0.4"});
+  CHECK(polyline_points(svg_element(html, "plot-eval-win-rate"), "win_rate") == 2);
+  CHECK_THAT(render_report_markdown(run), Catch::Contains("| 0 (seed) | 0.5 |"));
+  // iter_0 is not an iteration of the loop: no "incomplete" or "missing" note for it.
+  for (const auto& note : run.notes) CHECK_THAT(note, !Catch::Contains("iteration 0"));
+}
+
 TEST_CASE("run report: the Markdown report", "[report]") {
   TempDir dir("md");
   write_run(dir);

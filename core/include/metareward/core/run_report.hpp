@@ -67,7 +67,10 @@ struct RunRecord {
   std::string resolved_config;              ///< config.resolved.toml, "" when absent.
   std::optional<int> planned_iterations;    ///< manifest "iterations" (else metrics.json's).
   std::vector<IterationRecord> iterations;  ///< Every iter_T directory, by T.
-  std::vector<std::string> notes;           ///< Incomplete/missing iterations, skipped rows.
+  /// The seed model's evaluation (iter_0/eval/metrics.json "evaluation"), shown as iteration 0
+  /// in the evaluation table and plots; empty without an evaluator.
+  std::map<std::string, double> seed_evaluation;
+  std::vector<std::string> notes;  ///< Incomplete/missing iterations, skipped rows.
 
   /// The complete iterations, by T.
   std::vector<const IterationRecord*> complete() const;
