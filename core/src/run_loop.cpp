@@ -441,24 +441,9 @@ class Runner {
     request.meta = meta_.get();
     request.output_dir = out_dir;
     request.stop_requested = [this] { return stop_requested(); };
-    sdk::EvaluationResult result;
-    try {
-      result = evaluator_->evaluate(request);
-    } catch (const sdk::Interrupted&) {
-      throw;
-    } catch (const sdk::ConfigError& e) {
-      throw sdk::ConfigError(where + ": " + e.what());
-    } catch (const std::exception& e) {
-      throw sdk::PluginError(where + " failed: " + e.what());
-    }
     json metrics = json::object();
-    for (const auto& [key, value] : result.metrics) {
-      if (key.empty()) throw sdk::PluginError(where + " reported a metric with an empty name");
-      if (!std::isfinite(value))
-        throw sdk::PluginError(where + " reported a non-finite value for '" + key + "' (" +
-                               std::to_string(value) + "); values must be finite");
+    for (const auto& [key, value] : evaluate_checked(*evaluator_, request, where))
       metrics[key] = value;
-    }
     return metrics;
   }
 
@@ -1227,6 +1212,28 @@ std::string config_diff(const std::string& recorded, const std::string& current)
     for (const auto& l : lines) out += "  " + l + "\n";
   }
   return out;
+}
+
+std::map<std::string, double> evaluate_checked(sdk::Evaluator& evaluator,
+                                               const sdk::EvaluationRequest& request,
+                                               const std::string& where) {
+  sdk::EvaluationResult result;
+  try {
+    result = evaluator.evaluate(request);
+  } catch (const sdk::Interrupted&) {
+    throw;
+  } catch (const sdk::ConfigError& e) {
+    throw sdk::ConfigError(where + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw sdk::PluginError(where + " failed: " + e.what());
+  }
+  for (const auto& [key, value] : result.metrics) {
+    if (key.empty()) throw sdk::PluginError(where + " reported a metric with an empty name");
+    if (!std::isfinite(value))
+      throw sdk::PluginError(where + " reported a non-finite value for '" + key + "' (" +
+                             std::to_string(value) + "); values must be finite");
+  }
+  return result.metrics;
 }
 
 RunLoopResult run_loop(const PluginRegistry& registry,

@@ -92,22 +92,9 @@ class EvalSession {
     request.meta = meta_.get();
     request.output_dir = out_dir;
     request.stop_requested = [] { return false; };
-    sdk::EvaluationResult result;
-    try {
-      result = evaluator_->evaluate(request);
-    } catch (const sdk::ConfigError& e) {
-      throw sdk::ConfigError(where + ": " + e.what());
-    } catch (const std::exception& e) {
-      throw sdk::PluginError(where + " failed: " + e.what());
-    }
     json metrics = json::object();
-    for (const auto& [key, value] : result.metrics) {
-      if (key.empty()) throw sdk::PluginError(where + " reported a metric with an empty name");
-      if (!std::isfinite(value))
-        throw sdk::PluginError(where + " reported a non-finite value for '" + key + "' (" +
-                               std::to_string(value) + "); values must be finite");
+    for (const auto& [key, value] : evaluate_checked(*evaluator_, request, where))
       metrics[key] = value;
-    }
     return metrics;
   }
 

@@ -8,10 +8,12 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "metareward/core/config_loader.hpp"
 #include "metareward/core/plugin_registry.hpp"
+#include "metareward/sdk/evaluator.hpp"
 
 namespace mr::core {
 
@@ -45,6 +47,13 @@ RunLoopResult run_loop(const PluginRegistry& registry,
 /// The lines that differ between two config texts, as "- old" / "+ new" lines under their
 /// "[section]" header; empty when equal.
 std::string config_diff(const std::string& recorded, const std::string& current);
+
+/// Calls `evaluator` and checks what it returns: every metric named and finite. Errors name
+/// `where` ("evaluator 'testbed' at iteration 2"): a ConfigError stays a ConfigError, any other
+/// failure becomes a PluginError; sdk::Interrupted passes through. Shared by `run` and `eval`.
+std::map<std::string, double> evaluate_checked(sdk::Evaluator& evaluator,
+                                               const sdk::EvaluationRequest& request,
+                                               const std::string& where);
 
 /// Stable seeds of the run: derive_seed chains over (run seed, iteration, stage); exposed for
 /// tests. Stage codes: 1 actor, 2 judge, 3 actor pairs, 4 meta-judge plan, 5 meta-judge
