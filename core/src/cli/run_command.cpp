@@ -107,9 +107,10 @@ int run_command(const GlobalOptions& globals, const std::vector<std::string>& ar
     run_loop(registry, resolved, run_options);
   } catch (const sdk::Interrupted& e) {
     const int sig = g_signal.load();
-    std::string command = "metareward run " + quote(vm["file"].as<std::string>());
-    for (const auto& o : overrides) command += " --set " + quote(o);
-    command += " --resume";
+    // The user's own arguments, so the printed command reads like the one they typed.
+    std::string command = "metareward run";
+    for (const auto& a : args) command += " " + quote(a);
+    if (!run_options.resume) command += " --resume";
     spdlog::error("interrupted{}: {}. Everything finished so far is saved; resume with:\n  {}",
                   sig == SIGTERM  ? " (SIGTERM)"
                   : sig == SIGINT ? " (SIGINT)"
