@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
+#include "jsonl_rows.hpp"
 #include "tiny_model.hpp"
 
 namespace fs = std::filesystem;
@@ -24,12 +25,7 @@ using mr::tests::write_text;
 namespace {
 
 std::vector<json> jsonl(const std::string& text) {
-  std::vector<json> rows;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
+  return mr::tests::jsonl_rows(text);
 }
 
 }  // namespace

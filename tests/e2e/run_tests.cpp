@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
+#include "jsonl_rows.hpp"
 #include "metareward/core/run_loop.hpp"
 #include "tiny_model.hpp"
 
@@ -36,11 +37,7 @@ using mr::tests::tiny_model;
 namespace {
 
 std::vector<json> jsonl(const fs::path& file) {
-  std::vector<json> rows;
-  std::istringstream in(read_text(file));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
+  return mr::tests::jsonl_rows(read_text(file));
 }
 
 /// The CI-sized run: 8 prompts, 4 per iteration, K=3 responses, N=3 judgments, 2 iterations

@@ -12,6 +12,7 @@
 #include "config_test_catalog.hpp"
 #include "metareward/core/prompt_pool.hpp"
 #include "metareward/sdk/error.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using mr::core::PoolPrompt;
@@ -24,29 +25,7 @@ namespace {
 /// checked against an independent Python implementation of mt19937_64 and derive_seed.
 const std::vector<std::string> kPinnedFirstIds = {"p:51", "p:101", "p:69"};
 
-/// A fresh directory under the temp dir, removed on destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag)
-      : path_(fs::temp_directory_path() /
-              ("mr_prompt_pool_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path write(const std::string& name, const std::string& text) const {
-    fs::create_directories((path_ / name).parent_path());
-    std::ofstream(path_ / name, std::ios::binary) << text;
-    return path_ / name;
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using mr::tests::TempDir;
 
 /// `n` JSONL prompt rows "p<first>" .. "p<first+n-1>".
 std::string numbered_prompts(int first, int n) {
