@@ -207,6 +207,7 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     const auto shared = backend->generate({r});
     const double t_shared = seconds_since(t0);
+    const double rss_shared = peak_rss_mib();
     std::int64_t tokens = 0;
     for (const auto& c : shared[0].completions) tokens += c.tokens;
     std::vector<sdk::GenerationRequest> separate;
@@ -220,6 +221,7 @@ int main(int argc, char** argv) {
     t0 = Clock::now();
     backend->generate(separate);
     const double t_batched = seconds_since(t0);
+    const double rss_batched = peak_rss_mib();
     t0 = Clock::now();
     for (const auto& one : separate) backend->generate({one});
     const double t_sequential = seconds_since(t0);
@@ -228,6 +230,10 @@ int main(int argc, char** argv) {
         "%.2f s; 11 requests in one call %.2f s (%.2fx); 11 calls %.2f s (%.2fx)\n",
         prompt_tokens, new_tokens, static_cast<long long>(tokens), t_shared, t_batched,
         t_batched / t_shared, t_sequential, t_sequential / t_shared);
+    std::printf(
+        "peak RSS after the shared-prefill calls %.0f MiB, after the 11-request call (11-row "
+        "prefill) %.0f MiB\n",
+        rss_shared, rss_batched);
   }
   {
     // Peak RSS of the backend alone: weights + the KV cache of the 11-row chunk above.
@@ -245,7 +251,8 @@ int main(int argc, char** argv) {
   model->eval();
   c10::InferenceMode guard;
   {
-    // Prefill: one prompt of prompt_tokens tokens, only the last position projected.
+    // Prefill: one prompt of prompt_tokens tokens through prefill() (chunked like generate()),
+    // only the last position projected.
     auto ids = torch::randint(0, 256, {1, prompt_tokens}, torch::kLong);
     auto mask = torch::ones({1, prompt_tokens}, torch::kLong);
     auto pos = tb::position_ids_from_mask(mask);
@@ -253,8 +260,7 @@ int main(int argc, char** argv) {
     for (int rep = 0; rep < 3; ++rep) {
       auto cache = model->make_cache(1, prompt_tokens + 1);
       const auto t0 = Clock::now();
-      auto h = model->hidden_states(ids, mask, pos, &cache);
-      auto logits = model->logits(h.select(1, prompt_tokens - 1));
+      auto logits = model->logits(model->prefill(ids, mask, pos, cache));
       best = std::min(best, seconds_since(t0));
     }
     const double tps = prompt_tokens / best;
@@ -266,6 +272,32 @@ int main(int argc, char** argv) {
         2.0 * params * prompt_tokens / best / 1e9,
         100.0 * 2.0 * params * prompt_tokens / best / gemm);
   }
+  {
+    // Batched prefill of 11 distinct prompts (as generate() does for 11 requests): one pass over
+    // all 11 x prompt_tokens tokens vs prefill()'s chunks of kPrefillChunkTokens row-tokens.
+    const std::int64_t rows = 11;
+    auto ids = torch::randint(0, 256, {rows, prompt_tokens}, torch::kLong);
+    auto mask = torch::ones({rows, prompt_tokens}, torch::kLong);
+    auto pos = tb::position_ids_from_mask(mask);
+    double best_single = 1e30, best_chunked = 1e30;
+    for (int rep = 0; rep < 2; ++rep) {
+      auto cache = model->make_cache(rows, prompt_tokens + 1);
+      auto t0 = Clock::now();
+      model->logits(model->hidden_states(ids, mask, pos, &cache).select(1, prompt_tokens - 1));
+      best_single = std::min(best_single, seconds_since(t0));
+      cache.reset();
+      t0 = Clock::now();
+      model->logits(model->prefill(ids, mask, pos, cache));
+      best_chunked = std::min(best_chunked, seconds_since(t0));
+    }
+    std::printf(
+        "prefill %lld x %d tokens: one pass %.2f s (%.0f tokens/s), chunks of %lld row-tokens "
+        "%.2f s (%.0f tokens/s)\n",
+        static_cast<long long>(rows), prompt_tokens, best_single,
+        rows * prompt_tokens / best_single,
+        static_cast<long long>(tb::CausalLMImpl::kPrefillChunkTokens), best_chunked,
+        rows * prompt_tokens / best_chunked);
+  }
   const double decode_limit = gemm / (2.0 * (non_embed + lm_head));
   std::printf("decode GEMM-bound limit: %.0f tokens/s (GEMM / (2 x %.1f M params per token))\n",
               decode_limit, (non_embed + lm_head) / 1e6);
@@ -274,8 +306,7 @@ int main(int argc, char** argv) {
     auto ids = torch::randint(0, 256, {batch, context}, torch::kLong);
     auto mask = torch::ones({batch, context}, torch::kLong);
     auto cache = model->make_cache(batch, context + decode_steps + 2);
-    auto h = model->hidden_states(ids, mask, tb::position_ids_from_mask(mask), &cache);
-    auto logits = model->logits(h.select(1, context - 1));
+    auto logits = model->logits(model->prefill(ids, mask, tb::position_ids_from_mask(mask), cache));
     auto next = logits.argmax(-1).view({batch, 1});
     // One untimed step, then decode_steps timed steps.
     double elapsed = 0.0;
@@ -283,8 +314,7 @@ int main(int argc, char** argv) {
       const auto t0 = Clock::now();
       mask = torch::cat({mask, torch::ones({batch, 1}, torch::kLong)}, 1);
       auto positions = mask.sum(1, true) - 1;
-      h = model->hidden_states(next, mask, positions, &cache);
-      logits = model->logits(h.select(1, 0));
+      logits = model->logits(model->hidden_states(next, mask, positions, &cache).select(1, 0));
       next = logits.argmax(-1).view({batch, 1});
       if (step > 0) elapsed += seconds_since(t0);
     }

@@ -358,6 +358,64 @@ TEST_CASE("torch model: cache rows can be repeated for n samples and selected", 
   }
 }
 
+TEST_CASE("torch model: chunked prefill equals a single pass over a left-padded batch",
+          "[torch_model]") {
+  for (const auto& v : variants()) {
+    DYNAMIC_SECTION(v.name) {
+      auto model = make_model(v.json);
+      c10::InferenceMode guard;
+      // Row 1's first chunks are all padding; the last chunk is shorter than the others.
+      const std::vector<std::int64_t> lengths = {23, 9, 17};
+      const std::int64_t width = 23, rows = 3;
+      std::vector<torch::Tensor> seqs;
+      auto ids = torch::zeros({rows, width}, torch::kLong);
+      auto mask = torch::zeros({rows, width}, torch::kLong);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t len = lengths[static_cast<std::size_t>(r)];
+        seqs.push_back(tokens(1, len, r)[0]);
+        ids[r].narrow(0, width - len, len).copy_(seqs.back());
+        mask[r].narrow(0, width - len, len).fill_(1);
+      }
+      auto pos = tb::position_ids_from_mask(mask);
+      auto single_cache = model->make_cache(rows, width + 1);
+      auto single = model->hidden_states(ids, mask, pos, &single_cache).select(1, width - 1);
+
+      // 15 row-tokens over 3 rows: chunks of 5, 5, 5, 5, 3 positions; 1: one position at a
+      // time; the default budget: one chunk.
+      for (const std::int64_t chunk_tokens :
+           {std::int64_t{15}, std::int64_t{1}, tb::CausalLMImpl::kPrefillChunkTokens}) {
+        INFO("chunk_tokens " << chunk_tokens);
+        auto cache = model->make_cache(rows, width + 1);
+        auto last = model->prefill(ids, mask, pos, cache, chunk_tokens);
+        REQUIRE(last.sizes() == single.sizes());
+        CHECK(cache.length() == width);
+        CHECK(max_diff(model->logits(last), model->logits(single)) < kTol);
+        // The cached keys/values of real tokens match; padding slots are never attended to.
+        auto real = mask.to(torch::kFloat32).view({rows, 1, width, 1});
+        for (std::int64_t l = 0; l < cache.num_layers(); ++l) {
+          CHECK(max_diff(cache.keys(l).narrow(2, 0, width) * real,
+                         single_cache.keys(l).narrow(2, 0, width) * real) < kTol);
+          CHECK(max_diff(cache.values(l).narrow(2, 0, width) * real,
+                         single_cache.values(l).narrow(2, 0, width) * real) < kTol);
+        }
+        // Decoding continues from the chunked cache as from each row's unbatched sequence.
+        auto next = torch::tensor({{41}, {42}, {43}}, torch::kLong);
+        auto out = model->forward(next, torch::cat({mask, torch::ones({rows, 1}, torch::kLong)}, 1),
+                                  pos.select(1, width - 1).unsqueeze(1) + 1, &cache);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          auto ref = reference(model, torch::cat({seqs[static_cast<std::size_t>(r)], next[r]}));
+          CHECK(max_diff(out[r][0], ref[ref.size(0) - 1]) < kTol);
+        }
+      }
+      auto cache = model->make_cache(rows, width);
+      CHECK_THROWS_WITH(model->prefill(ids, mask, pos, cache, 0),
+                        Contains("chunk_tokens must be >= 1, got 0"));
+      CHECK_THROWS_WITH(model->prefill(ids, mask.narrow(1, 0, width - 1), pos, cache),
+                        Contains("attention_mask must be [3, 23]"));
+    }
+  }
+}
+
 TEST_CASE("torch model: bad forward inputs raise BackendError", "[torch_model]") {
   auto model = make_model(variants()[0].json);
   c10::InferenceMode guard;

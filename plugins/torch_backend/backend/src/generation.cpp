@@ -1,6 +1,6 @@
-// Batched generation of the `torch` backend: left-padded prefill of the distinct prompts of a
-// chunk, KV-cache expansion to n samples per prompt (prefix sharing), per-row sampling with each
-// row's own CPU generator, incremental detokenisation with stop strings, and finished rows
+// Batched generation of the `torch` backend: left-padded, chunked prefill of the distinct prompts
+// of a chunk, KV-cache expansion to n samples per prompt (prefix sharing), per-row sampling with
+// each row's own CPU generator, incremental detokenisation with stop strings, and finished rows
 // leaving the batch.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -268,8 +268,11 @@ void TorchBackend::generate_chunk(std::vector<Row>& rows) {
   }
   mask = mask.to(device);
   tb::KVCache cache = model.make_cache(segments, longest + std::max<std::int64_t>(most_new, 1));
-  auto hidden = model.hidden_states(ids, mask, tb::position_ids_from_mask(mask), &cache);
-  auto logits = model.logits(hidden.select(1, longest - 1));  // [segments, V]
+  // Chunked: a single pass over segments x longest tokens would materialise every layer's
+  // attention scores and MLP activations for the whole batch at once (more than the KV cache
+  // itself at 11 x 400 tokens, SmolLM2-135M shapes; docs/benchmarks.md).
+  auto logits = model.logits(
+      model.prefill(ids, mask, tb::position_ids_from_mask(mask), cache));  // [segments, V]
   if (static_cast<std::int64_t>(rows.size()) != segments) {
     auto index = torch::tensor(expand, torch::kLong).to(device);
     cache.select_rows(index);
@@ -350,8 +353,7 @@ void TorchBackend::generate_chunk(std::vector<Row>& rows) {
     auto input = torch::tensor(next, torch::kLong).view({batch, 1}).to(device);
     mask = torch::cat({mask, torch::ones({batch, 1}, mask.options())}, 1);
     auto positions = mask.sum(1, /*keepdim=*/true) - 1;
-    hidden = model.hidden_states(input, mask, positions, &cache);
-    logits = model.logits(hidden.select(1, 0));
+    logits = model.logits(model.hidden_states(input, mask, positions, &cache).select(1, 0));
   }
 }
 

@@ -349,6 +349,34 @@ torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
   return out.scalar_type() == torch::kFloat32 ? out : out.to(torch::kFloat32);
 }
 
+torch::Tensor CausalLMImpl::prefill(const torch::Tensor& input_ids,
+                                    const torch::Tensor& attention_mask,
+                                    const torch::Tensor& position_ids,
+                                    KVCache& cache,
+                                    std::int64_t chunk_tokens) {
+  MR_CHECK_AS(BackendError, chunk_tokens >= 1, "prefill: chunk_tokens must be >= 1, got ",
+              chunk_tokens);
+  MR_CHECK_AS(BackendError, input_ids.dim() == 2 && input_ids.size(1) > 0,
+              "prefill: input_ids must be [batch, seq] with seq > 0, got ", input_ids.sizes());
+  const std::int64_t b = input_ids.size(0), t = input_ids.size(1), past = cache.length();
+  MR_CHECK_AS(BackendError, position_ids.sizes() == input_ids.sizes(), "prefill: position_ids ",
+              position_ids.sizes(), " must match input_ids ", input_ids.sizes());
+  MR_CHECK_AS(BackendError, attention_mask.dim() == 2 && attention_mask.size(1) == past + t,
+              "prefill: attention_mask must be [", b, ", ", past + t, "] (cached ", past, " + new ",
+              t, "), got ", attention_mask.sizes());
+  // Each chunk's queries see the cached keys of the earlier chunks (and the causal part of
+  // their own), exactly the keys a single pass would let them see.
+  const std::int64_t step = std::max<std::int64_t>(1, chunk_tokens / std::max<std::int64_t>(1, b));
+  torch::Tensor last;
+  for (std::int64_t t0 = 0; t0 < t; t0 += step) {
+    const std::int64_t tc = std::min(step, t - t0);
+    auto h = hidden_states(input_ids.narrow(1, t0, tc), attention_mask.narrow(1, 0, past + t0 + tc),
+                           position_ids.narrow(1, t0, tc), &cache);
+    if (t0 + tc == t) last = h.select(1, tc - 1);
+  }
+  return last;
+}
+
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids,
                                     const torch::Tensor& attention_mask,
                                     const torch::Tensor& position_ids,

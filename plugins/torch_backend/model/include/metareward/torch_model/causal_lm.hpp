@@ -79,6 +79,26 @@ class CausalLMImpl : public torch::nn::Module {
   /// when tied).
   torch::Tensor logits(const torch::Tensor& hidden);
 
+  /// Default `chunk_tokens` of prefill(): batch rows x new tokens per forward pass. At this size
+  /// the matrix products still run near the GEMM rate, while a layer's transient activations
+  /// (attention scores and probabilities over the whole prefix, the SwiGLU intermediate) stay at
+  /// a few tens of MiB for ~100M-1B parameter models instead of growing with rows x prompt length.
+  static constexpr std::int64_t kPrefillChunkTokens = 512;
+
+  /// Feeds a (left-padded) prompt batch `input_ids` [B, T] into `cache` and returns the hidden
+  /// states of its last position [B, hidden] (model dtype; project them with logits()).
+  /// `attention_mask` is [B, P + T] (P = cache.length()) and `position_ids` [B, T], as for
+  /// hidden_states(). The prompt goes through the model in consecutive chunks of
+  /// max(1, `chunk_tokens` / B) positions, each attending to the cache filled by the previous
+  /// ones, so peak memory is bounded by the chunk instead of B x T. Same result as one
+  /// hidden_states() call up to float rounding (the same keys and values are attended to).
+  /// Throws BackendError on inconsistent shapes or `chunk_tokens` < 1.
+  torch::Tensor prefill(const torch::Tensor& input_ids,
+                        const torch::Tensor& attention_mask,
+                        const torch::Tensor& position_ids,
+                        KVCache& cache,
+                        std::int64_t chunk_tokens = kPrefillChunkTokens);
+
   /// An empty KV cache for `batch_size` rows of up to `capacity` positions, in the model's
   /// dtype and device.
   KVCache make_cache(std::int64_t batch_size, std::int64_t capacity) const;
