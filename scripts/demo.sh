@@ -23,6 +23,10 @@ if [ ! -f runs/testbed/seed/bootstrap.json ]; then
   mkdir -p runs/testbed
   rm -rf runs/testbed/seed
   cp -r configs/testbed/seed runs/testbed/seed
+elif ! cmp -s configs/testbed/seed/bootstrap.json runs/testbed/seed/bootstrap.json; then
+  echo "note: runs/testbed/seed is not the committed seed (your own bootstrap, or one from an" \
+    "older checkout); the demo uses it. Remove runs/testbed/seed (and $RUN) to use" \
+    "configs/testbed/seed." >&2
 fi
 
 step "metareward plan configs/testbed/meta_rewarding.toml"

@@ -3,6 +3,7 @@
 #include "metareward/testbed/bootstrap.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <type_traits>
@@ -113,6 +114,16 @@ const std::vector<BFlag>& bootstrap_flags() {
     f.push_back(int_flag(
         "epochs", "N", "SFT epochs " + both(t.sft.epochs, s.sft.epochs),
         [](BootstrapOptions& o) -> std::int64_t& { return o.sft.epochs; }, 1, 1000));
+    f.push_back(int_flag(
+        "judge-warmup-epochs", "N",
+        "judge warm-up: epochs on the judge rows alone, first (0 = none) " +
+            both(t.sft.judge_warmup_epochs, s.sft.judge_warmup_epochs),
+        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.judge_warmup_epochs; }, 0, 1000));
+    f.push_back(positive_flag(
+        "judge-warmup-lr",
+        "judge warm-up peak learning rate " +
+            both(t.sft.judge_warmup_learning_rate, s.sft.judge_warmup_learning_rate),
+        [](BootstrapOptions& o) -> double& { return o.sft.judge_warmup_learning_rate; }));
     f.push_back(positive_flag(
         "lr", "SFT peak learning rate " + both(t.sft.learning_rate, s.sft.learning_rate),
         [](BootstrapOptions& o) -> double& { return o.sft.learning_rate; }));
@@ -169,6 +180,7 @@ BootstrapOptions BootstrapOptions::preset(std::string_view size) {
     throw UsageError("--size must be tiny or small, got '" + std::string(size) + "'");
   o.model = {32, 64, 2, 4, 2, 320};
   o.sft.epochs = 1;
+  o.sft.judge_warmup_epochs = 0;
   o.sft.learning_rate = 3e-3;
   o.sft.batch_size = 16;
   o.sft.max_length = 256;
@@ -193,6 +205,13 @@ void BootstrapOptions::validate() const {
     throw UsageError("--context (" + std::to_string(model.context) +
                      ") must be at least --max-length (" + std::to_string(sft.max_length) + ")");
   cli::check_shares(data);
+  const double n = static_cast<double>(data.sft_examples);
+  if (sft.judge_warmup_epochs > 0 &&
+      std::llround(n * data.judge_share) + std::llround(n * data.meta_share) == 0)
+    throw UsageError(
+        "--judge-warmup-epochs " + std::to_string(sft.judge_warmup_epochs) +
+        " needs judge or meta-judge rows, but --sft-examples x (--judge-share + --meta-share) "
+        "rounds to none; raise them or pass --judge-warmup-epochs 0");
   try {
     data.validate();
   } catch (const mr::sdk::ConfigError& e) {
@@ -231,30 +250,47 @@ BootstrapPlan plan_bootstrap(const BootstrapOptions& options) {
   const std::string seed = std::to_string(options.seed);
   p.commands.push_back({"init-model", "--config", p.model_config.string(), "--out",
                         p.init_model.string(), "--seed", seed});
-  std::vector<std::string> sft = {"sft",
-                                  "--model",
-                                  p.init_model.string(),
-                                  "--data",
-                                  (p.data_dir / "sft.jsonl").string(),
-                                  "--out",
-                                  p.seed_model.string(),
-                                  "--seed",
-                                  seed,
-                                  "--threads",
-                                  std::to_string(options.threads),
-                                  "--metrics",
-                                  p.sft_metrics.string()};
-  auto set = [&sft](const std::string& kv) {
-    sft.push_back("--set");
-    sft.push_back(kv.rfind("optimizer.", 0) == 0 ? kv : "optimizer." + kv);
+  // One `metareward sft` command; both stages share every optimizer setting but the epochs.
+  auto sft_command = [&](const fs::path& model, const fs::path& data, const fs::path& out_dir,
+                         const fs::path& metrics, std::int64_t epochs, double lr) {
+    std::vector<std::string> sft = {"sft",
+                                    "--model",
+                                    model.string(),
+                                    "--data",
+                                    data.string(),
+                                    "--out",
+                                    out_dir.string(),
+                                    "--seed",
+                                    seed,
+                                    "--threads",
+                                    std::to_string(options.threads),
+                                    "--metrics",
+                                    metrics.string()};
+    auto set = [&sft](const std::string& kv) {
+      sft.push_back("--set");
+      sft.push_back(kv.rfind("optimizer.", 0) == 0 ? kv : "optimizer." + kv);
+    };
+    set("epochs=" + std::to_string(epochs));
+    set("learning_rate=" + toml_float(lr));
+    set("batch_size=" + std::to_string(options.sft.batch_size));
+    set("max_length=" + std::to_string(options.sft.max_length));
+    set("warmup_ratio=" + toml_float(options.sft.warmup_ratio));
+    // A whole step in one forward pass: the model is small, and micro-batching only saves memory.
+    set("micro_batch_size=" + std::to_string(options.sft.batch_size));
+    for (const auto& kv : options.sft.extra) set(kv);
+    return sft;
   };
-  set("epochs=" + std::to_string(options.sft.epochs));
-  set("learning_rate=" + toml_float(options.sft.learning_rate));
-  set("batch_size=" + std::to_string(options.sft.batch_size));
-  set("max_length=" + std::to_string(options.sft.max_length));
-  set("warmup_ratio=" + toml_float(options.sft.warmup_ratio));
-  for (const auto& kv : options.sft.extra) set(kv);
-  p.commands.push_back(std::move(sft));
+  fs::path start = p.init_model;
+  if (options.sft.judge_warmup_epochs > 0) {
+    p.judge_warmup_model = out / "judge_warmup_model";
+    p.judge_warmup_metrics = out / "judge_warmup_metrics.jsonl";
+    p.commands.push_back(sft_command(
+        p.init_model, p.data_dir / "judge_sft.jsonl", p.judge_warmup_model, p.judge_warmup_metrics,
+        options.sft.judge_warmup_epochs, options.sft.judge_warmup_learning_rate));
+    start = p.judge_warmup_model;
+  }
+  p.commands.push_back(sft_command(start, p.data_dir / "sft.jsonl", p.seed_model, p.sft_metrics,
+                                   options.sft.epochs, options.sft.learning_rate));
   return p;
 }
 
@@ -297,8 +333,11 @@ int run_bootstrap(const BootstrapOptions& options,
            "it or choose another --out\n";
     return 1;
   }
-  for (const fs::path& p : {plan.manifest, plan.init_model, plan.seed_model,
-                            fs::path(plan.seed_model.string() + ".state"), plan.sft_metrics})
+  for (const fs::path& p :
+       {plan.manifest, plan.init_model, plan.seed_model,
+        fs::path(plan.seed_model.string() + ".state"), plan.sft_metrics,
+        options.out / "judge_warmup_model", options.out / "judge_warmup_model.state",
+        options.out / "judge_warmup_metrics.jsonl"})
     fs::remove_all(p, ec);
 
   const Dataset dataset = build_dataset(options.data);
@@ -337,6 +376,8 @@ int run_bootstrap(const BootstrapOptions& options,
         {"vocab_size", kByteLevelVocabSize}}},
       {"sft",
        {{"epochs", options.sft.epochs},
+        {"judge_warmup_epochs", options.sft.judge_warmup_epochs},
+        {"judge_warmup_learning_rate", options.sft.judge_warmup_learning_rate},
         {"learning_rate", options.sft.learning_rate},
         {"batch_size", options.sft.batch_size},
         {"max_length", options.sft.max_length},

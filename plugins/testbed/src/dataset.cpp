@@ -191,13 +191,26 @@ Dataset build_dataset(const DatasetOptions& options) {
   return d;
 }
 
+namespace {
+
+std::string sft_line(const SftRow& row) {
+  return ordered_json{{"id", row.id}, {"kind", row.kind}, {"messages", messages_json(row.messages)}}
+      .dump();
+}
+
+}  // namespace
+
+std::vector<std::string> judge_sft_lines(const Dataset& dataset) {
+  std::vector<std::string> out;
+  for (const auto& row : dataset.sft)
+    if (row.kind != "instruction") out.push_back(sft_line(row));
+  return out;
+}
+
 std::vector<std::string> sft_lines(const Dataset& dataset) {
   std::vector<std::string> out;
   out.reserve(dataset.sft.size());
-  for (const auto& row : dataset.sft)
-    out.push_back(
-        ordered_json{{"id", row.id}, {"kind", row.kind}, {"messages", messages_json(row.messages)}}
-            .dump());
+  for (const auto& row : dataset.sft) out.push_back(sft_line(row));
   return out;
 }
 
@@ -298,6 +311,7 @@ void write_dataset(const Dataset& dataset,
     throw mr::sdk::DataError("cannot create the output directory '" + dir.string() + "'" +
                              (ec ? ": " + ec.message() : ""));
   write_text_atomic(dir / "sft.jsonl", joined_lines(sft_lines(dataset)));
+  write_text_atomic(dir / "judge_sft.jsonl", joined_lines(judge_sft_lines(dataset)));
   write_text_atomic(dir / "train_prompts.jsonl", joined_lines(train_prompt_lines(dataset)));
   write_text_atomic(dir / "eval_prompts.jsonl", joined_lines(eval_prompt_lines(dataset)));
   // Last, so that a manifest means the data files beside it are complete.

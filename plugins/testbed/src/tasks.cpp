@@ -32,7 +32,7 @@ std::string join(const std::vector<std::int64_t>& xs) {
 }
 
 std::string random_word(Rng& rng) {
-  const auto length = static_cast<std::size_t>(rng.uniform_int(3, 8));
+  const auto length = static_cast<std::size_t>(rng.uniform_int(3, 6));
   std::string w(length, 'a');
   for (char& c : w) c = static_cast<char>('a' + rng.uniform_below(26));
   return w;
@@ -146,19 +146,16 @@ bool is_numeric_family(TaskFamily family) {
 TaskInstance generate_instance(TaskFamily family, Rng& rng) {
   switch (family) {
     case TaskFamily::Sort: {
-      std::vector<std::int64_t> numbers(static_cast<std::size_t>(rng.uniform_int(3, 6)));
-      for (auto& x : numbers) x = rng.uniform_int(0, 99);
+      std::vector<std::int64_t> numbers(static_cast<std::size_t>(rng.uniform_int(3, 5)));
+      for (auto& x : numbers) x = rng.uniform_int(0, 9);
       return make_sort(std::move(numbers));
     }
     case TaskFamily::Reverse:
       return make_reverse(random_word(rng));
-    case TaskFamily::Add: {
-      const std::int64_t a = rng.uniform_int(0, 99);
-      return make_binary(family, a, rng.uniform_int(0, 99));
-    }
+    case TaskFamily::Add:
     case TaskFamily::Multiply: {
-      const std::int64_t a = rng.uniform_int(0, 12);
-      return make_binary(family, a, rng.uniform_int(0, 12));
+      const std::int64_t a = rng.uniform_int(0, 9);
+      return make_binary(family, a, rng.uniform_int(0, 9));
     }
     case TaskFamily::Count: {
       std::string word = random_word(rng);

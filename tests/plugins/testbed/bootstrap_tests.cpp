@@ -68,13 +68,19 @@ TEST_CASE("testbed bootstrap: options, presets and usage errors", "[testbed][boo
     CHECK(small.out == "d");
     CHECK(small.seed == 1);
     CHECK(small.model.hidden_size == 128);
-    CHECK(small.data.sft_examples == 6000);
+    CHECK(small.data.sft_examples == 8000);
+    CHECK(small.sft.judge_warmup_epochs == 4);
+    CHECK(small.sft.epochs == 2);
+    CHECK(small.sft.judge_warmup_learning_rate == 0.003);
+    CHECK(small.sft.learning_rate == 0.003);
+    CHECK(small.sft.batch_size == 16);
     const auto tiny = parse({"--out", "d", "--size", "tiny"});
     CHECK(tiny.size == "tiny");
     CHECK(tiny.model.hidden_size == 32);
     CHECK(tiny.model.layers == 2);
     CHECK(tiny.sft.epochs == 1);
     CHECK(tiny.data.sft_examples == 300);
+    CHECK(tiny.sft.judge_warmup_epochs == 0);
   }
   SECTION("explicit flags override the preset whatever their order") {
     const auto o = parse({"--epochs",
@@ -143,7 +149,51 @@ TEST_CASE("testbed bootstrap: options, presets and usage errors", "[testbed][boo
     CHECK_THAT(usage_error({"--out", "d", "--judge-share", "0.9", "--meta-share", "0.2"}),
                Catch::Contains("--judge-share + --meta-share must be at most 1"));
     CHECK_THAT(usage_error({"--out", "d", "--bogus", "1"}), Catch::Contains("unknown option"));
+    CHECK_THAT(usage_error({"--out", "d", "--judge-share", "0", "--meta-share", "0"}),
+               Catch::Contains("--judge-warmup-epochs 4 needs judge or meta-judge rows"));
+    CHECK(parse({"--out", "d", "--judge-share", "0", "--meta-share", "0", "--judge-warmup-epochs",
+                 "0"})
+              .sft.judge_warmup_epochs == 0);
   }
+}
+
+TEST_CASE("testbed bootstrap: the judge warm-up trains on the judge rows first",
+          "[testbed][bootstrap]") {
+  const tb::BootstrapPlan plan =
+      tb::plan_bootstrap(parse({"--out", "/tmp/tb", "--judge-warmup-epochs", "3",
+                                "--judge-warmup-lr", "0.01", "--lr", "0.002"}));
+  REQUIRE(plan.commands.size() == 3);
+  const Args& warmup = plan.commands[1];
+  const Args& main = plan.commands[2];
+  auto value_of = [](const Args& args, const std::string& flag) {
+    const auto it = std::find(args.begin(), args.end(), flag);
+    return it == args.end() || it + 1 == args.end() ? std::string() : *(it + 1);
+  };
+  CHECK(warmup[0] == "sft");
+  CHECK(value_of(warmup, "--model") == "/tmp/tb/init_model");
+  CHECK(value_of(warmup, "--data") == "/tmp/tb/data/judge_sft.jsonl");
+  CHECK(value_of(warmup, "--out") == "/tmp/tb/judge_warmup_model");
+  CHECK(value_of(warmup, "--metrics") == "/tmp/tb/judge_warmup_metrics.jsonl");
+  CHECK(std::find(warmup.begin(), warmup.end(), "optimizer.epochs=3") != warmup.end());
+  // The mixed SFT starts from the warmed-up model, with its own epochs.
+  CHECK(value_of(main, "--model") == "/tmp/tb/judge_warmup_model");
+  CHECK(value_of(main, "--data") == "/tmp/tb/data/sft.jsonl");
+  CHECK(value_of(main, "--out") == "/tmp/tb/seed_model");
+  CHECK(std::find(main.begin(), main.end(), "optimizer.epochs=2") != main.end());
+  // The warm-up runs at its own, higher learning rate.
+  CHECK(std::find(warmup.begin(), warmup.end(), "optimizer.learning_rate=0.01") != warmup.end());
+  CHECK(std::find(main.begin(), main.end(), "optimizer.learning_rate=0.002") != main.end());
+  // Every other optimizer setting is shared.
+  auto settings = [](const Args& args) {
+    Args out;
+    for (std::size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--set" && args[i + 1].rfind("optimizer.epochs=", 0) != 0 &&
+          args[i + 1].rfind("optimizer.learning_rate=", 0) != 0)
+        out.push_back(args[i + 1]);
+    return out;
+  };
+  CHECK(settings(warmup) == settings(main));
+  CHECK(plan.judge_warmup_model == "/tmp/tb/judge_warmup_model");
 }
 
 TEST_CASE("testbed bootstrap: the model config and the planned commands", "[testbed][bootstrap]") {
@@ -189,6 +239,8 @@ TEST_CASE("testbed bootstrap: the model config and the planned commands", "[test
                                    "--set",
                                    "optimizer.warmup_ratio=0.05",
                                    "--set",
+                                   "optimizer.micro_batch_size=16",
+                                   "--set",
                                    "optimizer.weight_decay=0.01"});
   }
   SECTION("float settings stay TOML floats") {
@@ -212,8 +264,8 @@ TEST_CASE("testbed bootstrap: runs the plan through run_command", "[testbed][boo
     REQUIRE(tb::bootstrap_command(args, host, o, e) == 0);
     const auto plan = tb::plan_bootstrap(parse(args));
     CHECK(host.commands == plan.commands);
-    for (const char* f :
-         {"sft.jsonl", "train_prompts.jsonl", "eval_prompts.jsonl", "manifest.json"})
+    for (const char* f : {"sft.jsonl", "judge_sft.jsonl", "train_prompts.jsonl",
+                          "eval_prompts.jsonl", "manifest.json"})
       CHECK(fs::exists(out / "data" / f));
     CHECK(read_text(out / "model_config.json") == plan.model_config_json);
     const auto manifest = nlohmann::json::parse(read_text(out / "bootstrap.json"));

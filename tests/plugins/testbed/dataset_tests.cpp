@@ -82,9 +82,10 @@ TEST_CASE("dataset: rows, kinds and formats", "[testbed][dataset]") {
   CHECK(d.train.size() == 150);
   CHECK(d.eval.size() == 60);
   SECTION("kinds come in the configured proportions") {
-    CHECK(d.sft_kind_counts.at("judge") == 120);
+    // Defaults: 45 % judge, 10 % meta-judge, the rest instruction.
+    CHECK(d.sft_kind_counts.at("judge") == 180);
     CHECK(d.sft_kind_counts.at("meta_judge") == 40);
-    CHECK(d.sft_kind_counts.at("instruction") == 240);
+    CHECK(d.sft_kind_counts.at("instruction") == 180);
     std::map<std::string, std::int64_t> seen;
     for (const auto& row : d.sft) ++seen[row.kind];
     CHECK(seen == d.sft_kind_counts);
@@ -212,14 +213,24 @@ TEST_CASE("dataset: written atomically, equal to the lines", "[testbed][dataset]
   CHECK(read_file(out / "sft.jsonl") == joined(tb::sft_lines(d)));
   CHECK(read_file(out / "train_prompts.jsonl") == joined(tb::train_prompt_lines(d)));
   CHECK(read_file(out / "eval_prompts.jsonl") == joined(tb::eval_prompt_lines(d)));
+  {
+    // judge_sft.jsonl: exactly the judge and meta-judge lines of sft.jsonl, in their order.
+    std::vector<std::string> expected;
+    for (const auto& line : tb::sft_lines(d))
+      if (json::parse(line)["kind"] != "instruction") expected.push_back(line);
+    CHECK(expected.size() == 180 + 40);
+    CHECK(read_file(out / "judge_sft.jsonl") == joined(expected));
+    CHECK(tb::judge_sft_lines(d) == expected);
+  }
   const json manifest = json::parse(read_file(out / "manifest.json"));
   CHECK(manifest["judge_template"] == tb::kTestbedJudgeTemplate);
   CHECK(manifest["meta_template"] == tb::kTestbedMetaJudgeTemplate);
-  CHECK(manifest["sft_kinds"]["judge"] == 120);
+  CHECK(manifest["sft_kinds"]["judge"] == 180);
   CHECK(manifest["options"]["seed"] == 5);
   std::set<std::string> names;
   for (const auto& e : fs::directory_iterator(out)) names.insert(e.path().filename().string());
-  CHECK(names == std::set<std::string>{"eval_prompts.jsonl", "manifest.json", "sft.jsonl",
+  CHECK(names == std::set<std::string>{"eval_prompts.jsonl", "judge_sft.jsonl", "manifest.json",
+                                       "sft.jsonl",
                                        "train_prompts.jsonl"});  // no temporary left behind
   SECTION("rewriting replaces the files") {
     tb::DatasetOptions o2 = small(6);

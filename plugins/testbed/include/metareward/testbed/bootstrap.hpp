@@ -4,7 +4,9 @@
 ///   1. the dataset (dataset.hpp) into OUT/data;
 ///   2. a small Llama-shaped config (byte-level vocabulary) into OUT/model_config.json and a
 ///      random checkpoint from it, `metareward init-model` -> OUT/init_model;
-///   3. SFT on OUT/data/sft.jsonl, `metareward sft` -> OUT/seed_model;
+///   3. optionally a judge warm-up, SFT on OUT/data/judge_sft.jsonl (the judge and meta-judge
+///      rows only) -> OUT/judge_warmup_model, then
+///   4. SFT on OUT/data/sft.jsonl (all rows), `metareward sft` -> OUT/seed_model;
 /// and OUT/bootstrap.json (the options and the commands run), written last. Steps 2 and 3 run in
 /// the same process through HostContext::run_command.
 #pragma once
@@ -37,9 +39,19 @@ struct ModelShape {
 
 /// The SFT step's optimizer settings (`sft` optimizer keys).
 struct SftSettings {
-  std::int64_t epochs = 4;
+  std::int64_t epochs = 2;
+  /// Epochs of the judge warm-up on the judge and meta-judge rows alone, before the mixed SFT
+  /// (0 = none). A judge's score hangs on one token of its judgment, and in the mixed data the
+  /// many answer tokens of the instruction rows drown that token's gradient: without the warm-up
+  /// a small seed only learns the marginal of the scores (docs/results.md).
+  std::int64_t judge_warmup_epochs = 4;
+  /// Peak learning rate of the judge warm-up. The judge's score token sits on a plateau at the
+  /// marginal of the scores before it learns to check answers; narrower models leave it only
+  /// at a higher rate (the reduced-size test uses 0.01 at width 64, with `learning_rate` 0.002
+  /// so that the mixed SFT keeps what the warm-up taught).
+  double judge_warmup_learning_rate = 3e-3;
   double learning_rate = 3e-3;
-  std::int64_t batch_size = 32;
+  std::int64_t batch_size = 16;
   std::int64_t max_length = 256;  ///< Prompt + answer tokens per example.
   double warmup_ratio = 0.05;
   /// Further `KEY=VALUE` optimizer overrides (KEY without "optimizer."), applied last.
@@ -69,14 +81,17 @@ struct BootstrapOptions {
 
 /// The paths and commands of a bootstrap.
 struct BootstrapPlan {
-  std::filesystem::path data_dir;      ///< OUT/data
-  std::filesystem::path model_config;  ///< OUT/model_config.json
-  std::filesystem::path init_model;    ///< OUT/init_model
-  std::filesystem::path seed_model;    ///< OUT/seed_model
-  std::filesystem::path sft_metrics;   ///< OUT/sft_metrics.jsonl
-  std::filesystem::path manifest;      ///< OUT/bootstrap.json
-  std::string model_config_json;       ///< The text of model_config.json.
-  /// `metareward` argument lists, in order: init-model, then sft.
+  std::filesystem::path data_dir;              ///< OUT/data
+  std::filesystem::path model_config;          ///< OUT/model_config.json
+  std::filesystem::path init_model;            ///< OUT/init_model
+  std::filesystem::path judge_warmup_model;    ///< OUT/judge_warmup_model (warm-up only)
+  std::filesystem::path judge_warmup_metrics;  ///< OUT/judge_warmup_metrics.jsonl (warm-up only)
+  std::filesystem::path seed_model;            ///< OUT/seed_model
+  std::filesystem::path sft_metrics;           ///< OUT/sft_metrics.jsonl
+  std::filesystem::path manifest;              ///< OUT/bootstrap.json
+  std::string model_config_json;               ///< The text of model_config.json.
+  /// `metareward` argument lists, in order: init-model, the warm-up sft (when
+  /// judge_warmup_epochs > 0), then the main sft.
   std::vector<std::vector<std::string>> commands;
 };
 

@@ -6,6 +6,8 @@
 /// Files written by write_dataset (one JSON object per line, keys in this order):
 /// - `sft.jsonl`: {"id": "sft-000001", "kind": "instruction" | "judge" | "meta_judge",
 ///   "messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}
+/// - `judge_sft.jsonl`: the judge and meta-judge rows of sft.jsonl, same lines in the same order
+///   (the bootstrap's judge warm-up trains on them before the mixed SFT)
 /// - `train_prompts.jsonl`: {"id": "train-000001", "prompt": ...} (no answers)
 /// - `eval_prompts.jsonl`: {"id": "eval-000001", "prompt": ..., "task": ..., "answer": ...}
 /// - `manifest.json`: the options, the templates and the row counts.
@@ -37,13 +39,13 @@ bool is_eval_prompt(std::string_view prompt);
 /// Everything that determines the dataset.
 struct DatasetOptions {
   std::uint64_t seed = 1;             ///< Base seed of the three file streams.
-  std::int64_t sft_examples = 6000;   ///< Rows of sft.jsonl (all kinds together).
+  std::int64_t sft_examples = 8000;   ///< Rows of sft.jsonl (all kinds together).
   std::int64_t train_prompts = 2000;  ///< Rows of train_prompts.jsonl (distinct prompts).
   std::int64_t eval_prompts = 200;    ///< Rows of eval_prompts.jsonl (distinct prompts).
-  double judge_share = 0.3;           ///< Share of SFT rows that are judge examples (rounded).
+  double judge_share = 0.45;          ///< Share of SFT rows that are judge examples (rounded).
   double meta_share = 0.1;            ///< Share of SFT rows that are meta-judge examples (rounded).
   TeacherOptions teacher;             ///< Instruction answers, and the responses judged.
-  double p_off_task = 0.1;            ///< Share of judged responses that answer another task.
+  double p_off_task = 0.3;            ///< Share of judged responses that answer another task.
   JudgeNoiseOptions judge_noise;      ///< Noise and length bias of the judge targets.
   MetaJudgeNoiseOptions meta_noise;   ///< Noise of the meta-judge labels.
   std::string judge_template = kTestbedJudgeTemplate;     ///< additive5 `template` to render.
@@ -82,6 +84,8 @@ Dataset build_dataset(const DatasetOptions& options);
 
 /// The lines of sft.jsonl (without newlines).
 std::vector<std::string> sft_lines(const Dataset& dataset);
+/// The lines of judge_sft.jsonl: those of sft.jsonl whose kind is "judge" or "meta_judge".
+std::vector<std::string> judge_sft_lines(const Dataset& dataset);
 /// The lines of train_prompts.jsonl (without newlines).
 std::vector<std::string> train_prompt_lines(const Dataset& dataset);
 /// The lines of eval_prompts.jsonl (without newlines).
@@ -93,7 +97,8 @@ std::string manifest_text(const Dataset& dataset, const DatasetOptions& options)
 /// readers never see a partial file. Throws mr::sdk::DataError naming the file on failure.
 void write_text_atomic(const std::filesystem::path& file, const std::string& text);
 
-/// Writes sft.jsonl, train_prompts.jsonl, eval_prompts.jsonl and manifest.json into `dir`
+/// Writes sft.jsonl, judge_sft.jsonl, train_prompts.jsonl, eval_prompts.jsonl and manifest.json
+/// into `dir`
 /// (created if missing), each through a temporary file renamed into place. Throws
 /// mr::sdk::DataError naming the file on any I/O failure.
 void write_dataset(const Dataset& dataset,

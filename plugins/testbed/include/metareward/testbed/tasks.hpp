@@ -50,11 +50,13 @@ struct TaskInstance {
   char letter = 0;   ///< count: the letter to count; others: 0.
 };
 
-/// Draws one instance of `family` from `rng`:
-/// - sort: 3–6 integers in 0..99 (repeats allowed);
-/// - reverse: a word of 3–8 random lowercase letters;
-/// - add: two integers in 0..99; multiply: two integers in 0..12;
-/// - count: a word of 3–8 random lowercase letters and a letter that is one of the word's
+/// Draws one instance of `family` from `rng`. The ranges are small on purpose: a seed model of
+/// under a million parameters must solve (and so be able to check) a good share of them, or
+/// its judge can only grade the form of an answer (docs/results.md):
+/// - sort: 3–5 digits 0..9 (repeats allowed);
+/// - reverse: a word of 3–6 random lowercase letters;
+/// - add, multiply: two digits 0..9 (a table of 100 facts each);
+/// - count: a word of 3–6 random lowercase letters and a letter that is one of the word's
 ///   letters with probability 3/4, otherwise any letter (so 0 is a possible answer).
 TaskInstance generate_instance(TaskFamily family, Rng& rng);
 
