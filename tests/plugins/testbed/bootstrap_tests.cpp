@@ -70,7 +70,7 @@ TEST_CASE("testbed bootstrap: options, presets and usage errors", "[testbed][boo
     CHECK(small.model.hidden_size == 128);
     CHECK(small.data.sft_examples == 8000);
     CHECK(small.sft.judge_warmup_epochs == 4);
-    CHECK(small.sft.epochs == 2);
+    CHECK(small.sft.epochs == 4);
     CHECK(small.sft.judge_warmup_learning_rate == 0.003);
     CHECK(small.sft.learning_rate == 0.003);
     CHECK(small.sft.batch_size == 16);
@@ -179,7 +179,7 @@ TEST_CASE("testbed bootstrap: the judge warm-up trains on the judge rows first",
   CHECK(value_of(main, "--model") == "/tmp/tb/judge_warmup_model");
   CHECK(value_of(main, "--data") == "/tmp/tb/data/sft.jsonl");
   CHECK(value_of(main, "--out") == "/tmp/tb/seed_model");
-  CHECK(std::find(main.begin(), main.end(), "optimizer.epochs=2") != main.end());
+  CHECK(std::find(main.begin(), main.end(), "optimizer.epochs=4") != main.end());
   // The warm-up runs at its own, higher learning rate.
   CHECK(std::find(warmup.begin(), warmup.end(), "optimizer.learning_rate=0.01") != warmup.end());
   CHECK(std::find(main.begin(), main.end(), "optimizer.learning_rate=0.002") != main.end());

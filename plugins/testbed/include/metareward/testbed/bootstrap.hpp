@@ -39,7 +39,7 @@ struct ModelShape {
 
 /// The SFT step's optimizer settings (`sft` optimizer keys).
 struct SftSettings {
-  std::int64_t epochs = 2;
+  std::int64_t epochs = 4;
   /// Epochs of the judge warm-up on the judge and meta-judge rows alone, before the mixed SFT
   /// (0 = none). A judge's score hangs on one token of its judgment, and in the mixed data the
   /// many answer tokens of the instruction rows drown that token's gradient: without the warm-up
