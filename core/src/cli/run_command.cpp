@@ -93,17 +93,20 @@ int run_command(const GlobalOptions& globals, const std::vector<std::string>& ar
     overrides.push_back("run.output_dir=\"" + escaped + "\"");
   }
 
-  PluginRegistry registry;
-  const ResolvedConfig resolved =
-      load_run_config(registry, globals, vm["file"].as<std::string>(), overrides);
-
   RunLoopOptions run_options;
   run_options.resume = vm.count("resume") > 0;
   run_options.force = vm.count("force") > 0;
   run_options.stop_requested = [] { return g_signal.load() != 0; };
 
+  // Installed before the config and the plugins load (libtorch alone takes a while), so that
+  // an interrupt at any point of a run says what to do next instead of dying silently.
   StopSignals signals;
+  PluginRegistry registry;
   try {
+    const ResolvedConfig resolved =
+        load_run_config(registry, globals, vm["file"].as<std::string>(), overrides);
+    if (run_options.stop_requested())
+      throw sdk::Interrupted("while loading the config and the plugins, before the run started");
     run_loop(registry, resolved, run_options);
   } catch (const sdk::Interrupted& e) {
     const int sig = g_signal.load();
