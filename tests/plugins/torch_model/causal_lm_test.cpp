@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -60,6 +62,26 @@ torch::Tensor tokens(std::int64_t rows, std::int64_t len, std::int64_t salt = 0)
     for (std::int64_t i = 0; i < len; ++i) a[r][i] = 3 + (i * 37 + r * 101 + salt * 13 + 7) % 297;
   }
   return ids;
+}
+
+// Rows of `lengths` tokens (row r: tokens(1, len, r)), left-padded to the longest.
+struct LeftPaddedBatch {
+  torch::Tensor ids, mask;          ///< [rows, width]
+  std::vector<torch::Tensor> seqs;  ///< Each row's tokens without padding.
+};
+
+LeftPaddedBatch left_padded_batch(const std::vector<std::int64_t>& lengths) {
+  const auto rows = static_cast<std::int64_t>(lengths.size());
+  const std::int64_t width = *std::max_element(lengths.begin(), lengths.end());
+  LeftPaddedBatch b{
+      torch::zeros({rows, width}, torch::kLong), torch::zeros({rows, width}, torch::kLong), {}};
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t len = lengths[static_cast<std::size_t>(r)];
+    b.seqs.push_back(tokens(1, len, r)[0]);
+    b.ids[r].narrow(0, width - len, len).copy_(b.seqs.back());
+    b.mask[r].narrow(0, width - len, len).fill_(1);
+  }
+  return b;
 }
 
 torch::Tensor arange_pos(std::int64_t rows, std::int64_t from, std::int64_t to) {
@@ -247,15 +269,7 @@ TEST_CASE("torch model: a left-padded batch gives each row's unbatched logits", 
       torch::NoGradGuard no_grad;
       const std::vector<std::int64_t> lengths = {7, 4, 10};
       const std::int64_t width = 10, rows = 3;
-      std::vector<torch::Tensor> seqs;
-      auto ids = torch::zeros({rows, width}, torch::kLong);
-      auto mask = torch::zeros({rows, width}, torch::kLong);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t len = lengths[static_cast<std::size_t>(r)];
-        seqs.push_back(tokens(1, len, r)[0]);
-        ids[r].narrow(0, width - len, len).copy_(seqs.back());
-        mask[r].narrow(0, width - len, len).fill_(1);
-      }
+      auto [ids, mask, seqs] = left_padded_batch(lengths);
       auto pos = tb::position_ids_from_mask(mask);
       CHECK(torch::equal(pos[1], torch::tensor({0, 0, 0, 0, 0, 0, 0, 1, 2, 3}, torch::kLong)));
 
@@ -367,15 +381,7 @@ TEST_CASE("torch model: chunked prefill equals a single pass over a left-padded 
       // Row 1's first chunks are all padding; the last chunk is shorter than the others.
       const std::vector<std::int64_t> lengths = {23, 9, 17};
       const std::int64_t width = 23, rows = 3;
-      std::vector<torch::Tensor> seqs;
-      auto ids = torch::zeros({rows, width}, torch::kLong);
-      auto mask = torch::zeros({rows, width}, torch::kLong);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t len = lengths[static_cast<std::size_t>(r)];
-        seqs.push_back(tokens(1, len, r)[0]);
-        ids[r].narrow(0, width - len, len).copy_(seqs.back());
-        mask[r].narrow(0, width - len, len).fill_(1);
-      }
+      auto [ids, mask, seqs] = left_padded_batch(lengths);
       auto pos = tb::position_ids_from_mask(mask);
       auto single_cache = model->make_cache(rows, width + 1);
       auto single = model->hidden_states(ids, mask, pos, &single_cache).select(1, width - 1);
