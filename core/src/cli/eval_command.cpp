@@ -101,13 +101,8 @@ class EvalSession {
  private:
   template <class Interface>
   std::shared_ptr<Interface> make(const std::string& section) {
-    const std::string& name = config_.plugin_of.at(section);
-    const RegisteredPlugin* plugin = registry_.find(name);
-    if (plugin == nullptr)
-      throw sdk::PluginError("plugin '" + name + "' for [" + section + "] is not loaded");
-    auto ctx = std::make_shared<PluginHostContext>(section, config_.section(section), seed_,
-                                                   fs::path(), threads_);
-    return create_plugin<Interface>(*plugin, ctx);
+    return create_configured_plugin<Interface>(registry_, config_, section, seed_, fs::path(),
+                                               threads_);
   }
 
   const PluginRegistry& registry_;

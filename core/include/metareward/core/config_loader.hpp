@@ -3,11 +3,14 @@
 /// the host's and the plugins' schemas, and produces the resolved config (defaults filled).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "metareward/core/logging.hpp"
 #include "metareward/core/plugin_registry.hpp"
 #include "metareward/sdk/config.hpp"
 
@@ -43,6 +46,25 @@ struct ResolvedConfig {
   /// The section at `path`; throws sdk::ConfigError if absent.
   const sdk::Config& section(const std::string& path) const;
 };
+
+/// Constructs the plugin `config` names for the table `section` (plugin_of), giving it a
+/// PluginHostContext over that table with `seed`, `run_dir` and `threads`. Throws
+/// sdk::PluginError when that plugin is not in `registry`, or as create_plugin() does.
+template <class Interface>
+std::shared_ptr<Interface> create_configured_plugin(const PluginRegistry& registry,
+                                                    const ResolvedConfig& config,
+                                                    const std::string& section,
+                                                    std::uint64_t seed,
+                                                    const std::filesystem::path& run_dir,
+                                                    int threads) {
+  const std::string& name = config.plugin_of.at(section);
+  const RegisteredPlugin* plugin = registry.find(name);
+  if (plugin == nullptr)
+    throw sdk::PluginError("plugin '" + name + "' for [" + section + "] is not loaded");
+  auto ctx =
+      std::make_shared<PluginHostContext>(section, config.section(section), seed, run_dir, threads);
+  return create_plugin<Interface>(*plugin, ctx);
+}
 
 /// Validates `doc` against the host schema and the schemas of the plugins it names. Collects
 /// every error and throws one sdk::ConfigError listing them all, one per line, each
