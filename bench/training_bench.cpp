@@ -29,14 +29,14 @@
 #include <string>
 #include <vector>
 
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/model_config.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-namespace training = mr::sdk::training;
+namespace training = mr::training;
 namespace tb = mr::torch_backend;
 
 double seconds_since(Clock::time_point t0) {

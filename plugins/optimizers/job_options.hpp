@@ -9,7 +9,7 @@
 #include "metareward/sdk/error.hpp"
 #include "metareward/sdk/host.hpp"
 #include "metareward/sdk/optimizer.hpp"
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 
 namespace mr::plugins::optimizers {
 
@@ -20,7 +20,7 @@ inline void validate_every_iteration(const sdk::Config& config,
   for (int it = 1; it <= config.iterations(); ++it) {
     try {
       if (extra) extra(it);
-      sdk::training::validate(sdk::training::options_from_config(config, it));
+      training::validate(training::options_from_config(config, it));
     } catch (const sdk::ConfigError& e) {
       throw sdk::ConfigError("[" + config.path() + "] iteration " + std::to_string(it) + ": " +
                              e.what());
@@ -34,9 +34,9 @@ inline int job_iteration(const sdk::Config& config, const sdk::TrainingJob& job)
 }
 
 /// Training options for `job`: the iteration's config values, the job's seed, the host's threads.
-inline sdk::training::TrainingOptions job_options(const sdk::HostContext& ctx,
+inline training::TrainingOptions job_options(const sdk::HostContext& ctx,
                                                   const sdk::TrainingJob& job) {
-  auto options = sdk::training::options_from_config(ctx.config(), job_iteration(ctx.config(), job));
+  auto options = training::options_from_config(ctx.config(), job_iteration(ctx.config(), job));
   options.seed = job.info.seed;
   options.threads = ctx.threads();
   return options;

@@ -5,13 +5,13 @@
 
 #include "job_options.hpp"
 #include "metareward/sdk/error.hpp"
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 #include "sft_optimizer.hpp"
 
 namespace mr::plugins::optimizers {
 
 namespace sdk = mr::sdk;
-namespace training = mr::sdk::training;
+namespace training = mr::training;
 
 namespace {
 

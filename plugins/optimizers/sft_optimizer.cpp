@@ -5,13 +5,13 @@
 
 #include "job_options.hpp"
 #include "metareward/sdk/error.hpp"
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 #include "preference_optimizer.hpp"
 
 namespace mr::plugins::optimizers {
 
 namespace sdk = mr::sdk;
-namespace training = mr::sdk::training;
+namespace training = mr::training;
 
 SftOptimizer::SftOptimizer(sdk::HostContext& ctx) : ctx_(ctx) {
   validate_every_iteration(ctx_.config());

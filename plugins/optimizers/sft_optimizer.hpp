@@ -1,6 +1,6 @@
 /// @file sft_optimizer.hpp
 /// The `sft` optimizer plugin: supervised fine-tuning on each pair's prompt and `chosen`
-/// response (`rejected` is ignored), over mr::sdk::training::train_sft. It is what
+/// response (`rejected` is ignored), over mr::training::train_sft. It is what
 /// `metareward sft` trains with. Text-level header (no libtorch).
 #pragma once
 

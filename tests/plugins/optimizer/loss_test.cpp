@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "metareward/sdk/error.hpp"
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 #include "tiny_model.hpp"
 
-namespace training = mr::sdk::training;
+namespace training = mr::training;
 using mr::sdk::TokenizedExample;
 using mr::test::TinyCausalLm;
 

@@ -6,13 +6,14 @@
 #include <map>
 
 #include "metareward/sdk/error.hpp"
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 #include "preference_optimizer.hpp"
 #include "test_host_context.hpp"
 #include "tiny_model.hpp"
 
 namespace fs = std::filesystem;
 namespace sdk = mr::sdk;
+namespace training = mr::training;
 namespace optimizers = mr::plugins::optimizers;
 using mr::test::TinyCausalLm;
 
@@ -121,7 +122,7 @@ TEST_CASE("optimizer plugins: train() runs the loop with the config and job",
   REQUIRE(steps.size() == 2);
   CHECK(steps[1].values.at("lr") == Approx(0.03));
   CHECK(fs::exists(dir / "out" / "weights.pt"));
-  CHECK(sdk::training::read_trainer_state_info(dir / "state").run == "dpo beta=0.2");
+  CHECK(training::read_trainer_state_info(dir / "state").run == "dpo beta=0.2");
   CHECK(std::isfinite(summary.metrics.at("loss")));
   SECTION("the host's logger receives the progress lines") {
     bool logged = false;

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "metareward/sdk/error.hpp"
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 #include "test_host_context.hpp"
 
-namespace training = mr::sdk::training;
+namespace training = mr::training;
 using training::LrSchedule;
 
 namespace {

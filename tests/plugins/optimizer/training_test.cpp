@@ -7,12 +7,12 @@
 #include <stdexcept>
 
 #include "metareward/sdk/error.hpp"
-#include "metareward/sdk/training.hpp"
+#include "metareward/training/training.hpp"
 #include "test_host_context.hpp"
 #include "tiny_model.hpp"
 
 namespace fs = std::filesystem;
-namespace training = mr::sdk::training;
+namespace training = mr::training;
 using mr::sdk::StepMetrics;
 using mr::sdk::TrainingJob;
 using mr::test::TinyCausalLm;

@@ -1,5 +1,7 @@
 /// @file training.hpp
-/// The shared training loop of optimizer plugins (libmr_sdk_torch): tokenization with length
+/// mr_training, the support library of optimizer plugins (metareward::training; not part of the
+/// plugin ABI: a plugin links its own copy of the version it was built with). The shared training
+/// loop: tokenization with length
 /// limits, right-padded micro-batches, summed response-token log-probs, AdamW with gradient
 /// accumulation, clipping and a warm-up + decay schedule, per-step metrics, resumable state and
 /// the final save. A preference-loss plugin only writes its loss (a PreferenceLoss) and calls
@@ -24,7 +26,11 @@
 #include "metareward/sdk/trainable_model.hpp"
 #include "metareward/sdk/types.hpp"
 
-namespace mr::sdk::training {
+namespace mr::training {
+
+/// The SDK's types (Config, TrainableModel, PreferencePair, ...) are this library's vocabulary;
+/// they are named unqualified here as in the SDK itself (as torch:: does with at::).
+using namespace mr::sdk;
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -295,4 +301,4 @@ struct TrainerStateInfo {
 /// DataError when it is missing or not a metareward trainer state.
 TrainerStateInfo read_trainer_state_info(const std::filesystem::path& state_dir);
 
-}  // namespace mr::sdk::training
+}  // namespace mr::training

@@ -1,0 +1,129 @@
+// Sequences (length fit, right-padded batches, summed response log-probs) and the preference
+// losses.
+#include "training_internal.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <system_error>
+
+#include "metareward/sdk/error.hpp"
+namespace mr::training {
+
+using namespace detail;
+
+// ---------------------------------------------------------------------------------------------
+// Sequences
+
+Fit fit_to_length(TokenizedExample& example, std::int64_t max_length) {
+  const auto p = static_cast<std::int64_t>(example.prompt_ids.size());
+  const auto r = static_cast<std::int64_t>(example.response_ids.size());
+  if (r == 0 || p >= max_length) return Fit::Dropped;
+  if (p + r <= max_length) return Fit::Kept;
+  example.response_ids.resize(static_cast<std::size_t>(max_length - p));
+  return Fit::Truncated;
+}
+
+SequenceBatch collate(const std::vector<const TokenizedExample*>& sequences,
+                      const torch::Device& device) {
+  const auto b = static_cast<std::int64_t>(sequences.size());
+  std::int64_t t_max = 1;
+  for (const auto* s : sequences) t_max = std::max(t_max, total_length(*s));
+  auto ids = torch::zeros({b, t_max}, torch::kInt64);
+  auto mask = torch::zeros({b, t_max}, torch::kInt64);
+  auto* id_ptr = ids.data_ptr<std::int64_t>();
+  auto* mask_ptr = mask.data_ptr<std::int64_t>();
+  std::vector<std::int64_t> rows, targets, seq_index;
+  SequenceBatch out;
+  out.response_tokens.resize(sequences.size());
+  for (std::int64_t i = 0; i < b; ++i) {
+    const auto& ex = *sequences[static_cast<std::size_t>(i)];
+    const auto p = static_cast<std::int64_t>(ex.prompt_ids.size());
+    const std::int64_t len = total_length(ex);
+    std::int64_t* row = id_ptr + i * t_max;
+    std::copy(ex.prompt_ids.begin(), ex.prompt_ids.end(), row);
+    std::copy(ex.response_ids.begin(), ex.response_ids.end(), row + p);
+    std::fill(mask_ptr + i * t_max, mask_ptr + i * t_max + len, 1);
+    // Position t predicts token t+1: score the positions whose next token is a response token.
+    for (std::int64_t t = std::max<std::int64_t>(p, 1) - 1; t + 1 < len; ++t) {
+      rows.push_back(i * t_max + t);
+      targets.push_back(row[t + 1]);
+      seq_index.push_back(i);
+    }
+    out.response_tokens[static_cast<std::size_t>(i)] = scored_tokens(ex);
+    out.real_tokens += len;
+  }
+  auto to_tensor = [&device](const std::vector<std::int64_t>& v) {
+    return torch::tensor(v, torch::kInt64).to(device);
+  };
+  out.input_ids = ids.to(device);
+  out.attention_mask = mask.to(device);
+  out.target_rows = rows.empty() ? torch::zeros({0}, torch::kInt64).to(device) : to_tensor(rows);
+  out.target_ids = targets.empty() ? out.target_rows.clone() : to_tensor(targets);
+  out.target_sequence = seq_index.empty() ? out.target_rows.clone() : to_tensor(seq_index);
+  return out;
+}
+
+torch::Tensor sequence_logps(const torch::Tensor& logits, const SequenceBatch& batch) {
+  MR_CHECK_AS(BackendError,
+              logits.dim() == 3 && logits.size(0) == batch.input_ids.size(0) &&
+                  logits.size(1) == batch.input_ids.size(1),
+              "model forward returned logits of shape ", shape_text(logits.sizes()), ", expected [",
+              batch.input_ids.size(0), ", ", batch.input_ids.size(1), ", vocab]");
+  const std::int64_t b = logits.size(0);
+  const std::int64_t v = logits.size(2);
+  // Gather the scored rows first: prompt positions (often most of a judge sequence) never reach
+  // the softmax, which saves memory and leaves their gradient exactly zero.
+  const torch::Tensor rows = logits.reshape({-1, v}).index_select(0, batch.target_rows);
+  const torch::Tensor token_logp =
+      rows.gather(1, batch.target_ids.unsqueeze(1)).squeeze(1) - rows.logsumexp(1);
+  return torch::zeros({b}, token_logp.options()).index_add(0, batch.target_sequence, token_logp);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses
+
+PreferenceLoss dpo_loss(double beta) {
+  MR_CHECK_AS(ConfigError, beta > 0 && std::isfinite(beta), "DPO beta must be > 0, got ",
+              num(beta));
+  PreferenceLoss loss;
+  loss.id = "dpo beta=" + num(beta);
+  loss.compute = [beta](const PairLogps& l) {
+    const torch::Tensor chosen = beta * (l.policy_chosen - l.reference_chosen);
+    const torch::Tensor rejected = beta * (l.policy_rejected - l.reference_rejected);
+    PairLossResult r;
+    r.losses = -torch::log_sigmoid(chosen - rejected);
+    const torch::Tensor c = chosen.detach(), rj = rejected.detach();
+    r.metrics["rewards/chosen"] = c;
+    r.metrics["rewards/rejected"] = rj;
+    r.metrics["margin"] = c - rj;
+    r.metrics["accuracy"] = (c > rj).to(c.scalar_type());
+    return r;
+  };
+  return loss;
+}
+
+PreferenceLoss rpo_loss(double beta, double alpha) {
+  MR_CHECK_AS(ConfigError, alpha >= 0 && std::isfinite(alpha), "RPO alpha must be >= 0, got ",
+              num(alpha));
+  PreferenceLoss dpo = dpo_loss(beta);
+  PreferenceLoss loss;
+  loss.id = "rpo beta=" + num(beta) + " alpha=" + num(alpha);
+  loss.compute = [dpo = std::move(dpo.compute), alpha](const PairLogps& l) {
+    PairLossResult r = dpo(l);
+    const torch::Tensor nll = -l.policy_chosen / l.chosen_tokens.clamp_min(1);
+    r.losses = r.losses + alpha * nll;
+    r.metrics["nll"] = nll.detach();
+    return r;
+  };
+  return loss;
+}
+
+}  // namespace mr::training

@@ -1,0 +1,157 @@
+// Internal to mr_training: helpers and the step engine shared by its translation units.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <charconv>
+#include <numeric>
+#include <random>
+
+#include "metareward/sdk/error.hpp"
+#include "metareward/training/training.hpp"
+
+namespace mr::training::detail {
+
+namespace fs = std::filesystem;
+
+
+inline constexpr const char* kStateFormat = "metareward-trainer-state";
+inline constexpr double kPi = 3.14159265358979323846;
+
+/// Shortest round-trip text of a double, for ids and messages.
+inline std::string num(double x) {
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, res.ptr);
+}
+
+/// Short text of a metric for log lines.
+inline std::string short_num(double x) {
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof buf, static_cast<float>(x));
+  return std::string(buf, res.ptr);
+}
+
+/// FNV-1a 64, for the run fingerprint (stable across platforms and builds).
+class Fnv {
+ public:
+  void bytes(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) {
+      h_ ^= p[i];
+      h_ *= 1099511628211ULL;
+    }
+  }
+  void i64(std::int64_t v) { bytes(&v, sizeof v); }
+  void f64(double v) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bytes(&bits, sizeof bits);
+  }
+  void str(const std::string& s) {
+    i64(static_cast<std::int64_t>(s.size()));
+    bytes(s.data(), s.size());
+  }
+  void ids(const std::vector<std::int64_t>& v) {
+    i64(static_cast<std::int64_t>(v.size()));
+    bytes(v.data(), v.size() * sizeof(std::int64_t));
+  }
+  std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+    return buf;
+  }
+
+ private:
+  std::uint64_t h_ = 1469598103934665603ULL;
+};
+
+inline std::string shape_text(at::IntArrayRef sizes) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
+}
+
+/// First line of a libtorch error (its messages carry C++ backtraces).
+inline std::string first_line(const std::exception& e) {
+  std::string s = e.what();
+  return s.substr(0, s.find('\n'));
+}
+
+inline std::int64_t scored_tokens(const TokenizedExample& ex) {
+  const auto r = static_cast<std::int64_t>(ex.response_ids.size());
+  return ex.prompt_ids.empty() ? std::max<std::int64_t>(r - 1, 0) : r;
+}
+
+inline std::int64_t total_length(const TokenizedExample& ex) {
+  return static_cast<std::int64_t>(ex.prompt_ids.size() + ex.response_ids.size());
+}
+
+inline torch::Device model_device(TrainableModel& model) {
+  auto params = model.parameters();
+  MR_CHECK_AS(PluginError, !params.empty(), "the trainable model has no parameters");
+  return params.front().device();
+}
+
+/// Deterministic Fisher–Yates shuffle of 0..n-1 for one epoch.
+inline std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, std::int64_t epoch) {
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::mt19937_64 rng(derive_seed(seed, static_cast<std::uint64_t>(epoch)));
+  for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+  return order;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// The engine (engine.cpp): one step loop for preference and SFT training.
+
+struct StepInfo {
+  std::int64_t items = 0;            ///< Items (pairs, examples) in the optimizer step.
+  std::int64_t response_tokens = 0;  ///< Scored response tokens of all their sequences.
+};
+
+struct MicroResult {
+  torch::Tensor loss;                  ///< This micro-batch's share of the step loss.
+  std::map<std::string, double> sums;  ///< Per-item metrics summed over the micro-batch.
+};
+
+struct Task {
+  std::string run;   ///< Recorded in the state: the loss id or "sft".
+  std::string noun;  ///< "pairs" / "examples", for log lines.
+  std::vector<std::vector<const TokenizedExample*>> items;
+  std::function<void()> before_training;  ///< Runs unless the run resumes.
+  /// `logps`/`tokens` are [k*m] in sequence-major order: sequence s of item i at s*m + i.
+  std::function<MicroResult(const std::vector<std::size_t>& items,
+                            const torch::Tensor& logps,
+                            const std::vector<std::int64_t>& tokens,
+                            const StepInfo& step)>
+      micro_loss;
+  std::function<std::map<std::string, torch::Tensor>()> save_extra;
+  std::function<void(const std::map<std::string, torch::Tensor>&)> load_extra;
+  std::vector<std::string> extra_keys;
+};
+
+/// Adds the options that change a run's result to a fingerprint (options.cpp, from the table).
+void fingerprint_options(Fnv& f, const TrainingOptions& options);
+
+void log(HostContext* host, LogLevel level, const std::string& message);
+
+TrainingSummary run_training(TrainableModel& model,
+                             Task& task,
+                             const TrainingOptions& options,
+                             const TrainingJob& job,
+                             HostContext* host);
+
+std::string describe_drops(const DropCounts& dropped);
+
+/// Counts and warns about truncated/dropped examples, so no input disappears silently.
+void report_fit(HostContext* host,
+                const std::string& noun,
+                std::size_t total,
+                std::int64_t truncated,
+                const DropCounts& dropped,
+                std::int64_t max_length);
+
+}  // namespace mr::training::detail
