@@ -24,27 +24,31 @@ using sdk::SourceRef;
 using sdk::Table;
 using sdk::Value;
 
-// A top-level table that selects one plugin with `type`.
+// The top-level tables that select one plugin with `type`: every kind of the SDK's kind table
+// except the model backends (one [models.NAME] table each). An absent table gets the kind's
+// default plugin; an optional kind (no default, the evaluator) is left out.
 struct PluginSlot {
   const char* path;
   PluginKind kind;
-  /// The plugin an absent table gets; nullptr = optional: an absent table is left out (a run
-  /// without [evaluation] evaluates nothing).
   const char* default_type;
 };
 
-constexpr PluginSlot kPluginSlots[] = {
-    {"judge_rubric", PluginKind::JudgeRubric, "additive5"},
-    {"meta_judge", PluginKind::MetaJudge, "pairwise_elo"},
-    {"pair_selection", PluginKind::PairSelection, "length_control"},
-    {"optimizer", PluginKind::Optimizer, "dpo"},
-    {"evaluation", PluginKind::Evaluator, nullptr},
-};
+const std::vector<PluginSlot>& plugin_slots() {
+  static const std::vector<PluginSlot> slots = [] {
+    std::vector<PluginSlot> out;
+    for (const auto& k : sdk::kPluginKinds)
+      if (k.kind != PluginKind::ModelBackend) out.push_back({k.config_table, k.kind, k.default_plugin});
+    return out;
+  }();
+  return slots;
+}
 
 const std::vector<std::string>& top_level_names() {
-  static const std::vector<std::string> names = {
-      "run",          "prompts",    "plugins",        "roles",     "generation", "models",
-      "judge_rubric", "meta_judge", "pair_selection", "optimizer", "evaluation"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out = {"run", "prompts", "plugins", "roles", "generation", "models"};
+    for (const auto& slot : plugin_slots()) out.push_back(slot.path);
+    return out;
+  }();
   return names;
 }
 
@@ -187,7 +191,7 @@ class Resolver {
 
     check_roles(root, model_names);
 
-    for (const auto& slot : kPluginSlots) {
+    for (const auto& slot : plugin_slots()) {
       const Value* given = section_value(doc_.root, slot.path, "");
       if (given == nullptr && (!options_.default_plugin_tables || slot.default_type == nullptr))
         continue;
@@ -579,7 +583,7 @@ std::string ResolvedConfig::to_toml() const {
       if (table.is_table())
         write_table(out, detail::join_path("models", name), table.as_table(), {"type"});
   }
-  for (const auto& slot : kPluginSlots) {
+  for (const auto& slot : plugin_slots()) {
     const Value* table = find_in(root, slot.path);
     if (table && table->is_table()) write_table(out, slot.path, table->as_table(), {"type"});
   }

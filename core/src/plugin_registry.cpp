@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -79,10 +80,24 @@ struct PluginRegistry::Impl {
                                "' and already by '" + origin + "'");
     }
     std::set<std::string> seen_commands;
+    // A command (or subcommand) needs a name and a function or subcommands, each name once.
+    std::function<void(const sdk::CommandDescriptor&, const std::string&)> check_command =
+        [&](const sdk::CommandDescriptor& c, const std::string& parent) {
+          const std::string full = parent.empty() ? c.name : parent + " " + c.name;
+          if (c.name.empty() || (!c.run && c.subcommands.empty()))
+            throw sdk::PluginError("plugin library '" + origin + "' registered a command" +
+                                   (full.empty() ? "" : " '" + full + "'") +
+                                   " with no name or no function");
+          std::set<std::string> subs;
+          for (const auto& sub : c.subcommands) {
+            if (!subs.insert(sub.name).second)
+              throw sdk::PluginError("plugin library '" + origin + "' registered the subcommand '" +
+                                     full + " " + sub.name + "' twice");
+            check_command(sub, full);
+          }
+        };
     for (const auto& c : new_commands) {
-      if (c.name.empty() || !c.run)
-        throw sdk::PluginError("plugin library '" + origin +
-                               "' registered a command with no name or no function");
+      check_command(c, "");
       auto it = commands.find(c.name);
       const std::string previous = it != commands.end() ? (it->second->library_path.empty()
                                                                ? it->second->library_name

@@ -2,9 +2,11 @@
 #                       [OUTPUT_DIRECTORY <dir>] [INSTALL_DESTINATION <dir>])
 #
 # Builds a plugin library exactly as the shipped plugins are built: a MODULE library linked
-# against metareward::sdk (and metareward::sdk_torch with TORCH), hidden visibility so only the
-# MR_PLUGIN entry symbol is exported, no undefined symbols, and the libtorch version the plugin
-# was configured against recorded in its build fingerprint.
+# against metareward::sdk (and metareward::sdk_torch with TORCH, which needs
+# find_package(metareward COMPONENTS torch)), hidden visibility so only the MR_PLUGIN entry symbol
+# is exported, and no undefined symbols. A TORCH plugin records the libtorch version it was
+# configured against in its build fingerprint; a text-level plugin records the SDK's (it never
+# touches libtorch, so it builds on a machine without it).
 function(metareward_add_plugin name)
   cmake_parse_arguments(ARG "TORCH" "OUTPUT_DIRECTORY;INSTALL_DESTINATION" "SOURCES;LIBS" ${ARGN})
   if(NOT ARG_SOURCES)
@@ -14,15 +16,16 @@ function(metareward_add_plugin name)
   target_link_libraries(${name} PRIVATE metareward::sdk ${ARG_LIBS})
   if(ARG_TORCH)
     if(NOT TARGET metareward::sdk_torch)
-      message(FATAL_ERROR "metareward_add_plugin(${name} TORCH): the SDK was built without libtorch")
+      message(FATAL_ERROR "metareward_add_plugin(${name} TORCH): no metareward::sdk_torch; use "
+                          "find_package(metareward COMPONENTS torch) (and an SDK built with libtorch)")
+    endif()
+    if(NOT DEFINED METAREWARD_TORCH_VERSION OR METAREWARD_TORCH_VERSION STREQUAL "none")
+      message(FATAL_ERROR "metareward_add_plugin(${name} TORCH): METAREWARD_TORCH_VERSION is not "
+                          "set (find_package(metareward COMPONENTS torch) sets it)")
     endif()
     target_link_libraries(${name} PRIVATE metareward::sdk_torch)
+    target_compile_definitions(${name} PRIVATE MR_TORCH_VERSION="${METAREWARD_TORCH_VERSION}")
   endif()
-  if(NOT DEFINED METAREWARD_TORCH_VERSION)
-    message(FATAL_ERROR "metareward_add_plugin: METAREWARD_TORCH_VERSION is not set "
-                        "(use find_package(metareward) first)")
-  endif()
-  target_compile_definitions(${name} PRIVATE MR_TORCH_VERSION="${METAREWARD_TORCH_VERSION}")
   set_target_properties(${name} PROPERTIES
     PREFIX "lib"
     CXX_VISIBILITY_PRESET hidden

@@ -50,21 +50,8 @@ std::vector<ScoreResult> ModelBackend::score(const std::vector<ScoreRequest>&) {
 }
 
 const char* plugin_kind_name(PluginKind kind) {
-  switch (kind) {
-    case PluginKind::ModelBackend:
-      return "model_backend";
-    case PluginKind::JudgeRubric:
-      return "judge_rubric";
-    case PluginKind::MetaJudge:
-      return "meta_judge";
-    case PluginKind::PairSelection:
-      return "pair_selection";
-    case PluginKind::Optimizer:
-      return "optimizer";
-    case PluginKind::Evaluator:
-      return "evaluator";
-  }
-  return "unknown";
+  const auto i = static_cast<std::size_t>(kind);
+  return i < std::size(kPluginKinds) ? kPluginKinds[i].name : "unknown";
 }
 
 std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) {

@@ -1,4 +1,5 @@
 // The `metareward` dispatcher: global options, the command table and exit codes.
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -7,6 +8,7 @@
 
 #include "commands.hpp"
 #include "metareward/core/logging.hpp"
+#include "metareward/core/plugin_call.hpp"
 #include "metareward/sdk/error.hpp"
 #include "metareward/sdk/version.hpp"
 
@@ -105,21 +107,58 @@ const Command* match_command(const std::vector<std::string>& words, std::size_t&
   return nullptr;
 }
 
-/// Runs a plugin-contributed command. Exceptions from plugin code are turned into host
-/// exceptions here, while the plugin's library is certainly still loaded.
-int run_plugin_command(const RegisteredCommand& command, const std::vector<std::string>& args) {
-  auto ctx = std::make_shared<PluginHostContext>(
-      command.descriptor.name, sdk::Config("", {}, 1), 0, std::filesystem::path(),
-      static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  try {
-    return command.descriptor.run(args, *ctx);
-  } catch (const sdk::ConfigError& e) {
-    throw sdk::ConfigError(e.what());
-  } catch (const std::exception& e) {
-    throw sdk::Error(e.what());
-  } catch (...) {
-    throw sdk::Error("command '" + command.descriptor.name + "' failed: unknown exception");
+/// "  data       Write the dataset\n" for each subcommand of `command`.
+std::string subcommand_list(const sdk::CommandDescriptor& command) {
+  std::size_t width = 0;
+  for (const auto& sub : command.subcommands) width = std::max(width, sub.name.size());
+  std::ostringstream out;
+  for (const auto& sub : command.subcommands)
+    out << "  " << sub.name << std::string(width - sub.name.size() + 2, ' ') << sub.summary
+        << "\n";
+  return out.str();
+}
+
+/// Runs a plugin-contributed command: chooses its subcommand (the first word that is not an
+/// option, so that `testbed --help data` works as `testbed data --help`), then calls it through
+/// the plugin-call guard, which reads any exception while the plugin's library is loaded.
+int run_plugin_command(const RegisteredCommand& command, std::vector<std::string> args) {
+  const sdk::CommandDescriptor* chosen = &command.descriptor;
+  std::string name = chosen->name;
+  while (!chosen->subcommands.empty()) {
+    const auto word = std::find_if(args.begin(), args.end(),
+                                   [](const std::string& a) { return a.rfind('-', 0) != 0; });
+    const bool help = std::any_of(args.begin(), args.end(),
+                                  [](const std::string& a) { return a == "--help" || a == "-h"; });
+    const auto sub = word == args.end()
+                         ? chosen->subcommands.end()
+                         : std::find_if(chosen->subcommands.begin(), chosen->subcommands.end(),
+                                        [&](const sdk::CommandDescriptor& c) { return c.name == *word; });
+    if (sub == chosen->subcommands.end()) {
+      if (word == args.end() && chosen->run) break;  // The group itself runs without a subcommand.
+      const std::string usage = "Usage: metareward " + name + " SUBCOMMAND [options]\n\n" +
+                                chosen->summary + "\n\nSubcommands (each takes --help):\n" +
+                                subcommand_list(*chosen);
+      if (word == args.end() && help) {
+        std::cout << usage;
+        return 0;
+      }
+      throw UsageError((word == args.end() ? "'" + name + "' needs a subcommand"
+                                           : "unknown subcommand '" + name + " " + *word + "'") +
+                       "\n" + usage.substr(0, usage.size() - 1));
+    }
+    name += " " + sub->name;
+    args.erase(word);
+    chosen = &*sub;
   }
+  auto ctx = std::make_shared<PluginHostContext>(
+      name, sdk::Config("", {}, 1), 0, std::filesystem::path(),
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  PluginCall site;
+  site.plugin = name;
+  site.kind = "command";
+  site.library = command.library_path.empty() ? command.library_name : command.library_path.string();
+  site.call = "run";
+  return guarded(site, [&] { return chosen->run(args, *ctx); });
 }
 
 /// Runs `args` as a nested `metareward` command line with the global options of the invocation

@@ -15,15 +15,9 @@ namespace po = boost::program_options;
 
 namespace {
 
-constexpr sdk::PluginKind kKinds[] = {sdk::PluginKind::ModelBackend, sdk::PluginKind::JudgeRubric,
-                                      sdk::PluginKind::MetaJudge,    sdk::PluginKind::PairSelection,
-                                      sdk::PluginKind::Optimizer,    sdk::PluginKind::Evaluator};
-
 /// Where a plugin of `kind` is selected in a run config.
 std::string config_table_of(sdk::PluginKind kind) {
-  if (kind == sdk::PluginKind::ModelBackend) return "models.<name>";
-  if (kind == sdk::PluginKind::Evaluator) return "evaluation";
-  return sdk::plugin_kind_name(kind);
+  return sdk::plugin_kind_info(kind).config_table;
 }
 
 std::string default_text(const sdk::ParamSpec& p) {
@@ -192,7 +186,8 @@ void config_reference(std::ostream& out, const PluginRegistry& registry) {
     out << "\n";
   }
   out << "## Plugins\n";
-  for (auto kind : kKinds) {
+  for (const auto& kind_info : sdk::kPluginKinds) {
+    const sdk::PluginKind kind = kind_info.kind;
     out << "\n### " << sdk::plugin_kind_name(kind) << "\n\n";
     const auto names = registry.names(kind);
     if (names.empty()) {
@@ -229,7 +224,8 @@ int plugins_list(const GlobalOptions& globals, const std::vector<std::string>& a
     out << "  " << dir.string() << (std::filesystem::is_directory(dir, ec) ? "" : " (missing)")
         << "\n";
   }
-  for (auto kind : kKinds) {
+  for (const auto& kind_info : sdk::kPluginKinds) {
+    const sdk::PluginKind kind = kind_info.kind;
     out << "\n" << sdk::plugin_kind_name(kind) << ":\n";
     const auto names = registry.names(kind);
     if (names.empty()) {

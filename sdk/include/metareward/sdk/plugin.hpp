@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <variant>
@@ -35,8 +36,49 @@
 
 namespace mr::sdk {
 
-/// The plugin kinds: the five of the method, plus the optional evaluation hook.
+/// The plugin kinds: the five of the method, plus the optional evaluation hook. Adding a kind:
+/// docs/architecture.md, "Adding a plugin kind" (one row in kPluginKinds below, the interface
+/// header, the AnyFactory alternative and kind_of<>, the host's call sites).
 enum class PluginKind { ModelBackend, JudgeRubric, MetaJudge, PairSelection, Optimizer, Evaluator };
+
+/// What the host and the docs know about one plugin kind. kPluginKinds is the one table that the
+/// registry, config resolution, `plugins list`, `config check` and `plugins describe` read.
+struct PluginKindInfo {
+  PluginKind kind;
+  const char* name;     ///< Config-facing name: "judge_rubric".
+  const char* label;    ///< For people: "judge rubric".
+  /// Where a run config selects it with `type`: a top-level table ("judge_rubric"), or
+  /// "models.<name>" for the model backends (one table per model).
+  const char* config_table;
+  /// The plugin an absent table gets (the paper's recipe); nullptr for model backends (their
+  /// tables are named by [roles]) and for the optional evaluator (absent = no evaluation).
+  const char* default_plugin;
+  const char* header;   ///< The interface's SDK header.
+  const char* summary;  ///< When the host calls it, one line.
+};
+
+/// Every kind, in PluginKind order (kPluginKinds[int(kind)].kind == kind).
+inline constexpr PluginKindInfo kPluginKinds[] = {
+    {PluginKind::ModelBackend, "model_backend", "model backend", "models.<name>", nullptr,
+     "metareward/sdk/model_backend.hpp",
+     "generate() per batch of every generation stage; reload() after training"},
+    {PluginKind::JudgeRubric, "judge_rubric", "judge rubric", "judge_rubric", "additive5",
+     "metareward/sdk/judge_rubric.hpp", "build_prompt() per response, parse() per judgment"},
+    {PluginKind::MetaJudge, "meta_judge", "meta-judge strategy", "meta_judge", "pairwise_elo",
+     "metareward/sdk/meta_judge.hpp", "plan() then decide(), once per judge-training iteration"},
+    {PluginKind::PairSelection, "pair_selection", "pair-selection policy", "pair_selection",
+     "length_control", "metareward/sdk/pair_selection.hpp", "select() once per iteration"},
+    {PluginKind::Optimizer, "optimizer", "optimizer", "optimizer", "dpo",
+     "metareward/sdk/optimizer.hpp", "train() once per iteration"},
+    {PluginKind::Evaluator, "evaluator", "evaluator", "evaluation", nullptr,
+     "metareward/sdk/evaluator.hpp",
+     "evaluate() for the seed models, then after every iteration's training (optional)"},
+};
+
+/// The row of `kind` in kPluginKinds.
+constexpr const PluginKindInfo& plugin_kind_info(PluginKind kind) {
+  return kPluginKinds[static_cast<int>(kind)];
+}
 
 /// Config-facing name of a kind: "model_backend", "judge_rubric", "meta_judge",
 /// "pair_selection", "optimizer", "evaluator".
@@ -94,16 +136,22 @@ struct PluginDescriptor {
   PluginKind kind() const { return static_cast<PluginKind>(factory.index()); }
 };
 
-/// A CLI subcommand contributed by a plugin library, e.g. the torch backend's `init-model` or the
-/// optimizer library's `train-dpo`. Runs as `metareward NAME [args...]`.
+/// A CLI command contributed by a plugin library, e.g. the torch backend's `init-model`. Runs as
+/// `metareward NAME [args...]`; with subcommands, as `metareward NAME SUB [args...]`
+/// (`testbed data`), the host choosing the subcommand, listing them in `metareward NAME --help`
+/// and rejecting a missing or unknown one as a usage error. Parse the arguments with
+/// Boost.Program_options, as the host's own commands do.
 struct CommandDescriptor {
   std::string name;     ///< One word, lowercase with dashes; must not clash with host commands.
   std::string summary;  ///< One line for `metareward --help`.
-  /// Runs the command on the arguments after its name (global options already removed). Returns
-  /// the exit status: 0 ok, 1 runtime error, 2 usage error (print the usage to stderr first).
-  /// Throwing sdk::ConfigError exits 2, any other exception exits 1, both printing the message.
-  /// `ctx` has an empty config, seed 0 and threads = all cores; it outlives the call.
+  /// Runs the command on the arguments after its name (global options already removed; a global
+  /// --help arrives as "--help"). Returns the exit status: 0 ok, 1 runtime error, 2 usage error
+  /// (print the usage to stderr first). Throwing sdk::ConfigError exits 2, any other exception
+  /// exits 1, both printing the message. `ctx` has an empty config, seed 0 and threads = all
+  /// cores; it outlives the call. Empty for a command that only groups subcommands.
   std::function<int(const std::vector<std::string>& args, HostContext& ctx)> run;
+  /// `metareward NAME SUB ...`: the host dispatches on the first word after NAME.
+  std::vector<CommandDescriptor> subcommands;
 };
 
 /// Collects a library's descriptors during registration. Implemented by the host; valid only
@@ -155,3 +203,9 @@ struct MrPluginInfo {
                                    LIBRARY_VERSION, &REGISTER_FN};                            \
     return &info;                                                                             \
   }
+
+static_assert([] {
+  for (int i = 0; i < static_cast<int>(std::size(mr::sdk::kPluginKinds)); ++i)
+    if (static_cast<int>(mr::sdk::kPluginKinds[i].kind) != i) return false;
+  return std::size(mr::sdk::kPluginKinds) == std::variant_size_v<mr::sdk::AnyFactory>;
+}(), "kPluginKinds lists every PluginKind once, in enum order, one per AnyFactory alternative");
