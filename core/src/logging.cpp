@@ -8,9 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string_view>
 #include <thread>
 
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -81,6 +85,91 @@ std::string format_rate(double per_second) {
   return buf;
 }
 
+/// The stderr line a progress bar occupies. The bar and the console sink share it under one
+/// mutex, so that a log line never lands on the bar's line: the sink clears the bar, writes its
+/// line and redraws the bar below (as tqdm and indicatif do).
+struct BarLine {
+  std::mutex mutex;
+  bool drawn = false;  ///< A bar is on the terminal, the cursor at the end of its line.
+  std::string text;    ///< The bar as last drawn, without control sequences.
+};
+
+BarLine& bar_line() {
+  static BarLine line;
+  return line;
+}
+
+/// Whether stderr takes ANSI erase sequences (a terminal other than TERM=dumb).
+bool ansi_terminal() {
+  static const bool ansi = [] {
+    const char* term = std::getenv("TERM");
+    return term == nullptr || std::string_view(term) != "dumb";
+  }();
+  return ansi;
+}
+
+/// Returns the cursor to the start of the bar's line and blanks it. Caller holds the mutex.
+void erase_bar(const BarLine& bar) {
+  const std::string erase =
+      ansi_terminal() ? std::string("\r\x1b[2K") : "\r" + std::string(bar.text.size(), ' ') + "\r";
+  std::fputs(erase.c_str(), stderr);
+}
+
+/// Writes `text` as the bar's line (over the previous bar) and remembers it. Caller holds the
+/// mutex.
+void put_bar(BarLine& bar, std::string text) {
+  std::string line = "\r" + text;
+  if (ansi_terminal())
+    line += "\x1b[K";  // Clear what a longer previous line left behind.
+  else if (bar.drawn && bar.text.size() > text.size())
+    line += std::string(bar.text.size() - text.size(), ' ');
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+  bar.text = std::move(text);
+  bar.drawn = true;
+}
+
+/// A sink that hands everything to another (spdlog's own sinks are final).
+class ForwardingSink : public spdlog::sinks::sink {
+ public:
+  explicit ForwardingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+  void log(const spdlog::details::log_msg& msg) override { inner_->log(msg); }
+  void flush() override { inner_->flush(); }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+    inner_->set_formatter(std::move(formatter));
+  }
+
+ protected:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
+/// The console sink of init_logging(): wraps the stderr sink so that a line logged while a
+/// progress bar is drawn clears the bar's line, is written, and has the bar redrawn below it.
+class BarAwareConsoleSink final : public ForwardingSink {
+ public:
+  using ForwardingSink::ForwardingSink;
+
+  void log(const spdlog::details::log_msg& msg) override {
+    BarLine& bar = bar_line();
+    const std::lock_guard<std::mutex> lock(bar.mutex);
+    if (!bar.drawn) {
+      inner_->log(msg);
+      return;
+    }
+    erase_bar(bar);
+    inner_->log(msg);  // Ends with a newline; the stderr sink flushes each line.
+    put_bar(bar, bar.text);
+  }
+};
+
+/// The sinks add_log_file() adds (a file sink, wrapped); log_to_files() finds them among the
+/// logger's sinks by this type.
+class LogFileSink final : public ForwardingSink {
+ public:
+  using ForwardingSink::ForwardingSink;
+};
+
 /// Progress display: a redrawn bar when stderr is a terminal, periodic log lines otherwise
 /// (log files and CI output stay readable). Wall-clock time is used for display only.
 class ProgressDisplay : public sdk::Progress {
@@ -109,10 +198,15 @@ class ProgressDisplay : public sdk::Progress {
     if (nested_) return;
     const double secs = elapsed();
     if (tty_) {
-      draw(true);
-      std::fputc('\n', stderr);
+      BarLine& bar = bar_line();
+      const std::lock_guard<std::mutex> lock(bar.mutex);
+      put_bar(bar, bar_text(true));
+      std::fputc('\n', stderr);  // The final bar stays; later lines go below it.
       std::fflush(stderr);
+      bar.drawn = false;
+      bar.text.clear();
     }
+    // Logged after the bar's mutex is released: the console sink takes it.
     spdlog::default_logger_raw()->info("[{}] done: {} items in {}{}", label_, items_,
                                        format_duration(secs), rates(secs));
   }
@@ -126,7 +220,10 @@ class ProgressDisplay : public sdk::Progress {
     if (now - last_report_ < interval) return;
     last_report_ = now;
     if (tty_) {
-      draw(false);
+      const std::string text = bar_text(false);
+      BarLine& bar = bar_line();
+      const std::lock_guard<std::mutex> lock(bar.mutex);
+      put_bar(bar, text);
     } else {
       spdlog::default_logger_raw()->info("[{}] {}{}", label_, counts(), rates(elapsed()) + eta());
     }
@@ -160,9 +257,10 @@ class ProgressDisplay : public sdk::Progress {
     return ", ETA " + format_duration(per_item * static_cast<double>(total_ - items_));
   }
 
-  void draw(bool final) const {
+  /// The bar's text (label, bar, counts, rates and, unless `final`, the ETA).
+  std::string bar_text(bool final) const {
     constexpr int kWidth = 28;
-    std::string line = "\r" + label_ + " ";
+    std::string line = label_ + " ";
     if (total_) {
       const double frac = std::min(1.0, static_cast<double>(items_) / static_cast<double>(total_));
       const int filled = static_cast<int>(frac * kWidth);
@@ -170,9 +268,7 @@ class ProgressDisplay : public sdk::Progress {
     }
     line += counts() + rates(elapsed());
     if (!final) line += eta();
-    line += "\x1b[K";  // Clear what a longer previous line left behind.
-    std::fputs(line.c_str(), stderr);
-    std::fflush(stderr);
+    return line;
   }
 
   static std::atomic<int>& live_displays() {
@@ -197,7 +293,8 @@ void init_logging(const std::string& level) {
   if (std::find(std::begin(kNames), std::end(kNames), level) == std::end(kNames))
     throw sdk::ConfigError("unknown log level '" + level +
                            "' (expected one of: trace, debug, info, warn, error)");
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto sink = std::make_shared<BarAwareConsoleSink>(
+      std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   auto logger = std::make_shared<spdlog::logger>("metareward", std::move(sink));
   logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
   logger->set_level(parsed);
@@ -206,14 +303,26 @@ void init_logging(const std::string& level) {
 }
 
 void add_log_file(const std::filesystem::path& file) {
-  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink;
+  std::shared_ptr<LogFileSink> sink;
   try {
-    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), /*truncate=*/false);
+    sink = std::make_shared<LogFileSink>(
+        std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), /*truncate=*/false));
   } catch (const spdlog::spdlog_ex& e) {
     throw sdk::DataError("cannot open log file '" + file.string() + "': " + e.what());
   }
   sink->set_pattern("[%Y-%m-%d %H:%M:%S] [%l] %v");
   spdlog::default_logger()->sinks().push_back(std::move(sink));
+}
+
+void log_to_files(spdlog::level::level_enum level, const std::string& message) {
+  spdlog::logger* logger = spdlog::default_logger_raw();
+  if (!logger->should_log(level)) return;
+  const spdlog::details::log_msg msg(logger->name(), level, message);
+  for (const auto& sink : logger->sinks()) {
+    if (dynamic_cast<LogFileSink*>(sink.get()) == nullptr || !sink->should_log(level)) continue;
+    sink->log(msg);
+    sink->flush();
+  }
 }
 
 std::unique_ptr<sdk::Logger> make_logger(const std::string& component) {

@@ -10,6 +10,7 @@
 #include "cli_runner.hpp"
 #include "metareward/core/plugin_registry.hpp"
 #include "metareward/sdk/version.hpp"
+#include "skip.hpp"
 
 namespace fs = std::filesystem;
 using mr::tests::CliResult;
@@ -19,8 +20,6 @@ using mr::tests::ScratchDir;
 
 namespace {
 
-const std::string kPlaceholders = MR_PLACEHOLDER_DIR;
-
 /// Position of `needle` in `text`, failing the test when absent.
 std::size_t position_of(const std::string& text, const std::string& needle) {
   const auto pos = text.find(needle);
@@ -29,7 +28,7 @@ std::size_t position_of(const std::string& text, const std::string& needle) {
   return pos;
 }
 
-/// A complete run config using the shipped recipe plugins and the torch placeholder.
+/// A complete run config using the shipped recipe plugins, the torch backend and dpo.
 std::string good_config() {
   return R"(# A small but complete run.
 [run]
@@ -116,10 +115,11 @@ TEST_CASE("cli: usage errors exit 2 and say what is available", "[e2e]") {
 
 TEST_CASE("cli: plugins list shows the six kinds in order with their plugins", "[e2e]") {
   ScratchDir fixtures("list");
+  ScratchDir more("list_more");
   fs::copy_file(MR_FIXTURE_OK, fixtures.path() / "libfixture_ok.so");
   fs::copy_file(MR_FIXTURE_EVALUATOR, fixtures.path() / "libfixture_evaluator.so");
-  const CliResult r = run_cli(
-      {"plugins", "list", "--plugin-dir", kPlaceholders, "--plugin-dir", fixtures.path().string()});
+  const CliResult r = run_cli({"plugins", "list", "--plugin-dir", fixtures.path().string(),
+                               "--plugin-dir", more.path().string()});
   REQUIRE(r.exit_code == 0);
   const auto search = position_of(r.out, "Plugin search path:\n");
   const auto backend = position_of(r.out, "\nmodel_backend:\n");
@@ -134,20 +134,53 @@ TEST_CASE("cli: plugins list shows the six kinds in order with their plugins", "
   CHECK(meta < pairs);
   CHECK(pairs < optimizer);
   CHECK(optimizer < evaluator);
-  // Each plugin is listed under its kind (torch and dpo: the real ones or the placeholders).
-  const auto torch = position_of(r.out, "\n  torch ");
-  CHECK((backend < torch && torch < rubric));
+  // Each plugin is listed under its kind.
   const auto fixture = position_of(r.out, "\n  fixture_ok  1.2.3  Loader fixture rubric\n");
   CHECK((rubric < fixture && fixture < meta));
-  CHECK(optimizer < position_of(r.out, "\n  dpo "));
   CHECK(evaluator < position_of(r.out, "\n  fixture_eval  0.1.0  Test evaluator: "));
   CHECK_THAT(
       r.out,
       Catch::Contains("from mr-fixture-ok 0.0.1 (" +
                       fs::weakly_canonical(fixtures.path() / "libfixture_ok.so").string() + ")\n"));
   // The search path lists the --plugin-dir entries last, in order.
-  CHECK(position_of(r.out, "\n  " + kPlaceholders + "\n") <
+  CHECK(position_of(r.out, "\n  " + fixtures.path().string() + "\n") <
+        position_of(r.out, "\n  " + more.path().string() + "\n"));
+  CHECK(position_of(r.out, "\n  " + std::string(MR_BUILD_PLUGIN_DIR) + "\n") <
         position_of(r.out, "\n  " + fixtures.path().string() + "\n"));
+}
+
+TEST_CASE("cli: plugins list shows the shipped plugins of the build tree under their kinds",
+          "[e2e]") {
+#if !defined(MR_E2E_HAVE_RECIPE) || !defined(MR_E2E_HAVE_TORCH_BACKEND)
+  MR_SKIP(
+      "needs the recipe, torch backend and optimizer plugins (MR_BUILD_PLUGINS=ON, "
+      "MR_WITH_TORCH=ON)");
+#else
+  const CliResult r = run_cli({"plugins", "list"});
+  REQUIRE(r.exit_code == 0);
+  const auto backend = position_of(r.out, "\nmodel_backend:\n");
+  const auto rubric = position_of(r.out, "\njudge_rubric:\n");
+  const auto meta = position_of(r.out, "\nmeta_judge:\n");
+  const auto pairs = position_of(r.out, "\npair_selection:\n");
+  const auto optimizer = position_of(r.out, "\noptimizer:\n");
+  const auto evaluator = position_of(r.out, "\nevaluator:\n");
+  const auto torch = position_of(r.out, "\n  torch ");
+  CHECK((backend < torch && torch < rubric));
+  const auto additive5 = position_of(r.out, "\n  additive5 ");
+  CHECK((rubric < additive5 && additive5 < meta));
+  const auto elo = position_of(r.out, "\n  pairwise_elo ");
+  CHECK((meta < elo && elo < pairs));
+  const auto lc = position_of(r.out, "\n  length_control ");
+  CHECK((pairs < lc && lc < optimizer));
+  const auto dpo = position_of(r.out, "\n  dpo ");
+  CHECK((optimizer < dpo && dpo < evaluator));
+  CHECK_THAT(
+      r.out,
+      Catch::Contains(
+          "(" +
+          fs::weakly_canonical(fs::path(MR_BUILD_PLUGIN_DIR) / "libmr_optimizers.so").string() +
+          ")"));
+#endif
 }
 
 TEST_CASE("cli: the build tree's plugin dir is searched only by the build tree's binary", "[e2e]") {
@@ -217,8 +250,10 @@ TEST_CASE("cli: plugins describe prints a plugin's schema", "[e2e]") {
         "| `scale` | int | `5` | x >= 1 | Highest score. |\n");
   }
   SECTION("a required key and a model backend's table") {
-    const CliResult r =
-        run_cli({"plugins", "describe", "torch", "--markdown", "--plugin-dir", kPlaceholders});
+#ifndef MR_E2E_HAVE_TORCH_BACKEND
+    MR_SKIP("needs the torch model backend plugin (MR_WITH_TORCH=ON)");
+#endif
+    const CliResult r = run_cli({"plugins", "describe", "torch", "--markdown"});
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::Contains("in `[models.<name>]`"));
     CHECK_THAT(r.out, Catch::Contains("| `path` | string | *required* |"));
@@ -239,13 +274,14 @@ TEST_CASE("cli: plugins describe prints a plugin's schema", "[e2e]") {
 }
 
 TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
-#ifndef MR_E2E_HAVE_RECIPE
-  WARN("SKIPPED: the recipe plugins are not built (MR_BUILD_PLUGINS=OFF)");
-  return;
+#if !defined(MR_E2E_HAVE_RECIPE) || !defined(MR_E2E_HAVE_TORCH_BACKEND)
+  MR_SKIP(
+      "good_config() needs the recipe, torch backend and dpo plugins (MR_BUILD_PLUGINS=ON, "
+      "MR_WITH_TORCH=ON)");
 #endif
   ScratchDir dir("config");
   const fs::path good = dir.write("good.toml", good_config());
-  const std::vector<std::string> check = {"--plugin-dir", kPlaceholders, "config", "check"};
+  const std::vector<std::string> check = {"config", "check"};
   auto with = [](std::vector<std::string> base, std::vector<std::string> more) {
     base.insert(base.end(), more.begin(), more.end());
     return base;
@@ -306,8 +342,8 @@ TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
                Catch::Contains("(3 iterations; model_backend torch, judge_rubric likert10,"));
   }
   SECTION("config show prints resolved TOML that validates again") {
-    const CliResult shown = run_cli({"--plugin-dir", kPlaceholders, "config", "show", good.string(),
-                                     "--set", "optimizer.epochs=2"});
+    const CliResult shown =
+        run_cli({"config", "show", good.string(), "--set", "optimizer.epochs=2"});
     REQUIRE(shown.exit_code == 0);
     CHECK_THAT(shown.out, Catch::Contains("epochs = 2"));
     CHECK_THAT(shown.out, Catch::Contains("beta = 0.2"));
@@ -315,8 +351,7 @@ TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
     const fs::path resolved = dir.write("resolved.toml", shown.out);
     const CliResult again = run_cli(with(check, {resolved.string()}));
     CHECK(again.exit_code == 0);
-    const CliResult reshown =
-        run_cli({"--plugin-dir", kPlaceholders, "config", "show", resolved.string()});
+    const CliResult reshown = run_cli({"config", "show", resolved.string()});
     CHECK(reshown.out == shown.out);  // Resolving is idempotent.
   }
   SECTION("[plugins] libraries load relative to the config file") {
@@ -339,14 +374,12 @@ TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
     INFO(r.err);
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::EndsWith("optimizer dpo, evaluator fixture_eval)\n"));
-    const CliResult shown =
-        run_cli({"--plugin-dir", kPlaceholders, "config", "show", cfg.string()});
+    const CliResult shown = run_cli({"config", "show", cfg.string()});
     CHECK(shown.exit_code == 0);
     CHECK_THAT(shown.out, Catch::EndsWith("\n[evaluation]\ntype = \"fixture_eval\"\nfail_at = -1\n"
                                           "max_new_tokens = 8\nnan_at = -1\nprompts = 4\n"));
     // Without the table there is no evaluation, and no default evaluator is asked for.
-    const CliResult plain =
-        run_cli({"--plugin-dir", kPlaceholders, "config", "show", good.string()});
+    const CliResult plain = run_cli({"config", "show", good.string()});
     CHECK(plain.exit_code == 0);
     CHECK_THAT(plain.out, !Catch::Contains("[evaluation]"));
 
@@ -372,7 +405,7 @@ TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
                           Catch::Contains("fixture_eval"));
   }
   SECTION("`eval` needs an [evaluation] table") {
-    const CliResult r = run_cli({"--plugin-dir", kPlaceholders, "eval", good.string()}, dir.path());
+    const CliResult r = run_cli({"eval", good.string()}, dir.path());
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("error: " + good.string() +
                                       ": no [evaluation] table; `metareward eval` needs one whose "
@@ -408,12 +441,11 @@ TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
 TEST_CASE("cli: docs/config_reference.md matches `plugins describe --all --markdown`",
           "[e2e][docs]") {
 #ifndef MR_DOCS_CANONICAL
-  WARN(
-      "SKIPPED: docs/config_reference.md is generated from the full build "
+  MR_SKIP(
+      "docs/config_reference.md is generated from the full build "
       "(MR_WITH_TORCH=ON, MR_BUILD_PLUGINS=ON); this build has a different plugin set");
-  return;
 #endif
-  // Generated from the shipped plugins only (no test placeholders, no fixtures).
+  // Generated from the shipped plugins only (no test fixtures).
   const CliResult r = run_cli({"plugins", "describe", "--all", "--markdown"});
   REQUIRE(r.exit_code == 0);
   const fs::path docs = fs::path(MR_SOURCE_DIR) / "docs" / "config_reference.md";
@@ -436,10 +468,13 @@ TEST_CASE("cli: plugin libraries can contribute commands", "[e2e]") {
   SECTION("a ConfigError exits 2 and any other error exits 1, each with its message") {
     const CliResult config = run_cli({"--plugin-dir", dir, "fixture-echo", "bad-config"});
     CHECK(config.exit_code == 2);
-    CHECK_THAT(config.err, Catch::Contains("error: fixture-echo: bad config value"));
+    // Each names the command and its library (the plugin-call guard), then the message.
+    const std::string where =
+        "error: command 'fixture-echo' (library " + dir + "/libfixture_command.so), run(): ";
+    CHECK_THAT(config.err, Catch::Contains(where + "fixture-echo: bad config value"));
     const CliResult boom = run_cli({"--plugin-dir", dir, "fixture-echo", "boom"});
     CHECK(boom.exit_code == 1);
-    CHECK_THAT(boom.err, Catch::Contains("error: fixture-echo exploded"));
+    CHECK_THAT(boom.err, Catch::Contains(where + "std::runtime_error: fixture-echo exploded"));
   }
   SECTION("--help lists plugin commands with their library") {
     const CliResult r = run_cli({"--plugin-dir", dir, "--help"});
@@ -489,13 +524,13 @@ TEST_CASE("cli: plugin libraries can contribute commands", "[e2e]") {
 }
 
 TEST_CASE("cli: plan prints a run's generation budget per iteration", "[e2e][plan]") {
-#ifndef MR_E2E_HAVE_RECIPE
-  WARN("SKIPPED: the recipe plugins are not built (MR_BUILD_PLUGINS=OFF)");
-  return;
+#if !defined(MR_E2E_HAVE_RECIPE) || !defined(MR_E2E_HAVE_TORCH_BACKEND)
+  MR_SKIP(
+      "the configs need the recipe, torch backend and dpo plugins (MR_BUILD_PLUGINS=ON, "
+      "MR_WITH_TORCH=ON)");
 #else
   SECTION("configs/meta_rewarding.toml: the paper's 35,000 / 385,000 / 550,000") {
-    const CliResult r = run_cli(
-        {"--plugin-dir", kPlaceholders, "plan", "configs/meta_rewarding.toml"}, MR_SOURCE_DIR);
+    const CliResult r = run_cli({"plan", "configs/meta_rewarding.toml"}, MR_SOURCE_DIR);
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     std::istringstream lines(r.out);
@@ -522,8 +557,8 @@ TEST_CASE("cli: plan prints a run's generation budget per iteration", "[e2e][pla
   text.insert(text.find("[prompts]\n") + 10, "files = [\"data/p.jsonl\"]\n");
   const fs::path cfg = dir.write("plan.toml", text);
   SECTION("readable prompt files give the real slice sizes; --json is machine-readable") {
-    const CliResult r = run_cli({"--plugin-dir", kPlaceholders, "plan", cfg.string(), "--json",
-                                 "--set", "prompts.per_iteration=20"});
+    const CliResult r =
+        run_cli({"plan", cfg.string(), "--json", "--set", "prompts.per_iteration=20"});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::StartsWith("{"));
@@ -536,15 +571,13 @@ TEST_CASE("cli: plan prints a run's generation budget per iteration", "[e2e][pla
     CHECK_THAT(r.err, Catch::Contains("fewer than per_iteration"));
   }
   SECTION("a pool too small for every iteration is an error naming the numbers") {
-    const CliResult r = run_cli(
-        {"--plugin-dir", kPlaceholders, "plan", cfg.string(), "--set", "prompts.per_iteration=25"});
+    const CliResult r = run_cli({"plan", cfg.string(), "--set", "prompts.per_iteration=25"});
     CHECK(r.exit_code == 1);
     CHECK(r.out.empty());
     CHECK_THAT(r.err, Catch::Contains("has 25 prompts but iteration 2 of 2"));
   }
   SECTION("an invalid config fails like config check") {
-    const CliResult r =
-        run_cli({"--plugin-dir", kPlaceholders, "plan", cfg.string(), "--set", "run.iterations=0"});
+    const CliResult r = run_cli({"plan", cfg.string(), "--set", "run.iterations=0"});
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("[run.iterations]"));
   }
@@ -633,7 +666,7 @@ TEST_CASE("cli: compare tabulates evaluation metrics of runs, with mean ± std o
     mr::tests::write_text(runs / "broken" / "iter_1" / "metrics.json", "{\"evaluation\": ");
     const CliResult broken = run_cli({"compare", "runs/broken"}, dir.path());
     CHECK(broken.exit_code == 1);
-    CHECK_THAT(broken.err, Catch::Contains("runs/broken/iter_1/metrics.json: not valid JSON"));
+    CHECK_THAT(broken.err, Catch::Contains("runs/broken/iter_1/metrics.json:1: not valid JSON"));
     mr::tests::write_text(runs / "text" / "iter_1" / "metrics.json",
                           "{\"evaluation\": {\"actor/score\": \"high\"}}");
     const CliResult text = run_cli({"compare", "runs/text"}, dir.path());

@@ -22,7 +22,9 @@
 
 #include "cli_runner.hpp"
 #include "jsonl_rows.hpp"
-#include "metareward/core/run_loop.hpp"
+#include "metareward/core/run/run_loop.hpp"
+#include "metareward/core/run/run_session.hpp"
+#include "run_setup.hpp"
 #include "tiny_model.hpp"
 
 namespace fs = std::filesystem;
@@ -32,6 +34,7 @@ using mr::tests::read_text;
 using mr::tests::run_cli;
 using mr::tests::ScratchDir;
 using mr::tests::tiny_model;
+using mr::tests::RunSetup;
 
 #ifdef MR_E2E_HAVE_TORCH_BACKEND
 namespace {
@@ -39,76 +42,6 @@ namespace {
 std::vector<json> jsonl(const fs::path& file) {
   return mr::tests::jsonl_rows(read_text(file));
 }
-
-/// The CI-sized run: 8 prompts, 4 per iteration, K=3 responses, N=3 judgments, 2 iterations
-/// (the judge is trained in the first). The random model's outputs are bytes, so the score and
-/// verdict patterns accept any digit 0-5 / letter a-b: the real plugins then see parsed and
-/// unparsed judgments alike and make pairs.
-std::string run_config(const fs::path& model, const fs::path& out) {
-  return R"toml(
-[run]
-iterations = 2
-seed = 7
-threads = 1
-output_dir = ")toml" +
-         out.string() + R"toml("
-train_judge = [true, false]
-
-[prompts]
-files = ["prompts.jsonl"]
-per_iteration = 4
-
-[models.policy]
-type = "torch"
-path = ")toml" +
-         model.string() +
-         R"toml("
-
-[generation.actor]
-samples = 3
-max_new_tokens = 16
-batch_size = 2
-
-[generation.judge]
-samples = 3
-max_new_tokens = 40
-batch_size = 4
-
-[generation.meta_judge]
-max_new_tokens = 40
-batch_size = 4
-
-[judge_rubric]
-type = "additive5"
-template = "Rate: {instruction} -> {response}\n"
-score_regex = "([0-5])"
-
-[meta_judge]
-type = "pairwise_elo"
-template = "Which judgment? {instruction} {response} A: {judgment_a} B: {judgment_b}\n"
-verdict_regex = "([ab])"
-
-[pair_selection]
-type = "length_control"
-rho = [0.0, 0.3]
-
-[optimizer]
-type = "dpo"
-batch_size = 2
-micro_batch_size = 2
-learning_rate = 0.01
-)toml";
-}
-
-const char* kPrompts =
-    "{\"id\": \"p1\", \"prompt\": \"Sort: 3 1 2\"}\n"
-    "{\"id\": \"p2\", \"prompt\": \"Reverse: abc\"}\n"
-    "{\"id\": \"p3\", \"prompt\": \"Add: 2 + 5\"}\n"
-    "{\"id\": \"p4\", \"prompt\": \"Count a in banana\"}\n"
-    "{\"id\": \"p5\", \"prompt\": \"Multiply: 3 * 4\"}\n"
-    "{\"id\": \"p6\", \"prompt\": \"Sort: 9 7 8 1\"}\n"
-    "{\"id\": \"p7\", \"prompt\": \"Reverse: hello\"}\n"
-    "{\"id\": \"p8\", \"instruction\": \"Add\", \"input\": \"10 + 11\"}\n";
 
 /// Every file of a run directory by relative path, except the two documented as
 /// non-deterministic (run.log, timings.json).
@@ -154,22 +87,6 @@ class RunProcess {
 
  private:
   pid_t pid_ = -1;
-};
-
-struct RunSetup {
-  ScratchDir dir{"run"};
-  fs::path model, config, out;
-  RunSetup() {
-    model = tiny_model(dir);
-    dir.write("prompts.jsonl", kPrompts);
-    out = dir.path() / "run";
-    config = dir.write("run.toml", run_config(model, out));
-  }
-  CliResult run(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> args = {"run", config.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return run_cli(args, dir.path());
-  }
 };
 
 }  // namespace
@@ -590,8 +507,13 @@ TEST_CASE("run: evaluator failures stop the run and name the evaluator and the m
     mr::tests::write_text(s.config, with_evaluator(base, "fail_at = 0\n"));
     const CliResult r = s.run();
     CHECK(r.exit_code == 1);
-    CHECK_THAT(r.err, Catch::Contains("evaluator 'fixture_eval' at iteration 0 failed: "
-                                      "fixture_eval: asked to fail at iteration 0"));
+    // The guard names the plugin, its library, the call and the stage; run.log keeps it too.
+    const std::string expected =
+        "evaluator 'fixture_eval' (library " +
+        std::string(MR_FIXTURE_EVALUATOR) +
+        "), evaluate() at stage evaluation, iteration 0: fixture_eval: asked to fail at iteration 0";
+    CHECK_THAT(r.err, Catch::Contains(expected));
+    CHECK_THAT(read_text(s.out / "run.log"), Catch::Contains("error: " + expected));
   }
   SECTION("an unknown [evaluation] key is a config error before anything runs") {
     mr::tests::write_text(s.config, with_evaluator(base, "promptz = 4\n"));

@@ -12,7 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "metareward/core/artifact_io.hpp"
+#include "metareward/core/run/run_directory.hpp"
+#include "metareward/core/run/run_record.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core::cli {
@@ -31,40 +32,6 @@ struct RunMetrics {
   std::map<int, Metrics> by_iteration;
 };
 
-/// The "evaluation" object of a metrics file as name -> number (null values are left out).
-Metrics read_evaluation(const fs::path& file) {
-  json doc;
-  try {
-    doc = json::parse(read_file_text(file));
-  } catch (const json::exception& e) {
-    throw sdk::DataError(file.string() + ": not valid JSON (" + e.what() + ")");
-  }
-  Metrics out;
-  if (!doc.is_object() || !doc.contains("evaluation") || doc["evaluation"].is_null()) return out;
-  const json& evaluation = doc["evaluation"];
-  if (!evaluation.is_object())
-    throw sdk::DataError(file.string() + ": \"evaluation\" is " +
-                         std::string(evaluation.type_name()) + ", expected an object");
-  for (const auto& [key, value] : evaluation.items()) {
-    if (value.is_null()) continue;
-    if (!value.is_number())
-      throw sdk::DataError(file.string() + ": evaluation \"" + key + "\" is " +
-                           std::string(value.type_name()) + ", expected a number");
-    out[key] = value.get<double>();
-  }
-  return out;
-}
-
-/// T of an "iter_T" directory name (digits only, no leading zero except "iter_0").
-std::optional<int> iteration_of(const std::string& name) {
-  if (name.rfind("iter_", 0) != 0) return std::nullopt;
-  const std::string digits = name.substr(5);
-  if (digits.empty() || digits.size() > 6 || (digits.size() > 1 && digits[0] == '0') ||
-      digits.find_first_not_of("0123456789") != std::string::npos)
-    return std::nullopt;
-  return std::stoi(digits);
-}
-
 /// Reads RUN/iter_0/eval/metrics.json (iteration 0) and every complete RUN/iter_T/metrics.json;
 /// a directory written by `metareward eval` (RUN/metrics.json) counts as its one iteration.
 RunMetrics read_run(const std::string& argument) {
@@ -75,30 +42,18 @@ RunMetrics read_run(const std::string& argument) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw sdk::DataError("compare: '" + argument + "' is not a directory");
+  const RunDirectory layout(dir);
   bool found = false;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const auto t = iteration_of(entry.path().filename().string());
-    if (!t) continue;
-    const fs::path file =
-        *t == 0 ? entry.path() / "eval" / "metrics.json" : entry.path() / "metrics.json";
-    if (!fs::exists(file, ec)) continue;  // Incomplete iteration.
-    run.by_iteration[*t] = read_evaluation(file);
+  for (const auto& [t, path] : layout.iteration_dirs(/*with_seed=*/true)) {
+    if (!layout.complete(t)) continue;  // Incomplete iteration.
+    run.by_iteration[t] = read_evaluation_metrics(layout.metrics(t));
     found = true;
   }
-  if (!found && fs::exists(dir / "metrics.json", ec)) {
-    const json doc = [&] {
-      try {
-        return json::parse(read_file_text(dir / "metrics.json"));
-      } catch (const json::exception& e) {
-        throw sdk::DataError((dir / "metrics.json").string() + ": not valid JSON (" + e.what() +
-                             ")");
-      }
-    }();
-    const int t =
-        doc.is_object() && doc.contains("iteration") && doc["iteration"].is_number_integer()
-            ? doc["iteration"].get<int>()
-            : 0;
-    run.by_iteration[t] = read_evaluation(dir / "metrics.json");
+  // A directory written by `metareward eval --out DIR`: DIR/metrics.json is its one iteration.
+  if (!found && fs::exists(dir / RunDirectory::kMetrics, ec)) {
+    int t = 0;
+    Metrics metrics = read_evaluation_metrics(dir / RunDirectory::kMetrics, &t);
+    run.by_iteration[t] = std::move(metrics);
     found = true;
   }
   if (!found)

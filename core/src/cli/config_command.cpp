@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "metareward/core/run/run_session.hpp"
 #include "metareward/core/config_loader.hpp"
 #include "metareward/sdk/error.hpp"
 
@@ -94,12 +95,15 @@ int config_check(const GlobalOptions& globals, const std::vector<std::string>& a
   LoadedConfig loaded;
   if (!load_config("config check", globals, args, loaded)) return 0;
   const ResolvedConfig& resolved = loaded.resolved;
+  // Construct the plugins that load no model (rubric, meta-judge strategy, pair policy,
+  // optimizer, evaluator): an option only their constructor checks fails here, not mid-run.
+  RunSession session(loaded.registry, resolved);
+  session.create_text_plugins();
 
   // "model_backend torch, judge_rubric additive5, ...": each kind once per distinct plugin.
   std::vector<std::string> parts;
-  for (auto kind :
-       {sdk::PluginKind::ModelBackend, sdk::PluginKind::JudgeRubric, sdk::PluginKind::MetaJudge,
-        sdk::PluginKind::PairSelection, sdk::PluginKind::Optimizer, sdk::PluginKind::Evaluator}) {
+  for (const auto& kind_info : sdk::kPluginKinds) {
+    const sdk::PluginKind kind = kind_info.kind;
     for (const auto& [path, name] : resolved.plugin_of) {
       const RegisteredPlugin* plugin = loaded.registry.find(name);
       if (plugin == nullptr || plugin->descriptor.kind() != kind) continue;

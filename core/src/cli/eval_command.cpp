@@ -13,7 +13,7 @@
 #include "commands.hpp"
 #include "metareward/core/artifact_io.hpp"
 #include "metareward/core/logging.hpp"
-#include "metareward/core/run_loop.hpp"
+#include "metareward/core/run/run_session.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core::cli {
@@ -23,9 +23,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-/// The evaluation stage's code in stage_seed(): the loop and `eval` derive the same seed.
-constexpr int kEvaluationStage = 7;
 
 /// `text` as a TOML basic string, so that any path survives the override parser.
 std::string toml_string(const std::string& text) {
@@ -53,68 +50,6 @@ std::string actor_model_of(const std::string& file, const std::vector<std::strin
         if (spec.key == "actor") return spec.default_value.as_string();
   return "policy";
 }
-
-/// The plugin objects one evaluation needs, each with its own host context.
-class EvalSession {
- public:
-  EvalSession(const PluginRegistry& registry, const ResolvedConfig& config)
-      : registry_(registry), config_(config) {
-    const sdk::Config& run = config.section("run");
-    seed_ = static_cast<std::uint64_t>(run.get_int("seed"));
-    const auto threads = run.get_int("threads");
-    threads_ = threads > 0 ? static_cast<int>(threads)
-                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    const sdk::Config& roles = config.section("roles");
-    actor_ = roles.get_string("actor");
-    judge_ = roles.get_string("judge");
-    meta_judge_ = roles.get_string("meta_judge");
-    for (const std::string& name : {actor_, judge_, meta_judge_}) {
-      if (models_.count(name)) continue;
-      spdlog::info("loading model '{}' ([models.{}], plugin '{}')", name, name,
-                   config.plugin_of.at("models." + name));
-      models_[name] = make<sdk::ModelBackend>("models." + name);
-    }
-    rubric_ = make<sdk::JudgeRubric>("judge_rubric");
-    meta_ = make<sdk::MetaJudgeStrategy>("meta_judge");
-    evaluator_ = make<sdk::Evaluator>("evaluation");
-  }
-
-  /// Evaluates with iteration `iteration`'s seed into `out_dir`; the metrics as a JSON object.
-  json evaluate(int iteration, const fs::path& out_dir) {
-    const std::string where = "evaluator '" + config_.plugin_of.at("evaluation") + "' (iteration " +
-                              std::to_string(iteration) + ")";
-    sdk::EvaluationRequest request;
-    request.info = {iteration, config_.iterations, stage_seed(seed_, iteration, kEvaluationStage)};
-    request.actor = models_.at(actor_).get();
-    request.judge = models_.at(judge_).get();
-    request.meta_judge = models_.at(meta_judge_).get();
-    request.rubric = rubric_.get();
-    request.meta = meta_.get();
-    request.output_dir = out_dir;
-    request.stop_requested = [] { return false; };
-    json metrics = json::object();
-    for (const auto& [key, value] : evaluate_checked(*evaluator_, request, where))
-      metrics[key] = value;
-    return metrics;
-  }
-
- private:
-  template <class Interface>
-  std::shared_ptr<Interface> make(const std::string& section) {
-    return create_configured_plugin<Interface>(registry_, config_, section, seed_, fs::path(),
-                                               threads_);
-  }
-
-  const PluginRegistry& registry_;
-  const ResolvedConfig& config_;
-  std::uint64_t seed_ = 0;
-  int threads_ = 1;
-  std::string actor_, judge_, meta_judge_;
-  std::map<std::string, std::shared_ptr<sdk::ModelBackend>> models_;
-  std::shared_ptr<sdk::JudgeRubric> rubric_;
-  std::shared_ptr<sdk::MetaJudgeStrategy> meta_;
-  std::shared_ptr<sdk::Evaluator> evaluator_;
-};
 
 }  // namespace
 
@@ -172,10 +107,15 @@ int eval_command(const GlobalOptions& globals, const std::vector<std::string>& a
   fs::create_directories(out_dir, ec);
   if (ec) throw sdk::DataError("eval: cannot create '" + out_dir.string() + "': " + ec.message());
 
-  EvalSession session(registry, resolved);
+  // The same plugin objects, roles and evaluation seed as the run's evaluate stage.
+  RunSession session(registry, resolved);
+  session.create_text_plugins(/*with_optimizer=*/false);
+  session.create_models();
   spdlog::info("evaluating (iteration {}) into {}", iteration, out_dir.string());
-  const json document = {{"iteration", iteration},
-                         {"evaluation", session.evaluate(iteration, out_dir)}};
+  json evaluation = json::object();
+  for (const auto& [key, value] : session.evaluate(iteration, out_dir, {}))
+    evaluation[key] = value;
+  const json document = {{"iteration", iteration}, {"evaluation", evaluation}};
   write_file_atomic(out_dir / "metrics.json", document.dump(2) + "\n");
   std::cout << document.dump(2) << "\n";
   return 0;

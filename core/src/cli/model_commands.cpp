@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "metareward/core/run/guarded_plugins.hpp"
 #include "metareward/core/config_loader.hpp"
 #include "metareward/core/jsonl.hpp"
 #include "metareward/core/logging.hpp"
@@ -91,12 +92,13 @@ void open_session(ModelSession& s,
   const RegisteredPlugin* backend = s.registry.find(s.resolved.plugin_of.at("models.policy"));
   auto backend_ctx = std::make_shared<PluginHostContext>(
       "models.policy", s.resolved.section("models.policy"), s.seed, fs::path(), s.threads);
-  s.backend = create_plugin<sdk::ModelBackend>(*backend, backend_ctx);
+  // Guarded: a backend failure names the plugin, its library and the call.
+  s.backend = guard_plugin(create_plugin<sdk::ModelBackend>(*backend, backend_ctx), *backend, nullptr);
   if (!optimizer_name.empty()) {
     const RegisteredPlugin* opt = s.registry.find(s.resolved.plugin_of.at("optimizer"));
     auto opt_ctx = std::make_shared<PluginHostContext>(
         opt->descriptor.name, s.resolved.section("optimizer"), s.seed, fs::path(), s.threads);
-    s.optimizer = create_plugin<sdk::Optimizer>(*opt, opt_ctx);
+    s.optimizer = guard_plugin(create_plugin<sdk::Optimizer>(*opt, opt_ctx), *opt, nullptr);
   }
 }
 

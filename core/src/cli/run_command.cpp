@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
-#include "metareward/core/run_loop.hpp"
+#include "metareward/core/run/run_loop.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core::cli {

@@ -10,6 +10,12 @@
 
 #include "metareward/sdk/host.hpp"
 
+// spdlog's level enum, declared opaquely (its underlying type is fixed to int) so that this
+// header does not pull spdlog into every file that includes it.
+namespace spdlog::level {
+enum level_enum : int;
+}  // namespace spdlog::level
+
 namespace mr::core {
 
 /// Sets up the process-wide logger writing to stderr. `level`: trace, debug, info, warn, error.
@@ -20,11 +26,20 @@ void init_logging(const std::string& level);
 /// Throws sdk::DataError naming the file when it cannot be opened.
 void add_log_file(const std::filesystem::path& file);
 
+/// Writes one record (`message` at `level`, formatted like the other log-file lines) to every
+/// file sink added with add_log_file() (e.g. RUN/run.log) and to nothing else: not to the
+/// console. The CLI uses it to put the final error of a failed run into run.log after printing
+/// it to stderr itself. Does nothing when the logger's level drops `level` or no log file was
+/// added; the files are flushed.
+void log_to_files(spdlog::level::level_enum level, const std::string& message);
+
 /// Logs through core's spdlog logger with a "[component] " prefix.
 std::unique_ptr<sdk::Logger> make_logger(const std::string& component);
 
 /// A progress display for host code: a bar on a TTY (items, rate, ETA), periodic log lines
-/// otherwise. Plugins reach the same display through HostContext::progress.
+/// otherwise. A line that init_logging()'s console sink writes while the bar is on the terminal
+/// first erases the bar's line; the bar is redrawn below it. Plugins reach the same display
+/// through HostContext::progress.
 std::unique_ptr<sdk::Progress> make_progress(const std::string& label, std::uint64_t total);
 
 /// Runs one `metareward` command line (the words after the program name, e.g. {"plugins",

@@ -1,6 +1,7 @@
 /// @file run_loop.hpp
 /// The Meta-Rewarding loop behind `metareward run`: for every iteration, actor generation,
-/// judging, actor pairs, meta-judging and judge pairs, training, checkpoint. Everything is
+/// judging, actor pairs, meta-judging and judge pairs, training, checkpoint (the stages, over a
+/// RunSession's plugins, recorded through RunDirectory). Everything is
 /// recorded in the run directory (docs/run_artifacts.md); generation stages are written in
 /// durable batches and every seed is derived from (run seed, iteration, stage, item), so a run
 /// that is killed and resumed produces the same bytes as one that was not.
@@ -13,7 +14,6 @@
 
 #include "metareward/core/config_loader.hpp"
 #include "metareward/core/plugin_registry.hpp"
-#include "metareward/sdk/evaluator.hpp"
 
 namespace mr::core {
 
@@ -43,21 +43,5 @@ struct RunLoopResult {
 RunLoopResult run_loop(const PluginRegistry& registry,
                        const ResolvedConfig& config,
                        const RunLoopOptions& options);
-
-/// The lines that differ between two config texts, as "- old" / "+ new" lines under their
-/// "[section]" header; empty when equal.
-std::string config_diff(const std::string& recorded, const std::string& current);
-
-/// Calls `evaluator` and checks what it returns: every metric named and finite. Errors name
-/// `where` ("evaluator 'testbed' at iteration 2"): a ConfigError stays a ConfigError, any other
-/// failure becomes a PluginError; sdk::Interrupted passes through. Shared by `run` and `eval`.
-std::map<std::string, double> evaluate_checked(sdk::Evaluator& evaluator,
-                                               const sdk::EvaluationRequest& request,
-                                               const std::string& where);
-
-/// Stable seeds of the run: derive_seed chains over (run seed, iteration, stage); exposed for
-/// tests. Stage codes: 1 actor, 2 judge, 3 actor pairs, 4 meta-judge plan, 5 meta-judge
-/// generation, 6 training, 7 evaluation.
-std::uint64_t stage_seed(std::uint64_t run_seed, int iteration, int stage);
 
 }  // namespace mr::core

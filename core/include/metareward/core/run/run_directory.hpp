@@ -1,0 +1,73 @@
+/// @file run_directory.hpp
+/// The layout of a run directory (docs/run_artifacts.md) in one place: the paths of every
+/// artifact, which iterations exist and which are complete, and the config record with its
+/// structural diff. The loop writes through it and `report`, `compare` and `eval` read through
+/// it (with run_record.hpp), so there is one definition of "iteration T is done".
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace mr::core {
+
+/// One run directory: RUN/{config.resolved.toml, manifest.json, run.log, iter_T/...}.
+class RunDirectory {
+ public:
+  /// File names inside RUN and RUN/iter_T, as documented in docs/run_artifacts.md.
+  static constexpr const char* kConfigRecord = "config.resolved.toml";
+  static constexpr const char* kManifest = "manifest.json";
+  static constexpr const char* kLog = "run.log";
+  static constexpr const char* kPrompts = "prompts.jsonl";
+  static constexpr const char* kResponses = "responses.jsonl";
+  static constexpr const char* kJudgments = "judgments.jsonl";
+  static constexpr const char* kActorPairs = "actor_pairs.jsonl";
+  static constexpr const char* kMetaJudgments = "meta_judgments.jsonl";
+  static constexpr const char* kJudgePairs = "judge_pairs.jsonl";
+  static constexpr const char* kTrainMetrics = "train_metrics.jsonl";
+  static constexpr const char* kTrainState = "train_state";
+  static constexpr const char* kModel = "model";
+  static constexpr const char* kEval = "eval";
+  static constexpr const char* kTimings = "timings.json";
+  /// Written last in an iteration (and in iter_0/eval): its presence marks it complete.
+  static constexpr const char* kMetrics = "metrics.json";
+
+  explicit RunDirectory(std::filesystem::path root) : root_(std::move(root)) {}
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path config_record() const { return root_ / kConfigRecord; }
+  std::filesystem::path manifest() const { return root_ / kManifest; }
+  std::filesystem::path log() const { return root_ / kLog; }
+  /// RUN/iter_T (T = 0 holds only the seed models' evaluation, eval/).
+  std::filesystem::path iteration(int t) const;
+  /// RUN/iter_T/NAME.
+  std::filesystem::path file(int t, const char* name) const { return iteration(t) / name; }
+  /// The metrics file of iteration T: iter_T/metrics.json, or iter_0/eval/metrics.json for the
+  /// seed models (T = 0).
+  std::filesystem::path metrics(int t) const;
+
+  /// True when RUN holds a run (its config record exists).
+  bool holds_run() const;
+  /// True when iteration T's metrics file exists (T = 0: the seed evaluation is recorded).
+  bool complete(int t) const;
+  /// The first of 1..iterations that is not complete; iterations + 1 when all are.
+  int first_incomplete(int iterations) const;
+  /// Every iter_T directory (T >= 1, or T >= 0 with `with_seed`), by T.
+  std::map<int, std::filesystem::path> iteration_dirs(bool with_seed = false) const;
+
+  /// T of an "iter_T" directory name (T >= 0, no leading zero, at most 6 digits), else nullopt.
+  static std::optional<int> iteration_number(const std::string& name);
+
+ private:
+  std::filesystem::path root_;
+};
+
+/// The differences between two config records (TOML texts), compared as data: table by table,
+/// key by key, values as parsed (a multi-line string whose lines are reordered differs; a key
+/// moved within its table does not). "- key = old" / "+ key = new" lines under their "[table]"
+/// header, tables in name order; empty when equal. A text that is not valid TOML is compared as
+/// one value and shown whole.
+std::string config_diff(const std::string& recorded, const std::string& current);
+
+}  // namespace mr::core

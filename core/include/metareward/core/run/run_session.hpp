@@ -1,0 +1,110 @@
+/// @file run_session.hpp
+/// The plugin objects of one config in their roles — the models named by [roles], the rubric,
+/// meta-judge strategy, pair policy, optimizer and evaluator — with the run's seed and threads.
+/// Shared by `run`, `eval` and `config check`; every object is a guarded wrapper
+/// (guarded_plugins.hpp), and set_stage() names the stage in their error messages.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "metareward/core/config_loader.hpp"
+#include "metareward/core/run/guarded_plugins.hpp"
+
+namespace mr::core {
+
+/// Stage codes of stage_seed(): 1 actor, 2 judge, 3 actor pairs, 4 meta-judge plan and decide,
+/// 5 meta-judge generation, 6 training, 7 evaluation.
+enum class StageCode : int {
+  Actor = 1,
+  Judge = 2,
+  ActorPairs = 3,
+  MetaPlan = 4,
+  MetaGeneration = 5,
+  Train = 6,
+  Evaluation = 7,
+};
+
+/// Stable seeds of the run: derive_seed chains over (run seed, iteration, stage).
+std::uint64_t stage_seed(std::uint64_t run_seed, int iteration, int stage);
+
+class RunSession {
+ public:
+  /// Reads seed, threads (0 = all cores) and the roles from `config`; constructs nothing yet.
+  /// `run_dir` is what plugins see as HostContext::run_dir() (empty outside a run).
+  RunSession(const PluginRegistry& registry,
+             const ResolvedConfig& config,
+             std::filesystem::path run_dir = {});
+
+  /// Constructs the plugins that load no model: rubric, meta-judge strategy, pair policy,
+  /// optimizer and (with an [evaluation] table) the evaluator. `with_optimizer` false leaves the
+  /// optimizer out (eval). Errors name the plugin and its table.
+  void create_text_plugins(bool with_optimizer = true);
+  /// Loads each model [roles] names once (a model in several roles is one object).
+  void create_models();
+
+  sdk::ModelBackend& model(const std::string& name) const;
+  sdk::ModelBackend& actor() const { return model(actor_); }
+  sdk::ModelBackend& judge() const { return model(judge_); }
+  sdk::ModelBackend& meta_judge() const { return model(meta_judge_); }
+  const std::string& actor_name() const { return actor_; }
+  const std::string& judge_name() const { return judge_; }
+  const std::string& meta_judge_name() const { return meta_judge_; }
+  /// The loaded models by name (after create_models()).
+  const std::map<std::string, std::shared_ptr<sdk::ModelBackend>>& models() const { return models_; }
+
+  sdk::JudgeRubric& rubric() const { return *rubric_; }
+  sdk::MetaJudgeStrategy& meta() const { return *meta_; }
+  sdk::PairSelectionPolicy& pair_policy() const { return *pair_policy_; }
+  sdk::Optimizer& optimizer() const { return *optimizer_; }
+  /// Null without an [evaluation] table.
+  sdk::Evaluator* evaluator() const { return evaluator_.get(); }
+
+  /// Names the stage in the messages of failing plugin calls ("judge, iteration 2").
+  void set_stage(std::string stage) { context_->set_stage(std::move(stage)); }
+
+  std::uint64_t seed() const { return seed_; }
+  int threads() const { return threads_; }
+  int iterations() const { return config_.iterations; }
+  const ResolvedConfig& config() const { return config_; }
+  const PluginRegistry& registry() const { return registry_; }
+  /// (t, iterations, stage_seed(seed, t, stage)).
+  sdk::IterationInfo info(int t, StageCode stage) const;
+
+  /// Calls the evaluator on the models as they are now, with iteration `t`'s evaluation seed,
+  /// writing its rows to `out_dir`; returns its metrics, checked (evaluate_checked).
+  std::map<std::string, double> evaluate(int t,
+                                         const std::filesystem::path& out_dir,
+                                         std::function<bool()> stop_requested);
+
+ private:
+  template <class Interface>
+  std::shared_ptr<Interface> make(const std::string& section);
+
+  const PluginRegistry& registry_;
+  const ResolvedConfig& config_;
+  std::filesystem::path run_dir_;
+  std::uint64_t seed_ = 0;
+  int threads_ = 1;
+  std::string actor_, judge_, meta_judge_;
+  std::shared_ptr<CallContext> context_ = std::make_shared<CallContext>();
+  std::map<std::string, std::shared_ptr<sdk::ModelBackend>> models_;
+  std::shared_ptr<sdk::JudgeRubric> rubric_;
+  std::shared_ptr<sdk::MetaJudgeStrategy> meta_;
+  std::shared_ptr<sdk::PairSelectionPolicy> pair_policy_;
+  std::shared_ptr<sdk::Optimizer> optimizer_;
+  std::shared_ptr<sdk::Evaluator> evaluator_;
+};
+
+/// Calls `evaluator` and checks what it returns: every metric named and finite. Errors name
+/// `where` ("evaluator 'testbed' at iteration 2"); a failure inside evaluate() is reported by the
+/// guard of a guarded evaluator (its ConfigError stays a ConfigError); sdk::Interrupted passes.
+std::map<std::string, double> evaluate_checked(sdk::Evaluator& evaluator,
+                                               const sdk::EvaluationRequest& request,
+                                               const std::string& where);
+
+}  // namespace mr::core

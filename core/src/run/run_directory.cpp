@@ -1,0 +1,119 @@
+// The run directory's layout and the structural config diff (run_directory.hpp).
+#include "metareward/core/run/run_directory.hpp"
+
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+#include <toml++/toml.h>
+
+namespace mr::core {
+
+namespace fs = std::filesystem;
+
+fs::path RunDirectory::iteration(int t) const { return root_ / ("iter_" + std::to_string(t)); }
+
+fs::path RunDirectory::metrics(int t) const {
+  return t == 0 ? iteration(0) / kEval / kMetrics : iteration(t) / kMetrics;
+}
+
+bool RunDirectory::holds_run() const {
+  std::error_code ec;
+  return fs::exists(config_record(), ec);
+}
+
+bool RunDirectory::complete(int t) const {
+  std::error_code ec;
+  return fs::exists(metrics(t), ec);
+}
+
+int RunDirectory::first_incomplete(int iterations) const {
+  int t = 1;
+  while (t <= iterations && complete(t)) ++t;
+  return t;
+}
+
+std::map<int, fs::path> RunDirectory::iteration_dirs(bool with_seed) const {
+  std::map<int, fs::path> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    if (!entry.is_directory(ec)) continue;
+    const auto t = iteration_number(entry.path().filename().string());
+    if (t && (*t > 0 || with_seed)) out[*t] = entry.path();
+  }
+  return out;
+}
+
+std::optional<int> RunDirectory::iteration_number(const std::string& name) {
+  if (name.rfind("iter_", 0) != 0) return std::nullopt;
+  const std::string digits = name.substr(5);
+  if (digits.empty() || digits.size() > 6 || (digits[0] == '0' && digits.size() > 1))
+    return std::nullopt;
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return std::stoi(digits);
+}
+
+namespace {
+
+/// One leaf of a config: the table it sits in and its "key = value" text.
+struct Leaf {
+  std::string table;
+  std::string line;
+};
+
+std::string value_text(const toml::node& node) {
+  std::ostringstream out;
+  node.visit([&](const auto& v) { out << v; });
+  return out.str();
+}
+
+/// Every value of `table` by its full dotted path; sub-tables recurse (arrays, arrays of tables
+/// included, are one value).
+void flatten(const toml::table& table, const std::string& path, std::map<std::string, Leaf>& out) {
+  for (const auto& [key, node] : table) {
+    const std::string name(key.str());
+    const std::string full = path.empty() ? name : path + "." + name;
+    if (const toml::table* sub = node.as_table()) {
+      flatten(*sub, full, out);
+      continue;
+    }
+    out[full] = {path, name + " = " + value_text(node)};
+  }
+}
+
+std::map<std::string, Leaf> leaves(const std::string& text) {
+  std::map<std::string, Leaf> out;
+  try {
+    flatten(toml::parse(text), "", out);
+  } catch (const toml::parse_error&) {
+    out["(not valid TOML)"] = {"", text};
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string config_diff(const std::string& recorded, const std::string& current) {
+  const auto a = leaves(recorded), b = leaves(current);
+  std::map<std::string, std::vector<std::string>> by_table;
+  for (const auto& [path, leaf] : a) {
+    auto it = b.find(path);
+    if (it == b.end()) {
+      by_table[leaf.table].push_back("- " + leaf.line);
+    } else if (it->second.line != leaf.line) {
+      by_table[leaf.table].push_back("- " + leaf.line);
+      by_table[leaf.table].push_back("+ " + it->second.line);
+    }
+  }
+  for (const auto& [path, leaf] : b)
+    if (!a.count(path)) by_table[leaf.table].push_back("+ " + leaf.line);
+  std::string out;
+  for (const auto& [table, lines] : by_table) {
+    out += (table.empty() ? std::string("(top level)") : "[" + table + "]") + "\n";
+    for (const auto& l : lines) out += "  " + l + "\n";
+  }
+  return out;
+}
+
+}  // namespace mr::core

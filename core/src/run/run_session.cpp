@@ -1,0 +1,119 @@
+// The plugin objects of a config in their roles (run_session.hpp).
+#include "metareward/core/run/run_session.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "metareward/sdk/error.hpp"
+
+namespace mr::core {
+
+namespace fs = std::filesystem;
+
+std::uint64_t stage_seed(std::uint64_t run_seed, int iteration, int stage) {
+  return sdk::derive_seed(sdk::derive_seed(run_seed, 0x6974657200000000ULL + iteration),
+                          static_cast<std::uint64_t>(stage));
+}
+
+RunSession::RunSession(const PluginRegistry& registry,
+                       const ResolvedConfig& config,
+                       fs::path run_dir)
+    : registry_(registry), config_(config), run_dir_(std::move(run_dir)) {
+  const sdk::Config& run = config.section("run");
+  seed_ = static_cast<std::uint64_t>(run.get_int("seed"));
+  const auto threads = run.get_int("threads");
+  threads_ = threads > 0 ? static_cast<int>(threads)
+                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const sdk::Config& roles = config.section("roles");
+  actor_ = roles.get_string("actor");
+  judge_ = roles.get_string("judge");
+  meta_judge_ = roles.get_string("meta_judge");
+}
+
+template <class Interface>
+std::shared_ptr<Interface> RunSession::make(const std::string& section) {
+  const std::string& name = config_.plugin_of.at(section);
+  const RegisteredPlugin* plugin = registry_.find(name);
+  if (plugin == nullptr)
+    throw sdk::PluginError("plugin '" + name + "' for [" + section + "] is not loaded");
+  auto object = create_configured_plugin<Interface>(registry_, config_, section, seed_, run_dir_,
+                                                    threads_);
+  return guard_plugin(std::move(object), *plugin, context_);
+}
+
+void RunSession::create_text_plugins(bool with_optimizer) {
+  if (!rubric_) rubric_ = make<sdk::JudgeRubric>("judge_rubric");
+  if (!meta_) meta_ = make<sdk::MetaJudgeStrategy>("meta_judge");
+  if (!pair_policy_) pair_policy_ = make<sdk::PairSelectionPolicy>("pair_selection");
+  if (with_optimizer && !optimizer_) optimizer_ = make<sdk::Optimizer>("optimizer");
+  if (!evaluator_ && config_.plugin_of.count("evaluation"))
+    evaluator_ = make<sdk::Evaluator>("evaluation");
+}
+
+void RunSession::create_models() {
+  for (const std::string& name : {actor_, judge_, meta_judge_}) {
+    if (models_.count(name)) continue;
+    const std::string section = "models." + name;
+    if (!config_.plugin_of.count(section))
+      throw sdk::ConfigError(config_.file.string() + ": [roles] names model '" + name +
+                             "' but there is no [" + section + "] table");
+    spdlog::info("loading model '{}' ([{}], plugin '{}')", name, section,
+                 config_.plugin_of.at(section));
+    models_[name] = make<sdk::ModelBackend>(section);
+  }
+}
+
+sdk::ModelBackend& RunSession::model(const std::string& name) const {
+  auto it = models_.find(name);
+  if (it == models_.end())
+    throw sdk::PluginError("model '" + name + "' is not loaded (RunSession::create_models)");
+  return *it->second;
+}
+
+sdk::IterationInfo RunSession::info(int t, StageCode stage) const {
+  return {t, config_.iterations, stage_seed(seed_, t, static_cast<int>(stage))};
+}
+
+std::map<std::string, double> RunSession::evaluate(int t,
+                                                   const fs::path& out_dir,
+                                                   std::function<bool()> stop_requested) {
+  if (!evaluator_) throw sdk::ConfigError("no [evaluation] table: nothing evaluates the models");
+  sdk::EvaluationRequest request;
+  request.info = info(t, StageCode::Evaluation);
+  request.actor = &actor();
+  request.judge = &judge();
+  request.meta_judge = &meta_judge();
+  request.rubric = rubric_.get();
+  request.meta = meta_.get();
+  request.output_dir = out_dir;
+  request.stop_requested = stop_requested ? std::move(stop_requested) : [] { return false; };
+  set_stage("evaluation, iteration " + std::to_string(t));
+  const std::string where =
+      "evaluator '" + config_.plugin_of.at("evaluation") + "' at iteration " + std::to_string(t);
+  return evaluate_checked(*evaluator_, request, where);
+}
+
+std::map<std::string, double> evaluate_checked(sdk::Evaluator& evaluator,
+                                               const sdk::EvaluationRequest& request,
+                                               const std::string& where) {
+  sdk::EvaluationResult result;
+  try {
+    result = evaluator.evaluate(request);
+  } catch (const sdk::Error&) {
+    throw;  // Already named by the guard (or the host's own error).
+  } catch (const std::exception& e) {
+    throw sdk::PluginError(where + " failed: " + e.what());
+  }
+  for (const auto& [key, value] : result.metrics) {
+    if (key.empty()) throw sdk::PluginError(where + " reported a metric with an empty name");
+    if (!std::isfinite(value))
+      throw sdk::PluginError(where + " reported a non-finite value for '" + key + "' (" +
+                             std::to_string(value) + "); values must be finite");
+  }
+  return result.metrics;
+}
+
+}  // namespace mr::core

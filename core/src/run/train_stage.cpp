@@ -1,0 +1,132 @@
+// The train stage of one iteration (stages.hpp): the optimizer on the pooled actor and judge
+// pairs, its per-step metrics recorded durably, or a copy of the previous model without pairs.
+#include <chrono>
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "metareward/core/artifact_io.hpp"
+#include "metareward/core/run/artifact_rows.hpp"
+#include "metareward/sdk/error.hpp"
+#include "stages.hpp"
+
+namespace mr::core {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// M_t = M_{t-1} when the iteration has no pairs.
+void copy_previous_model(const StageContext& ctx, const fs::path& model_dir) {
+  const int t = ctx.t;
+  const fs::path from =
+      t > 1 ? ctx.dir.file(t - 1, RunDirectory::kModel)
+            : fs::path(ctx.session.config()
+                           .section("models." + ctx.session.actor_name())
+                           .get_string("path"));
+  const fs::path tmp = model_dir.string() + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::copy(from, tmp, fs::copy_options::recursive, ec);
+  if (ec)
+    throw sdk::DataError("cannot copy the model '" + from.string() + "' to '" + tmp.string() +
+                         "': " + ec.message());
+  fs::rename(tmp, model_dir, ec);
+  if (ec) throw sdk::DataError("cannot rename '" + tmp.string() + "': " + ec.message());
+}
+
+/// The optimizer on `pairs`, streaming each step's metrics to train_metrics.jsonl.partial.
+void run_optimizer(const StageContext& ctx,
+                   const std::vector<sdk::PreferencePair>& pairs,
+                   const fs::path& model_dir,
+                   const fs::path& metrics_file) {
+  const std::string& actor = ctx.session.actor_name();
+  sdk::TrainableModel* trainable = ctx.session.actor().trainable();
+  if (trainable == nullptr)
+    throw sdk::BackendError("model '" + actor + "' (plugin '" +
+                            ctx.session.config().plugin_of.at("models." + actor) +
+                            "') cannot train: its backend has no trainable view");
+  // Steps recorded before an interruption stay in the partial file; a step repeated after
+  // resuming appends a new row, and finalize_train_metrics() keeps the last row per step.
+  const fs::path partial = metrics_file.string() + ".partial";
+  std::FILE* out = std::fopen(partial.c_str(), "ab");
+  if (out == nullptr)
+    throw sdk::DataError("cannot open '" + partial.string() + "' for appending");
+  double tokens_per_s_sum = 0;
+  std::int64_t tokens_per_s_n = 0;
+  sdk::TrainingJob job;
+  job.info = ctx.session.info(ctx.t, StageCode::Train);
+  job.output_dir = model_dir;
+  job.state_dir = ctx.dir.file(ctx.t, RunDirectory::kTrainState);
+  job.on_step = [&](const sdk::StepMetrics& m) {
+    json row = {{"step", m.step}};
+    for (const auto& [k, v] : m.values) {
+      if (k == "tokens_per_s") {  // Wall-clock: kept out of the deterministic record.
+        tokens_per_s_sum += v;
+        ++tokens_per_s_n;
+        continue;
+      }
+      row[k] = v;
+    }
+    const std::string line = row.dump();
+    std::fputs((line + "\n").c_str(), out);
+    std::fflush(out);
+  };
+  job.stop_requested = ctx.stop_requested;
+  try {
+    const sdk::TrainingSummary summary = ctx.session.optimizer().train(*trainable, pairs, job);
+    (void)summary;
+  } catch (...) {
+    std::fclose(out);
+    throw;
+  }
+  std::fclose(out);
+  rows::finalize_train_metrics(partial, metrics_file);
+  if (tokens_per_s_n > 0)
+    ctx.timings["throughput"]["train_tokens_per_s"] = tokens_per_s_sum / tokens_per_s_n;
+}
+
+}  // namespace
+
+json run_train_stage(const StageContext& ctx,
+                     const std::vector<sdk::PreferencePair>& actor_pairs,
+                     const std::vector<sdk::PreferencePair>& judge_pairs) {
+  ctx.enter("train");
+  const int t = ctx.t;
+  const fs::path model_dir = ctx.dir.file(t, RunDirectory::kModel);
+  const fs::path metrics_file = ctx.dir.file(t, RunDirectory::kTrainMetrics);
+  std::vector<sdk::PreferencePair> pairs = actor_pairs;
+  pairs.insert(pairs.end(), judge_pairs.begin(), judge_pairs.end());
+  json training = {{"pairs", pairs.size()},
+                   {"actor_pairs", actor_pairs.size()},
+                   {"judge_pairs", judge_pairs.size()}};
+  const auto start = Clock::now();
+  const fs::path partial = metrics_file.string() + ".partial";
+  if (fs::exists(model_dir) && fs::exists(partial))
+    rows::finalize_train_metrics(partial, metrics_file);  // Crashed after saving the model.
+  if (!fs::exists(model_dir)) {
+    if (pairs.empty()) {
+      spdlog::warn("iter {}: no preference pairs; M_{} is a copy of M_{}", t, t, t - 1);
+      copy_previous_model(ctx, model_dir);
+      write_file_atomic(metrics_file, "");
+    } else {
+      run_optimizer(ctx, pairs, model_dir, metrics_file);
+    }
+  }
+  ctx.timings["stages"]["train"] = std::chrono::duration<double>(Clock::now() - start).count();
+  // Summary from the recorded steps, so a resumed run reports the same numbers.
+  std::int64_t steps = 0;
+  json last = json::object();
+  if (fs::exists(metrics_file))
+    for (const json& row : rows::read_artifact(metrics_file)) {
+      ++steps;
+      last = row;
+    }
+  training["steps"] = steps;
+  training["final"] = last;
+  return training;
+}
+
+}  // namespace mr::core
