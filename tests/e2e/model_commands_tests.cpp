@@ -134,4 +134,39 @@ TEST_CASE("model commands: bad input gives clear errors", "[e2e][model]") {
   CHECK(no_model.exit_code == 2);
   CHECK_THAT(no_model.err, Catch::Contains("--model is required"));
 }
+
+TEST_CASE("model commands: init-model and tokenize parse their options like the host",
+          "[e2e][model]") {
+  ScratchDir dir("init_usage");
+  const std::string out = (dir.path() / "m").string();
+  SECTION("--help prints the options and exits 0, before or after the command") {
+    for (const auto& args : {std::vector<std::string>{"init-model", "--help"},
+                             std::vector<std::string>{"--help", "init-model"}}) {
+      const CliResult r = run_cli(args);
+      INFO(args[0] << " " << args[1] << "\n" << r.err);
+      CHECK(r.exit_code == 0);
+      CHECK_THAT(r.out, Catch::Contains("usage: metareward init-model") &&
+                            Catch::Contains("--config CONFIG.json") &&
+                            Catch::Contains("--dtype TYPE"));
+    }
+    const CliResult t = run_cli({"tokenize", "--help"});
+    CHECK(t.exit_code == 0);
+    CHECK_THAT(t.out, Catch::Contains("--tokenizer DIR"));
+  }
+  SECTION("usage errors exit 2 with the message naming the flag, then the usage") {
+    const CliResult dtype =
+        run_cli({"init-model", "--config", "c.json", "--out", out, "--dtype=int8"});
+    CHECK(dtype.exit_code == 2);
+    CHECK_THAT(dtype.err,
+               Catch::StartsWith("init-model: --dtype must be float32 or bfloat16, got 'int8'") &&
+                   Catch::Contains("usage: metareward init-model"));
+    const CliResult unknown = run_cli({"init-model", "--config", "c.json", "--frob", "1"});
+    CHECK(unknown.exit_code == 2);
+    CHECK_THAT(unknown.err, Catch::StartsWith("init-model: unrecognised option '--frob'"));
+    const CliResult missing = run_cli({"tokenize"});
+    CHECK(missing.exit_code == 2);
+    CHECK_THAT(missing.err, Catch::StartsWith("tokenize: --tokenizer DIR is required"));
+    CHECK_FALSE(fs::exists(out));
+  }
+}
 #endif

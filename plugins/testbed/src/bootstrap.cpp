@@ -6,9 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <type_traits>
 
-#include "cli_flags.hpp"
+#include "cli_options.hpp"
 #include "metareward/sdk/error.hpp"
 #include "metareward/testbed/commands.hpp"
 
@@ -34,32 +33,25 @@ std::string joined(const std::vector<std::string>& args) {
   return s;
 }
 
-using BFlag = cli::Flag<BootstrapOptions>;
-
-/// A flag setting an integer field reached through `field`, within [lo, hi].
-template <class Get>
-BFlag int_flag(std::string name,
-               std::string value_name,
-               std::string help,
-               Get field,
-               std::int64_t lo,
-               std::int64_t hi) {
-  return {std::move(name), std::move(value_name), std::move(help),
-          [field, lo, hi](BootstrapOptions& o, const std::string& f, const std::string& v) {
-            using Field = std::remove_reference_t<decltype(field(o))>;
-            field(o) = static_cast<Field>(cli::parse_int_in(f, v, lo, hi));
-          }};
+/// A parser of an integer in [lo, hi], for OptionTable::value.
+auto int_in(std::int64_t lo, std::int64_t hi) {
+  return [lo, hi](const std::string& flag, const std::string& text) {
+    return cli::parse_int_in(flag, text, lo, hi);
+  };
 }
 
-/// A flag setting a positive float field reached through `field`.
-template <class Get>
-BFlag positive_flag(std::string name, std::string help, Get field) {
-  return {std::move(name), "X", std::move(help),
-          [field](BootstrapOptions& o, const std::string& f, const std::string& v) {
-            const double x = cli::parse_double(f, v);
-            if (!(x > 0.0)) throw UsageError(f + " must be > 0, got " + v);
-            field(o) = x;
-          }};
+/// A parser of a number > 0.
+double parse_positive(const std::string& flag, const std::string& text) {
+  const double x = cli::parse_double(flag, text);
+  if (!(x > 0.0)) throw UsageError(flag + " must be > 0, got " + text);
+  return x;
+}
+
+/// Accepts `KEY=VALUE` with a non-empty key and value.
+void check_key_value(const std::string& flag, const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+    throw UsageError(flag + " expects KEY=VALUE, got '" + text + "'");
 }
 
 std::string both(std::int64_t tiny, std::int64_t small) {
@@ -69,104 +61,63 @@ std::string both(double tiny, double small) {
   return "[tiny " + cli::fmt(tiny) + ", small " + cli::fmt(small) + "]";
 }
 
-const std::vector<BFlag>& bootstrap_flags() {
-  static const std::vector<BFlag> table = [] {
-    const BootstrapOptions t = BootstrapOptions::preset("tiny");
-    const BootstrapOptions s = BootstrapOptions::preset("small");
-    std::vector<BFlag> f;
-    f.push_back({"out", "DIR", "output directory (required)",
-                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
-                   if (v.empty()) throw UsageError(flag + " needs a non-empty directory");
-                   o.out = v;
-                 }});
-    f.push_back({"size", "NAME", "preset: tiny (tests, seconds) or small (the demo) [small]",
-                 [](BootstrapOptions&, const std::string&, const std::string&) {
-                   // Applied before the other flags (parse_bootstrap_args).
-                 }});
-    f.push_back({"seed", "S", "seed of the data, the initial weights and SFT [1]",
-                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
-                   o.seed = cli::parse_uint(flag, v);
-                   o.data.seed = o.seed;
-                 }});
-    // Model shape.
-    f.push_back(int_flag(
-        "hidden-size", "N", "model width " + both(t.model.hidden_size, s.model.hidden_size),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.model.hidden_size; }, 2, 65536));
-    f.push_back(int_flag(
-        "intermediate-size", "N",
-        "MLP width " + both(t.model.intermediate_size, s.model.intermediate_size),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.model.intermediate_size; }, 1, 262144));
-    f.push_back(int_flag(
-        "layers", "N", "transformer layers " + both(t.model.layers, s.model.layers),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.model.layers; }, 1, 256));
-    f.push_back(int_flag(
-        "heads", "N", "attention heads " + both(t.model.heads, s.model.heads),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.model.heads; }, 1, 1024));
-    f.push_back(int_flag(
-        "kv-heads", "N",
-        "key/value heads (divides --heads) " + both(t.model.kv_heads, s.model.kv_heads),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.model.kv_heads; }, 1, 1024));
-    f.push_back(int_flag(
-        "context", "N",
-        "max_position_embeddings, in bytes " + both(t.model.context, s.model.context),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.model.context; }, 8, 1 << 20));
-    // SFT.
-    f.push_back(int_flag(
-        "epochs", "N", "SFT epochs " + both(t.sft.epochs, s.sft.epochs),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.epochs; }, 1, 1000));
-    f.push_back(int_flag(
-        "judge-warmup-epochs", "N",
-        "judge warm-up: epochs on the judge rows alone, first (0 = none) " +
-            both(t.sft.judge_warmup_epochs, s.sft.judge_warmup_epochs),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.judge_warmup_epochs; }, 0, 1000));
-    f.push_back(positive_flag(
-        "judge-warmup-lr",
-        "judge warm-up peak learning rate " +
-            both(t.sft.judge_warmup_learning_rate, s.sft.judge_warmup_learning_rate),
-        [](BootstrapOptions& o) -> double& { return o.sft.judge_warmup_learning_rate; }));
-    f.push_back(positive_flag(
-        "lr", "SFT peak learning rate " + both(t.sft.learning_rate, s.sft.learning_rate),
-        [](BootstrapOptions& o) -> double& { return o.sft.learning_rate; }));
-    f.push_back(int_flag(
-        "batch-size", "N", "SFT examples per step " + both(t.sft.batch_size, s.sft.batch_size),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.batch_size; }, 1, 1 << 20));
-    f.push_back(int_flag(
-        "max-length", "N", "SFT tokens per example " + both(t.sft.max_length, s.sft.max_length),
-        [](BootstrapOptions& o) -> std::int64_t& { return o.sft.max_length; }, 8, 1 << 20));
-    f.push_back({"warmup-ratio", "X",
-                 "SFT warm-up share of the steps " + both(t.sft.warmup_ratio, s.sft.warmup_ratio),
-                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
-                   o.sft.warmup_ratio = cli::parse_probability(flag, v);
-                 }});
-    f.push_back({"sft-set", "KEY=VALUE",
-                 "any other sft optimizer key, e.g. weight_decay=0.01 (repeatable)",
-                 [](BootstrapOptions& o, const std::string& flag, const std::string& v) {
-                   const auto eq = v.find('=');
-                   if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
-                     throw UsageError(flag + " expects KEY=VALUE, got '" + v + "'");
-                   o.sft.extra.push_back(v);
-                 },
-                 true});
-    f.push_back(int_flag(
-        "threads", "N", "SFT threads (0 = all cores) [0]",
-        [](BootstrapOptions& o) -> int& { return o.threads; }, 0, 4096));
-    f.push_back(
-        {"force", "", "replace an earlier bootstrap in DIR",
-         [](BootstrapOptions& o, const std::string&, const std::string&) { o.force = true; }});
-    // Data (the `testbed data` flags, sizes from the preset).
-    auto data = cli::dataset_flags<BootstrapOptions>(
-        [](BootstrapOptions& o) -> DatasetOptions& { return o.data; }, false);
-    for (auto& d : data) {
-      if (d.name == "sft-examples")
-        d.help = "rows of sft.jsonl " + both(t.data.sft_examples, s.data.sft_examples);
-      if (d.name == "train-prompts")
-        d.help = "rows of train_prompts.jsonl " + both(t.data.train_prompts, s.data.train_prompts);
-      if (d.name == "eval-prompts")
-        d.help = "rows of eval_prompts.jsonl " + both(t.data.eval_prompts, s.data.eval_prompts);
-      f.push_back(std::move(d));
-    }
-    return f;
-  }();
+/// The options of `testbed bootstrap`, stored into `o` (--size is read by parse_bootstrap_args
+/// before the others). The help shows the defaults of both presets.
+cli::OptionTable bootstrap_options(BootstrapOptions& o) {
+  const BootstrapOptions t = BootstrapOptions::preset("tiny");
+  const BootstrapOptions s = BootstrapOptions::preset("small");
+  cli::OptionTable table("Options [defaults]");
+  table.value("out", "DIR", "output directory (required)", o.out, cli::parse_dir)
+      .text("size", "NAME", "preset: tiny (tests, seconds) or small (the demo) [small]")
+      .value("seed", "S", "seed of the data, the initial weights and SFT [1]", o.seed,
+             cli::parse_uint)
+      // Model shape.
+      .value("hidden-size", "N", "model width " + both(t.model.hidden_size, s.model.hidden_size),
+             o.model.hidden_size, int_in(2, 65536))
+      .value("intermediate-size", "N",
+             "MLP width " + both(t.model.intermediate_size, s.model.intermediate_size),
+             o.model.intermediate_size, int_in(1, 262144))
+      .value("layers", "N", "transformer layers " + both(t.model.layers, s.model.layers),
+             o.model.layers, int_in(1, 256))
+      .value("heads", "N", "attention heads " + both(t.model.heads, s.model.heads), o.model.heads,
+             int_in(1, 1024))
+      .value("kv-heads", "N",
+             "key/value heads (divides --heads) " + both(t.model.kv_heads, s.model.kv_heads),
+             o.model.kv_heads, int_in(1, 1024))
+      .value("context", "N",
+             "max_position_embeddings, in bytes " + both(t.model.context, s.model.context),
+             o.model.context, int_in(8, 1 << 20))
+      // SFT.
+      .value("epochs", "N", "SFT epochs " + both(t.sft.epochs, s.sft.epochs), o.sft.epochs,
+             int_in(1, 1000))
+      .value("judge-warmup-epochs", "N",
+             "judge warm-up: epochs on the judge rows alone, first (0 = none) " +
+                 both(t.sft.judge_warmup_epochs, s.sft.judge_warmup_epochs),
+             o.sft.judge_warmup_epochs, int_in(0, 1000))
+      .value("judge-warmup-lr", "X",
+             "judge warm-up peak learning rate " +
+                 both(t.sft.judge_warmup_learning_rate, s.sft.judge_warmup_learning_rate),
+             o.sft.judge_warmup_learning_rate, parse_positive)
+      .value("lr", "X", "SFT peak learning rate " + both(t.sft.learning_rate, s.sft.learning_rate),
+             o.sft.learning_rate, parse_positive)
+      .value("batch-size", "N", "SFT examples per step " + both(t.sft.batch_size, s.sft.batch_size),
+             o.sft.batch_size, int_in(1, 1 << 20))
+      .value("max-length", "N",
+             "SFT tokens per example " + both(t.sft.max_length, s.sft.max_length), o.sft.max_length,
+             int_in(8, 1 << 20))
+      .value("warmup-ratio", "X",
+             "SFT warm-up share of the steps " + both(t.sft.warmup_ratio, s.sft.warmup_ratio),
+             o.sft.warmup_ratio, cli::parse_probability)
+      .values("sft-set", "KEY=VALUE",
+              "any other sft optimizer key, e.g. weight_decay=0.01 (repeatable)", o.sft.extra,
+              check_key_value)
+      .value("threads", "N", "SFT threads (0 = all cores) [0]", o.threads, int_in(0, 4096))
+      .flag("force", "replace an earlier bootstrap in DIR", o.force);
+  // Data (the `testbed data` options, sizes from the preset).
+  cli::add_dataset_options(table, o.data, false,
+                           {both(t.data.sft_examples, s.data.sft_examples),
+                            both(t.data.train_prompts, s.data.train_prompts),
+                            both(t.data.eval_prompts, s.data.eval_prompts)});
   return table;
 }
 
@@ -295,30 +246,30 @@ BootstrapPlan plan_bootstrap(const BootstrapOptions& options) {
 }
 
 bool parse_bootstrap_args(const std::vector<std::string>& args, BootstrapOptions& options) {
-  // The preset first, so that every explicit flag overrides it whatever the order.
-  std::string size = "small";
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") return false;
-    if (args[i] == "--size" && i + 1 < args.size()) size = args[i + 1];
-    if (args[i].rfind("--size=", 0) == 0) size = args[i].substr(7);
-  }
-  options = BootstrapOptions::preset(size);
-  if (!cli::apply_flags(args, bootstrap_flags(), options)) return false;
+  // The preset first (between parsing and storing), so that every explicit option overrides it
+  // whatever the order.
+  const bool run =
+      cli::parse_options(args, bootstrap_options(options), [&](const cli::po::variables_map& vm) {
+        options =
+            BootstrapOptions::preset(vm.count("size") ? vm["size"].as<std::string>() : "small");
+      });
+  if (!run) return false;
   options.data.seed = options.seed;
   options.validate();
   return true;
 }
 
 std::string bootstrap_usage() {
+  BootstrapOptions defaults;
   return "usage: metareward testbed bootstrap --out DIR [--size tiny|small] [--seed S] "
          "[options]\n"
          "  Makes the testbed's seed model from scratch: the dataset (DIR/data), a small\n"
          "  Llama-shaped config with a byte-level vocabulary (DIR/model_config.json), a random\n"
          "  checkpoint (`metareward init-model` -> DIR/init_model), SFT on DIR/data/sft.jsonl\n"
          "  (`metareward sft` -> DIR/seed_model, metrics in DIR/sft_metrics.jsonl) and\n"
-         "  DIR/bootstrap.json, written last. --size picks the defaults; any flag overrides them.\n"
-         "Options [defaults]:\n" +
-         cli::flag_lines(bootstrap_flags());
+         "  DIR/bootstrap.json, written last. --size picks the defaults; any flag overrides "
+         "them.\n" +
+         cli::option_lines(bootstrap_options(defaults));
 }
 
 int run_bootstrap(const BootstrapOptions& options,

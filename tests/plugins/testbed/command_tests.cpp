@@ -1,12 +1,13 @@
 // `metareward testbed data` (and its alias `testbed-data`) end to end: the built binary with the
 // mr_testbed plugin writes the files (identical to the library's output, reproducible), and
-// reports usage errors clearly; `metareward testbed` dispatches its subcommands.
+// reports usage errors clearly; the host dispatches the subcommands of `metareward testbed`.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli_runner.hpp"
+#include "metareward/testbed/commands.hpp"
 #include "metareward/testbed/dataset.hpp"
 
 namespace fs = std::filesystem;
@@ -116,10 +117,12 @@ TEST_CASE("testbed-data: usage errors exit 2 with a clear message", "[testbed][c
       {{"--out", out, "--seed", "-1"}, "--seed expects a non-negative integer, got '-1'"},
       {{"--out", out, "--sft-examples", "12x"}, "--sft-examples expects a non-negative integer"},
       {{"--out", out, "--eval-prompts", "99999999"}, "--eval-prompts must be at most 10000000"},
-      {{"--out", out, "--bogus", "1"}, "unknown option '--bogus'"},
+      {{"--out", out, "--bogus", "1"}, "unrecognised option '--bogus'"},
+      {{"--out", out, "--p-cor", "0.5"}, "unrecognised option '--p-cor'"},  // no abbreviations
       {{"--out", out, "extra"}, "unexpected argument 'extra'"},
-      {{"--out"}, "--out needs a value"},
-      {{"--out", out, "--seed", "1", "--seed", "2"}, "--seed is given more than once"},
+      {{"--out"}, "the required argument for option '--out' is missing"},
+      {{"--out", out, "--seed", "1", "--seed", "2"},
+       "option '--seed' cannot be specified more than once"},
       {{"--out", out, "--judge-share", "0.8", "--meta-share", "0.3"},
        "--judge-share + --meta-share must be at most 1"},
   };
@@ -145,24 +148,65 @@ TEST_CASE("testbed-data: usage errors exit 2 with a clear message", "[testbed][c
   }
 }
 
-TEST_CASE("testbed: the command dispatches its subcommands", "[testbed][command]") {
+TEST_CASE("testbed: the host dispatches the subcommands of the command table",
+          "[testbed][command]") {
   auto testbed = [](const std::vector<std::string>& args) {
     std::vector<std::string> all = {"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed"};
     all.insert(all.end(), args.begin(), args.end());
     return run_cli(all);
   };
-  SECTION("--help lists the subcommands") {
+  // The host's usage of the group: both subcommands, one line each.
+  auto check_lists_subcommands = [](const std::string& text) {
+    CHECK_THAT(text, Catch::Contains("Usage: metareward testbed SUBCOMMAND") &&
+                         Catch::Contains("\n  data ") && Catch::Contains("\n  bootstrap "));
+  };
+  SECTION("--help lists the subcommands with their summaries") {
     const CliResult r = testbed({"--help"});
     CHECK(r.exit_code == 0);
-    CHECK_THAT(r.out, Catch::Contains("data") && Catch::Contains("bootstrap"));
+    check_lists_subcommands(r.out);
+    CHECK_THAT(r.out, Catch::Contains("Write the bootstrap dataset") &&
+                          Catch::Contains("Make the seed model from scratch"));
+    CHECK(r.err.empty());
   }
-  SECTION("no subcommand, or an unknown one, is a usage error") {
+  SECTION("no subcommand is a usage error listing data and bootstrap") {
     const CliResult none = testbed({});
     CHECK(none.exit_code == 2);
-    CHECK_THAT(none.err, Catch::Contains("a subcommand is required"));
-    const CliResult bogus = testbed({"bogus"});
-    CHECK(bogus.exit_code == 2);
-    CHECK_THAT(bogus.err, Catch::Contains("unknown subcommand 'bogus'"));
+    CHECK_THAT(none.err, Catch::Contains("error: 'testbed' needs a subcommand"));
+    check_lists_subcommands(none.err);
+    CHECK(none.out.empty());
+  }
+  SECTION("an unknown subcommand is a usage error") {
+    const CliResult nope = testbed({"nope"});
+    CHECK(nope.exit_code == 2);
+    CHECK_THAT(nope.err, Catch::Contains("error: unknown subcommand 'testbed nope'"));
+    check_lists_subcommands(nope.err);
+  }
+  SECTION("a value out of range is a usage error naming the flag; nothing is written") {
+    ScratchDir scratch("testbed_range");
+    const fs::path out = scratch.path() / "x";
+    const CliResult r = testbed({"data", "--p-correct", "1.5", "--out", out.string()});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err,
+               Catch::Contains("metareward testbed data: --p-correct must be in [0, 1], got 1.5") &&
+                   Catch::Contains("usage: metareward testbed data"));
+    CHECK(r.out.empty());
+    CHECK_FALSE(fs::exists(out));
+    const CliResult eq = testbed({"data", "--out=" + out.string(), "--p-correct=1.5"});
+    CHECK(eq.exit_code == 2);
+    CHECK_THAT(eq.err, Catch::Contains("--p-correct must be in [0, 1], got 1.5"));
+  }
+  SECTION("`testbed data --help` prints its options with the defaults") {
+    for (const auto& args :
+         {std::vector<std::string>{"data", "--help"}, std::vector<std::string>{"--help", "data"},
+          std::vector<std::string>{"data", "-h"}}) {
+      const CliResult r = testbed(args);
+      INFO(args[0] << " " << args[1]);
+      CHECK(r.exit_code == 0);
+      CHECK_THAT(r.out, Catch::Contains("usage: metareward testbed data --out DIR") &&
+                            Catch::Contains("--out DIR") && Catch::Contains("--p-correct X") &&
+                            Catch::Contains("[0.6]") && Catch::Contains("--meta-flip X"));
+      CHECK(r.err.empty());
+    }
   }
   SECTION("subcommand usage errors name the subcommand") {
     const CliResult r = testbed({"data", "--seed", "x"});
@@ -173,8 +217,41 @@ TEST_CASE("testbed: the command dispatches its subcommands", "[testbed][command]
     CHECK(b.exit_code == 2);
     CHECK_THAT(b.err, Catch::Contains("--out DIR is required") &&
                           Catch::Contains("usage: metareward testbed bootstrap"));
+    const CliResult u = testbed({"bootstrap", "--out", "d", "--frob"});
+    CHECK(u.exit_code == 2);
+    CHECK_THAT(u.err,
+               Catch::Contains("metareward testbed bootstrap: unrecognised option '--frob'"));
     const CliResult h = testbed({"bootstrap", "--help"});
     CHECK(h.exit_code == 0);
-    CHECK_THAT(h.out, Catch::Contains("--epochs N"));
+    CHECK_THAT(h.out, Catch::Contains("--epochs N") && Catch::Contains("[tiny 1, small 4]"));
   }
+}
+
+TEST_CASE("testbed: registration gives the command group and the alias", "[testbed][command]") {
+  class Collector : public mr::sdk::Registrar {
+   public:
+    void add(mr::sdk::PluginDescriptor d) override { plugins.push_back(std::move(d)); }
+    void add_command(mr::sdk::CommandDescriptor c) override { commands.push_back(std::move(c)); }
+    std::vector<mr::sdk::PluginDescriptor> plugins;
+    std::vector<mr::sdk::CommandDescriptor> commands;
+  } c;
+  tb::register_testbed_plugins(c);
+  REQUIRE(c.plugins.size() == 1);
+  CHECK(c.plugins[0].name == "testbed");
+  CHECK(c.plugins[0].kind() == mr::sdk::PluginKind::Evaluator);
+  REQUIRE(c.commands.size() == 2);
+  const auto& group = c.commands[0];
+  CHECK(group.name == "testbed");
+  CHECK_FALSE(group.run);  // Only groups: the host dispatches.
+  REQUIRE(group.subcommands.size() == 2);
+  CHECK(group.subcommands[0].name == "data");
+  CHECK(group.subcommands[1].name == "bootstrap");
+  for (const auto& sub : group.subcommands) {
+    CHECK(sub.run);
+    CHECK_FALSE(sub.summary.empty());
+    CHECK(sub.subcommands.empty());
+  }
+  CHECK(c.commands[1].name == "testbed-data");
+  CHECK(c.commands[1].run);
+  CHECK(c.commands[1].subcommands.empty());
 }

@@ -21,10 +21,13 @@ using mr::test::BackendTempDir;
 
 namespace {
 
-int run_init(const std::vector<std::string>& args, std::string* err_text = nullptr) {
+int run_init(const std::vector<std::string>& args,
+             std::string* err_text = nullptr,
+             std::string* out_text = nullptr) {
   std::ostringstream out, err;
   const int rc = tbp::init_model_command(args, out, err);
   if (err_text) *err_text = err.str();
+  if (out_text) *out_text = out.str();
   return rc;
 }
 
@@ -48,6 +51,10 @@ TEST_CASE("torch backend: registration", "[torch_backend][commands]") {
   REQUIRE(c.commands.size() == 2);
   CHECK(c.commands[0].name == "init-model");
   CHECK(c.commands[1].name == "tokenize");
+  for (const auto& command : c.commands) {
+    CHECK(command.run);
+    CHECK(command.subcommands.empty());
+  }
 }
 
 TEST_CASE("torch backend: init-model", "[torch_backend][commands]") {
@@ -105,14 +112,48 @@ TEST_CASE("torch backend: init-model", "[torch_backend][commands]") {
     }
     CHECK_FALSE(std::filesystem::exists(tmp.path() / "x"));
   }
-  SECTION("usage errors exit 2") {
-    std::string err;
-    CHECK(run_init({"--config", config.string()}, &err) == 2);
-    CHECK(err.find("--out") != std::string::npos);
-    CHECK(run_init({"--bogus", "1"}, &err) == 2);
-    CHECK(run_init({"--config", config.string(), "--out", "o", "--seed", "-1"}) == 2);
-    CHECK(run_init({"--config", config.string(), "--out", "o", "--dtype", "int8"}) == 2);
-    CHECK(run_init({"--config"}) == 2);
+  SECTION("usage errors exit 2 with the message and the usage") {
+    struct Case {
+      std::vector<std::string> args;
+      std::string message;
+    };
+    const std::string c = config.string();
+    const std::string o = (tmp.path() / "o").string();
+    const std::vector<Case> cases = {
+        {{"--config", c}, "init-model: --out DIR is required"},
+        {{"--out", o}, "init-model: --config CONFIG.json is required"},
+        {{"--bogus", "1"}, "init-model: unrecognised option '--bogus'"},
+        {{"--config", c, "--out", o, "--seed", "-1"},
+         "init-model: --seed must be a non-negative integer, got '-1'"},
+        {{"--config", c, "--out", o, "--seed=1x"},
+         "init-model: --seed must be a non-negative integer, got '1x'"},
+        {{"--config", c, "--out", o, "--dtype", "int8"},
+         "init-model: --dtype must be float32 or bfloat16, got 'int8'"},
+        {{"--config"}, "init-model: the required argument for option '--config' is missing"},
+        {{"--config", c, "--out", o, "--out", o},
+         "init-model: option '--out' cannot be specified more than once"},
+        {{"--config", c, "--out", o, "stray"}, "init-model: unexpected argument 'stray'"},
+    };
+    for (const auto& k : cases) {
+      std::string shown;
+      for (const auto& a : k.args) shown += " " + a;
+      INFO("args:" << shown);
+      std::string err;
+      CHECK(run_init(k.args, &err) == 2);
+      CHECK_THAT(err, Catch::StartsWith(k.message) &&
+                          Catch::Contains("usage: metareward init-model --config CONFIG.json"));
+    }
+    CHECK_FALSE(std::filesystem::exists(tmp.path() / "o"));  // nothing written
+  }
+  SECTION("--help prints the usage with the options and exits 0") {
+    std::string err, out;
+    CHECK(run_init({"--help"}, &err, &out) == 0);
+    CHECK(err.empty());
+    CHECK_THAT(out, Catch::Contains("usage: metareward init-model") &&
+                        Catch::Contains("--config CONFIG.json") && Catch::Contains("--out DIR") &&
+                        Catch::Contains("--seed S") && Catch::Contains("--tokenizer DIR") &&
+                        Catch::Contains("[float32]"));
+    CHECK(run_init({"-h"}, &err, &out) == 0);
   }
 }
 
@@ -137,6 +178,20 @@ TEST_CASE("torch backend: tokenize", "[torch_backend][commands]") {
   std::ostringstream o2, e2;
   std::istringstream empty;
   CHECK(tbp::tokenize_command({}, empty, o2, e2) == 2);
+  CHECK_THAT(e2.str(), Catch::StartsWith("tokenize: --tokenizer DIR is required") &&
+                           Catch::Contains("usage: metareward tokenize --tokenizer DIR"));
+  std::ostringstream o3, e3;
+  CHECK(tbp::tokenize_command({"--tokenizer", model.string(), "--extra"}, empty, o3, e3) == 2);
+  CHECK_THAT(e3.str(), Catch::StartsWith("tokenize: unrecognised option '--extra'"));
+  CHECK(o3.str().empty());
+  std::ostringstream o4, e4;
+  CHECK(tbp::tokenize_command({"--help"}, empty, o4, e4) == 0);
+  CHECK_THAT(o4.str(), Catch::Contains("--tokenizer DIR"));
+  // --flag=value works as --flag value.
+  std::istringstream one("{\"text\": \"ab\"}\n");
+  std::ostringstream o5, e5;
+  REQUIRE(tbp::tokenize_command({"--tokenizer=" + model.string()}, one, o5, e5) == 0);
+  CHECK(json::parse(o5.str())["ids"] == json::array({97, 98}));
 }
 
 TEST_CASE("sft optimizer: trains the chosen responses of a tiny model", "[torch_backend][sft]") {

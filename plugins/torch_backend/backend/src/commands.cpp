@@ -1,14 +1,16 @@
 // The torch backend library's CLI commands: `init-model` (random checkpoint with a usable
-// tokenizer) and `tokenize` (JSONL text -> ids). Text-level: no libtorch here.
+// tokenizer) and `tokenize` (JSONL text -> ids), their options parsed with
+// Boost.Program_options. Text-level: no libtorch here.
 #include <unistd.h>
 
-#include <algorithm>
+#include <boost/program_options.hpp>
+#include <charconv>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #include "metareward/sdk/error.hpp"
 #include "metareward/tokenizer/tokenizer.hpp"
@@ -25,7 +27,15 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kInitUsage =
+namespace po = boost::program_options;
+
+/// A usage error of a command: printed with the command's usage, exit status 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+constexpr const char* kInitSynopsis =
     "usage: metareward init-model --config CONFIG.json --out DIR [--seed S] [--tokenizer DIR] "
     "[--dtype float32|bfloat16]\n"
     "  Writes a randomly initialised HF checkpoint for CONFIG.json (LlamaForCausalLM or\n"
@@ -33,51 +43,105 @@ constexpr const char* kInitUsage =
     "  <|eos|>, <|pad|>) with the plain chat template is written and the config's\n"
     "  bos/eos/pad_token_id are set to its ids.\n";
 
-constexpr const char* kTokenizeUsage =
+constexpr const char* kTokenizeSynopsis =
     "usage: metareward tokenize --tokenizer DIR < in.jsonl > out.jsonl\n"
     "  Reads {\"text\": ...} rows and writes {\"text\": ..., \"ids\": [...]} rows (no special\n"
     "  tokens added); a bad row gives {\"line\": N, \"error\": ...}.\n";
 
-/// --key value pairs; every key must be in `allowed`. Returns nullopt (after printing the
-/// usage) on a usage error or --help.
-std::optional<std::map<std::string, std::string>> parse_flags(
-    const std::vector<std::string>& args,
-    const std::vector<std::string>& allowed,
-    const char* usage,
-    std::ostream& out,
-    std::ostream& err,
-    bool& help) {
-  std::map<std::string, std::string> flags;
-  help = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      out << usage;
-      help = true;
-      return std::nullopt;
-    }
-    std::string key = a, value;
-    bool has_value = false;
-    if (a.rfind("--", 0) == 0 && a.find('=') != std::string::npos) {
-      key = a.substr(0, a.find('='));
-      value = a.substr(a.find('=') + 1);
-      has_value = true;
-    }
-    if (key.rfind("--", 0) != 0 ||
-        std::find(allowed.begin(), allowed.end(), key.substr(2)) == allowed.end()) {
-      err << "unknown argument '" << a << "'\n" << usage;
-      return std::nullopt;
-    }
-    if (!has_value) {
-      if (i + 1 >= args.size()) {
-        err << key << " needs a value\n" << usage;
-        return std::nullopt;
-      }
-      value = args[++i];
-    }
-    flags[key.substr(2)] = value;
+po::options_description init_options() {
+  po::options_description d("Options [default]");
+  d.add_options()("config", po::value<std::string>()->value_name("CONFIG.json"),
+                  "the model's HF config (required)")(
+      "out", po::value<std::string>()->value_name("DIR"),
+      "output directory of the checkpoint (required)")(
+      "seed", po::value<std::string>()->value_name("S"), "seed of the random weights [0]")(
+      "tokenizer", po::value<std::string>()->value_name("DIR"),
+      "copy this tokenizer instead of writing a byte-level one")(
+      "dtype", po::value<std::string>()->value_name("TYPE"), "float32 or bfloat16 [float32]");
+  return d;
+}
+
+po::options_description tokenize_options() {
+  po::options_description d("Options");
+  d.add_options()("tokenizer", po::value<std::string>()->value_name("DIR"),
+                  "directory with tokenizer.json (required)");
+  return d;
+}
+
+/// The usage text: the synopsis, then the options.
+std::string usage_text(const char* synopsis, const po::options_description& options) {
+  std::ostringstream s;
+  s << synopsis << options;
+  return s.str();
+}
+
+/// Parses `args` against `options` plus --help / -h (exact option names, `--flag value` or
+/// `--flag=value`). Returns false for --help. Throws UsageError for an unknown option, a missing
+/// value, an option given twice or a positional argument.
+bool parse_args(const std::vector<std::string>& args,
+                const po::options_description& options,
+                po::variables_map& vm) {
+  po::options_description all;
+  all.add(options);
+  all.add_options()("help,h", "Show this help.")("unexpected-argument",
+                                                 po::value<std::vector<std::string>>(), "");
+  po::positional_options_description positional;
+  positional.add("unexpected-argument", -1);
+  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).style(style).run(),
+              vm);
+    if (vm.count("help")) return false;
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
   }
-  return flags;
+  if (vm.count("unexpected-argument"))
+    throw UsageError("unexpected argument '" +
+                     vm["unexpected-argument"].as<std::vector<std::string>>().front() + "'");
+  return true;
+}
+
+/// The value of a required option.
+std::string required(const po::variables_map& vm, const std::string& name, const char* what) {
+  if (!vm.count(name)) throw UsageError("--" + name + " " + what + " is required");
+  const std::string value = vm[name].as<std::string>();
+  if (value.empty()) throw UsageError("--" + name + " needs a non-empty value");
+  return value;
+}
+
+/// What `init-model` parses into.
+struct InitArgs {
+  fs::path config;
+  fs::path out;
+  std::optional<fs::path> tokenizer;
+  std::string dtype = "float32";
+  tb::InitOptions init;  ///< Seed and dtype; the tokenizer is chosen when the command runs.
+};
+
+/// Parses `init-model` arguments. Returns false for --help. Throws UsageError.
+bool parse_init_args(const std::vector<std::string>& args, InitArgs& a) {
+  po::variables_map vm;
+  if (!parse_args(args, init_options(), vm)) return false;
+  a.config = required(vm, "config", "CONFIG.json");
+  a.out = required(vm, "out", "DIR");
+  if (vm.count("tokenizer")) a.tokenizer = required(vm, "tokenizer", "DIR");
+  if (vm.count("seed")) {
+    const std::string s = vm["seed"].as<std::string>();
+    const char* end = s.data() + s.size();
+    const auto [ptr, ec] = std::from_chars(s.data(), end, a.init.seed);
+    if (s.empty() || ec != std::errc() || ptr != end)
+      throw UsageError("--seed must be a non-negative integer, got '" + s + "'");
+  }
+  if (vm.count("dtype")) a.dtype = vm["dtype"].as<std::string>();
+  if (a.dtype == "float32") {
+    a.init.dtype = safetensors::DType::kF32;
+  } else if (a.dtype == "bfloat16") {
+    a.init.dtype = safetensors::DType::kBF16;
+  } else {
+    throw UsageError("--dtype must be float32 or bfloat16, got '" + a.dtype + "'");
+  }
+  return true;
 }
 
 fs::path temp_sibling(const fs::path& out, const std::string& what) {
@@ -99,47 +163,26 @@ struct RemoveOnExit {
 }  // namespace
 
 int init_model_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  bool help = false;
-  auto flags = parse_flags(args, {"config", "out", "seed", "tokenizer", "dtype"}, kInitUsage, out,
-                           err, help);
-  if (!flags) return help ? 0 : 2;
-  for (const char* key : {"config", "out"}) {
-    if (!flags->count(key)) {
-      err << "init-model: --" << key << " is required\n" << kInitUsage;
-      return 2;
+  const std::string usage = usage_text(kInitSynopsis, init_options());
+  InitArgs parsed;
+  try {
+    if (!parse_init_args(args, parsed)) {
+      out << usage;
+      return 0;
     }
-  }
-  tb::InitOptions options;
-  if (flags->count("seed")) {
-    const std::string& s = flags->at("seed");
-    std::size_t used = 0;
-    try {
-      options.seed = std::stoull(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size() || s.empty() || s[0] == '-') {
-      err << "init-model: --seed must be a non-negative integer, got '" << s << "'\n";
-      return 2;
-    }
-  }
-  const std::string dtype = flags->count("dtype") ? flags->at("dtype") : "float32";
-  if (dtype == "float32") {
-    options.dtype = safetensors::DType::kF32;
-  } else if (dtype == "bfloat16") {
-    options.dtype = safetensors::DType::kBF16;
-  } else {
-    err << "init-model: --dtype must be float32 or bfloat16, got '" << dtype << "'\n";
+  } catch (const UsageError& e) {
+    err << "init-model: " << e.what() << "\n" << usage;
     return 2;
   }
-  const fs::path config_path = flags->at("config");
-  const fs::path out_dir = flags->at("out");
+  const fs::path& config_path = parsed.config;
+  const fs::path& out_dir = parsed.out;
+  tb::InitOptions& init = parsed.init;
   const tb::ModelConfig config = tb::parse_model_config(config_path);
 
   RemoveOnExit staging;
   fs::path config_to_use = config_path;
-  if (flags->count("tokenizer")) {
-    const fs::path dir = flags->at("tokenizer");
+  if (parsed.tokenizer) {
+    const fs::path& dir = *parsed.tokenizer;
     const auto tokenizer = mr::tokenizer::Tokenizer::from_directory(dir);
     if (static_cast<std::int64_t>(tokenizer.vocab_size()) > config.vocab_size) {
       throw sdk::ConfigError("init-model: vocab_size " + std::to_string(config.vocab_size) +
@@ -147,7 +190,7 @@ int init_model_command(const std::vector<std::string>& args, std::ostream& out, 
                              std::to_string(tokenizer.vocab_size()) + " tokens of the tokenizer " +
                              tokenizer.origin());
     }
-    options.tokenizer_dir = dir;
+    init.tokenizer_dir = dir;
   } else {
     staging.path = temp_sibling(out_dir, "init");
     fs::remove_all(staging.path);
@@ -173,12 +216,12 @@ int init_model_command(const std::vector<std::string>& args, std::ostream& out, 
     j["pad_token_id"] = *tokenizer.pad_id();
     config_to_use = staging.path / "config.json";
     std::ofstream(config_to_use) << j.dump(2) << "\n";
-    options.tokenizer_dir = tok_dir;
+    init.tokenizer_dir = tok_dir;
   }
-  tb::init_random_checkpoint(config_to_use, out_dir, options);
+  tb::init_random_checkpoint(config_to_use, out_dir, init);
   out << "wrote " << config.architecture_name << " with " << tb::parameter_count(config)
-      << " random parameters (seed " << options.seed << ", " << dtype << ") to " << out_dir.string()
-      << "\n";
+      << " random parameters (seed " << init.seed << ", " << parsed.dtype << ") to "
+      << out_dir.string() << "\n";
   return 0;
 }
 
@@ -186,14 +229,20 @@ int tokenize_command(const std::vector<std::string>& args,
                      std::istream& in,
                      std::ostream& out,
                      std::ostream& err) {
-  bool help = false;
-  auto flags = parse_flags(args, {"tokenizer"}, kTokenizeUsage, out, err, help);
-  if (!flags) return help ? 0 : 2;
-  if (!flags->count("tokenizer")) {
-    err << "tokenize: --tokenizer is required\n" << kTokenizeUsage;
+  const std::string usage = usage_text(kTokenizeSynopsis, tokenize_options());
+  std::string tokenizer_dir;
+  try {
+    po::variables_map vm;
+    if (!parse_args(args, tokenize_options(), vm)) {
+      out << usage;
+      return 0;
+    }
+    tokenizer_dir = required(vm, "tokenizer", "DIR");
+  } catch (const UsageError& e) {
+    err << "tokenize: " << e.what() << "\n" << usage;
     return 2;
   }
-  const auto tokenizer = mr::tokenizer::Tokenizer::from_directory(flags->at("tokenizer"));
+  const auto tokenizer = mr::tokenizer::Tokenizer::from_directory(tokenizer_dir);
   std::string line;
   std::int64_t number = 0, ok = 0, bad = 0;
   while (std::getline(in, line)) {

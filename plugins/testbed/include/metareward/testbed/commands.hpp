@@ -1,8 +1,9 @@
 /// @file commands.hpp
-/// The mr-testbed plugin library's registration and its CLI command `testbed` with the
+/// The mr-testbed plugin library's registration and its CLI command `testbed`, a group of the
 /// subcommands `data` (the bootstrap dataset, see dataset.hpp) and `bootstrap` (dataset, a
-/// small Llama-shaped model and its SFT into the seed model, see bootstrap.hpp). `testbed-data`
-/// stays as an alias of `testbed data`.
+/// small Llama-shaped model and its SFT into the seed model, see bootstrap.hpp) that the host
+/// dispatches (sdk::CommandDescriptor::subcommands). `testbed-data` stays as an alias of
+/// `testbed data`. The commands parse their options with Boost.Program_options.
 #pragma once
 
 #include <ostream>
@@ -29,7 +30,7 @@ class UsageError : public std::runtime_error {
 /// the command was called ("testbed data" or the alias "testbed-data").
 std::string testbed_data_usage(const std::string& name = "testbed data");
 
-/// Runs `metareward testbed data ARGS`: parses the flags (`--flag value` or `--flag=value`),
+/// Runs `metareward testbed data ARGS`: parses the options (`--flag value` or `--flag=value`),
 /// builds the dataset and writes it. Returns 0 on success (a one-line summary on `out`), 0 for
 /// --help (usage on `out`), 2 on a usage error (message and usage on `err`). I/O failures throw
 /// mr::sdk::DataError (the host prints it and exits 1).
@@ -38,19 +39,8 @@ int testbed_data_command(const std::vector<std::string>& args,
                          std::ostream& err,
                          const std::string& name = "testbed data");
 
-/// Usage text of `metareward testbed` (the list of subcommands).
-std::string testbed_usage();
-
-/// Runs `metareward testbed SUBCOMMAND ARGS`: `data` or `bootstrap` (which runs other commands
-/// through `ctx.run_command`). No subcommand, or an unknown one, is a usage error (exit 2);
-/// `--help` prints the usage (exit 0).
-int testbed_command(const std::vector<std::string>& args,
-                    mr::sdk::HostContext& ctx,
-                    std::ostream& out,
-                    std::ostream& err);
-
-/// Registers the library's plugins and commands: the evaluator `testbed`, and the commands
-/// `testbed` and `testbed-data`.
+/// Registers the library's plugins and commands: the evaluator `testbed`, the command `testbed`
+/// (no run function of its own; subcommands `data` and `bootstrap`) and `testbed-data`.
 void register_testbed_plugins(mr::sdk::Registrar& registrar);
 
 }  // namespace mr::plugins::testbed

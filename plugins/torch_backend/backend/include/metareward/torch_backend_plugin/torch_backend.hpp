@@ -37,12 +37,15 @@ extern const char* const kPlainChatTemplateJinja;
 
 /// `metareward init-model --config FILE --out DIR [--seed S] [--tokenizer DIR]
 /// [--dtype float32|bfloat16]`: writes a randomly initialised checkpoint with a usable tokenizer.
-/// Returns the exit status (0 ok, 1 runtime error, 2 usage error); messages go to `out`/`err`.
+/// Options are parsed with Boost.Program_options (`--flag value` or `--flag=value`). Returns the
+/// exit status: 0 ok (also for --help, the usage on `out`), 2 usage error (the message and the
+/// usage on `err`); a runtime error throws (the host exits 1).
 int init_model_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 /// `metareward tokenize --tokenizer DIR`: JSONL {"text": ...} rows on `in`, one
 /// {"text", "ids"} row per input row on `out`; a bad row yields {"line", "error"} instead and is
-/// counted in the summary on `err`. Returns the exit status.
+/// counted in the summary on `err`. Returns the exit status (0; 0 for --help; 2 for a usage
+/// error, with the usage on `err`).
 int tokenize_command(const std::vector<std::string>& args,
                      std::istream& in,
                      std::ostream& out,
