@@ -1,5 +1,8 @@
 // `metareward report`: renders a RunRecord (run/run_record.cpp reads it) as report.html and
 // report.md.
+//
+// One file (~790 lines) on purpose: the HTML and Markdown renderers share every table builder
+// below (the Markdown report is the same tables, with the plot data as tables).
 #include "metareward/core/run_report.hpp"
 
 #include <algorithm>

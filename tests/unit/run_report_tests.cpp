@@ -1,6 +1,9 @@
 // The run report: reading a run directory (complete, null-meta-judge, incomplete, missing and
 // unstarted iterations, skipped rows, malformed files), the HTML page with its inline SVG plots
 // and tables, the Markdown tables, the atomic writer, and the SVG chart helper underneath.
+//
+// One file (~650 lines): the cases share one synthetic run directory writer; a split would
+// duplicate it.
 #include <unistd.h>
 
 #include <algorithm>

@@ -1,5 +1,8 @@
 // The `testbed` evaluator: actor, judge and meta-judge measured against the oracle on the
 // held-out eval prompts.
+//
+// One file (~720 lines) on purpose: the actor, judge and meta-judge measurements share the eval
+// prompt reader, the request seeding and the rank/accuracy helpers at the top.
 #include "metareward/testbed/evaluator.hpp"
 
 #include <algorithm>

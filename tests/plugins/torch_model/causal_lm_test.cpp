@@ -1,5 +1,8 @@
 // Tests of mr_torch_model: weight loading/saving, the KV cache against full forward passes,
 // left padding, prefix expansion and row selection, errors, and a tiny memorisation run.
+//
+// One file (~640 lines): every case runs on the same tiny Llama/Qwen2 builders and reference
+// forward pass defined at the top.
 #include <time.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>

@@ -1,5 +1,8 @@
 /// @file safetensors.cpp
 /// Validating mmap reader and atomic writer of `.safetensors` files.
+///
+/// One file (~640 lines) on purpose: the reader's header and index validation and the writer
+/// share the dtype table and the offset rules that keep the two in step.
 #include "metareward/safetensors/safetensors.hpp"
 
 #include <fcntl.h>

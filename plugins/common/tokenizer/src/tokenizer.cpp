@@ -2,6 +2,10 @@
 // steps mirrors HF `tokenizers` (TokenizerImpl::encode_single_sequence): added tokens are cut out
 // of the raw text, the rest is normalized, normalized added tokens are cut out, then each piece
 // is pre-tokenized and run through the model.
+//
+// One file (~950 lines) on purpose: the loader and the encode/decode pipelines share the private
+// Tokenizer::Impl, the added-token matcher and the pre-tokenizer step types; splitting it would
+// move those into a header that nothing else needs.
 #include "metareward/tokenizer/tokenizer.hpp"
 
 #include <algorithm>
