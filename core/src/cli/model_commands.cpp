@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "metareward/core/run/artifact_rows.hpp"
 #include "metareward/core/run/guarded_plugins.hpp"
 #include "metareward/core/config_loader.hpp"
 #include "metareward/core/jsonl.hpp"
@@ -107,18 +108,6 @@ void log_input(const std::string& what, const std::string& source, const JsonlSt
     spdlog::warn("{} {}: {}", what, source, stats.summary());
   else
     spdlog::info("{} {}: {}", what, source, stats.summary());
-}
-
-const char* finish_name(sdk::FinishReason r) {
-  switch (r) {
-    case sdk::FinishReason::Stop:
-      return "stop";
-    case sdk::FinishReason::Length:
-      return "length";
-    case sdk::FinishReason::Error:
-      return "error";
-  }
-  return "error";
 }
 
 /// JSONL rows as the pairs an optimizer trains on (SFT rows leave `rejected` empty).
@@ -234,7 +223,7 @@ int generate_command(const GlobalOptions& globals, const std::vector<std::string
       for (const auto& c : results[j].completions) {
         completions.push_back({{"text", c.text},
                                {"tokens", c.tokens},
-                               {"finish_reason", finish_name(c.finish_reason)}});
+                               {"finish_reason", rows::finish_name(c.finish_reason)}});
         tokens += static_cast<std::uint64_t>(c.tokens);
       }
       row["completions"] = completions;
