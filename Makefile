@@ -5,7 +5,6 @@ PRESET ?= default
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MR := $(BUILD_DIR)/bin/metareward
-PLACEHOLDERS := $(BUILD_DIR)/tests/placeholders
 
 .PHONY: all setup configure build test demo docs format clean
 

@@ -1,47 +1,113 @@
-// Shared pieces of the per-kind conformance suites: the registered plugins of every shipped
-// library, schema checks and seeded random inputs.
+// Shared pieces of the per-kind conformance suites: the plugins they cover, schema checks and
+// seeded random inputs.
+//
+// Every suite runs over every plugin of its kind that the registry below holds. The registry
+// loads, the way the host does, every plugin library in the build's plugin directory (the shipped
+// plugins: a newly added one is covered as soon as it is built) and every loader fixture library
+// (third-party plugins: the fixture rubric and evaluator), except the fixtures that are broken on
+// purpose, which excluded_fixtures() names one by one. A library that fails to load fails the
+// suites; nothing is skipped by accident.
 #pragma once
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "metareward/core/plugin_registry.hpp"
 #include "metareward/sdk/plugin.hpp"
-#include "recipe_plugins.hpp"
+#include "skip.hpp"
 #include "test_host_context.hpp"
 
 namespace mr::test::conformance {
 
-/// Collects descriptors the way the host's registrar does (duplicates are a test failure).
-class Collector : public sdk::Registrar {
- public:
-  void add(sdk::PluginDescriptor d) override {
-    if (plugins.count(d.name)) throw std::logic_error("duplicate plugin name " + d.name);
-    plugins.emplace(d.name, std::move(d));
-  }
-  std::map<std::string, sdk::PluginDescriptor> plugins;
-};
+namespace fs = std::filesystem;
 
-/// Every plugin registered by the shipped plugin libraries linked into this test.
-inline const Collector& registered() {
-  static const Collector c = [] {
-    Collector col;
-    mr::plugins::recipe::register_recipe_plugins(col);
-    return col;
+/// The loader fixtures the suites leave out, by file name, with the reason. They are broken on
+/// purpose so that tests/loader can check how the host reports them; every other fixture library
+/// is covered.
+inline const std::map<std::string, std::string>& excluded_fixtures() {
+  static const std::map<std::string, std::string> excluded = {
+      // Refused by the loader (each throws from PluginRegistry::load_library by design).
+      {"libmr_fixture_bad_api_version.so", "reports a future plugin API version"},
+      {"libmr_fixture_bad_fingerprint.so", "reports another compiler / libtorch build"},
+      {"libmr_fixture_no_entry.so", "exports no mr_plugin_info"},
+      {"libnot_a_library.so", "a text file named like a library"},
+      {"libmr_fixture_register_throws.so", "its registration function throws"},
+      {"libmr_fixture_duplicate_name.so", "registers fixture_ok again, the ok fixture's name"},
+      // Loads, but its one plugin (rubric fixture_factory_throws) throws from its factory by
+      // design: it cannot pass any behavioural check.
+      {"libmr_fixture_factory_throws.so", "its rubric's factory always throws"},
+  };
+  return excluded;
+}
+
+/// The `*.so` files directly in `dir`, sorted by name (none for a missing directory).
+inline std::vector<fs::path> libraries_in(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().extension() == ".so") out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// The libraries the suites cover, in load order: the build's plugin dir, then the fixtures.
+inline std::vector<fs::path> covered_libraries() {
+  std::vector<fs::path> out = libraries_in(MR_BUILD_PLUGIN_DIR);
+  for (const auto& lib : libraries_in(MR_CONFORMANCE_FIXTURE_DIR))
+    if (excluded_fixtures().count(lib.filename().string()) == 0) out.push_back(lib);
+  return out;
+}
+
+/// The registry of every covered library. Loaded once; never destroyed, so that no plugin library
+/// (libtorch among their dependencies) is unloaded during static destruction. Throws the loader's
+/// error when a covered library does not load.
+inline const core::PluginRegistry& registry() {
+  static const core::PluginRegistry* loaded = [] {
+    auto registry = std::make_unique<core::PluginRegistry>();
+    for (const auto& lib : covered_libraries()) registry->load_library(lib);
+    return registry.release();
   }();
-  return c;
+  return *loaded;
 }
 
 /// Sorted names of the registered plugins of `kind`.
 inline std::vector<std::string> names_of(sdk::PluginKind kind) {
-  std::vector<std::string> out;
-  for (const auto& [name, d] : registered().plugins)
-    if (d.kind() == kind) out.push_back(name);
-  return out;
+  return registry().names(kind);
+}
+
+/// The registered plugin `name` (a test failure when there is none).
+inline const core::RegisteredPlugin& plugin(const std::string& name) {
+  const core::RegisteredPlugin* p = registry().find(name);
+  if (p == nullptr) throw std::logic_error("no registered plugin '" + name + "'");
+  return *p;
+}
+
+/// The descriptor of registered plugin `name`.
+inline const sdk::PluginDescriptor& descriptor(const std::string& name) {
+  return plugin(name).descriptor;
+}
+
+/// "NAME from LIBRARY (FILE)", for INFO messages.
+inline std::string origin(const std::string& name) {
+  const auto& p = plugin(name);
+  return name + " from " + p.library_name + " (" + p.library_path.filename().string() + ")";
+}
+
+/// Whether `name` is registered.
+inline bool registered(const std::string& name) {
+  return registry().find(name) != nullptr;
 }
 
 /// A plugin object with its context (the context must outlive the plugin).
@@ -51,14 +117,25 @@ struct Instance {
   std::unique_ptr<Interface> plugin;
 };
 
+/// Constructs plugin `name` with its schema defaults plus `values`.
+template <class Interface>
+Instance<Interface> make_instance(const std::string& name,
+                                  sdk::Table values = {},
+                                  int iterations = 1,
+                                  const std::string& path = "") {
+  const auto& d = descriptor(name);
+  Instance<Interface> inst;
+  inst.ctx = std::make_unique<TestHostContext>(
+      config_from_schema(d.schema, std::move(values), iterations, path.empty() ? name : path));
+  inst.plugin = std::get<sdk::Factory<Interface>>(d.factory)(*inst.ctx);
+  if (!inst.plugin) throw std::logic_error("plugin '" + name + "' returned no object");
+  return inst;
+}
+
 /// Constructs plugin `name` with its schema defaults.
 template <class Interface>
 Instance<Interface> make_default(const std::string& name, int iterations = 1) {
-  const auto& d = registered().plugins.at(name);
-  Instance<Interface> inst;
-  inst.ctx = std::make_unique<TestHostContext>(config_from_schema(d.schema, {}, iterations, name));
-  inst.plugin = std::get<sdk::Factory<Interface>>(d.factory)(*inst.ctx);
-  return inst;
+  return make_instance<Interface>(name, {}, iterations);
 }
 
 /// Checks the descriptor `d`: description, version, unique non-empty keys, help text, every
@@ -85,8 +162,37 @@ inline void check_descriptor(const sdk::PluginDescriptor& d) {
 
 /// Checks the schema of registered plugin `name` (see check_descriptor).
 inline void check_schema(const std::string& name) {
-  check_descriptor(registered().plugins.at(name));
+  check_descriptor(descriptor(name));
 }
+
+/// Whether plugin `name` has a required key (one without a default to construct it with).
+inline bool has_required_keys(const std::string& name) {
+  const auto& schema = descriptor(name).schema;
+  return std::any_of(schema.begin(), schema.end(), [](const auto& p) { return p.required; });
+}
+
+/// A directory under the temp dir, removed on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag) {
+    static int counter = 0;
+    path_ =
+        fs::temp_directory_path() / ("mr_conformance_" + tag + "_" + std::to_string(::getpid()) +
+                                     "_" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
 
 /// Seeded random prompt groups: 0..6 responses each (some duplicated text, some without a valid
 /// score), 0..5 judgments per response (some unparsed), scores on a 0..5 half-point grid.

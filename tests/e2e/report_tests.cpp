@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
+#include "skip.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -204,12 +205,10 @@ TEST_CASE("report command: writes report.html and report.md for a run directory"
 
 TEST_CASE("report command: report.html renders in headless Chromium", "[e2e][report][browser]") {
   const std::string chromium = find_on_path("chromium");
-  if (chromium.empty()) {
-    WARN(
-        "chromium not on PATH: skipping the browser rendering check of report.html "
+  if (chromium.empty())
+    MR_SKIP(
+        "chromium not on PATH: no browser rendering check of report.html "
         "(install it with scripts/setup.sh)");
-    return;
-  }
   ScratchDir dir("report_browser");
   write_run(dir);
   const fs::path run = dir.path() / "run";

@@ -10,6 +10,7 @@
 
 #include "metareward/core/logging.hpp"
 #include "metareward/sdk/error.hpp"
+#include "skip.hpp"
 
 namespace {
 
@@ -68,10 +69,8 @@ TEST_CASE("host context: carries the plugin's config, seed, run dir and threads"
 
 TEST_CASE("host context: progress reports start and completion as log lines off a terminal",
           "[host]") {
-  if (isatty(STDERR_FILENO)) {
-    WARN("SKIPPED: stderr is a terminal, so progress draws a bar instead of log lines");
-    return;
-  }
+  if (isatty(STDERR_FILENO))
+    MR_SKIP("stderr is a terminal, so progress draws a bar instead of log lines");
   CapturedLog log(spdlog::level::info);
   auto ctx = make_context(1);
   {

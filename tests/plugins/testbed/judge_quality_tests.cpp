@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
+#include "skip.hpp"
 
 namespace fs = std::filesystem;
 using mr::tests::CliResult;
@@ -18,8 +19,7 @@ using mr::tests::ScratchDir;
 TEST_CASE("testbed bootstrap: a reduced seed's judge beats chance against the oracle",
           "[testbed][bootstrap][e2e]") {
 #ifndef MR_TESTBED_HAVE_TORCH_BACKEND
-  WARN("skipped: this build has no torch backend / optimizers (init-model, sft)");
-  return;
+  MR_SKIP("this build has no torch backend / optimizers (init-model, sft)");
 #endif
   ScratchDir dir("tb_judge_quality");
   const fs::path seed = dir.path() / "seed";

@@ -59,7 +59,7 @@ void check_same(const sdk::GenerationResult& a, const sdk::GenerationResult& b) 
 
 }  // namespace
 
-TEST_CASE("torch backend: schema keeps the placeholder's keys and defaults", "[torch_backend]") {
+TEST_CASE("torch backend: schema keys and defaults", "[torch_backend]") {
   const auto schema = mr::plugins::torch_backend::torch_backend_schema();
   std::vector<std::string> keys;
   for (const auto& spec : schema) {
