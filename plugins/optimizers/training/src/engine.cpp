@@ -38,6 +38,14 @@ std::string run_fingerprint(const Task& task, const TrainingOptions& o) {
   return f.hex();
 }
 
+/// fp16's dynamic loss scale (GradScaler's rule: halve on overflow, double after 2000 good
+/// steps); 1 and unused otherwise. Saved with the state so a resumed run scales identically.
+struct LossScale {
+  static constexpr std::int64_t kGrowthInterval = 2000;
+  double scale = 1.0;
+  std::int64_t good_steps = 0;
+};
+
 /// Running metric sums of the current epoch (for the summary).
 struct EpochSums {
   std::int64_t steps = 0;
@@ -98,7 +106,8 @@ void save_state(const fs::path& state_dir,
                 std::int64_t total_steps,
                 const std::vector<torch::Tensor>& params,
                 torch::optim::Optimizer& optimizer,
-                const EpochSums& epoch) {
+                const EpochSums& epoch,
+                const LossScale& loss_scale) {
   std::error_code ec;
   fs::create_directories(state_dir, ec);
   if (ec)
@@ -129,6 +138,8 @@ void save_state(const fs::path& state_dir,
     sums.push_back(sum);
   }
   ar.write("epoch_steps", c10::IValue(epoch.steps));
+  ar.write("loss_scale", c10::IValue(loss_scale.scale));
+  ar.write("loss_scale_good_steps", c10::IValue(loss_scale.good_steps));
   ar.write("epoch_metric_names", c10::IValue(names));
   ar.write("epoch_metric_sums", torch::tensor(sums, torch::kFloat64), /*is_buffer=*/true);
 
@@ -160,7 +171,8 @@ std::int64_t load_state(const fs::path& state_dir,
                         std::int64_t total_steps,
                         const std::vector<torch::Tensor>& params,
                         torch::optim::Optimizer& optimizer,
-                        EpochSums& epoch) {
+                        EpochSums& epoch,
+                        LossScale& loss_scale) {
   const fs::path path = state_dir / kTrainerStateFile;
   torch::serialize::InputArchive ar;
   load_archive(ar, path, params.front().device());
@@ -228,6 +240,11 @@ std::int64_t load_state(const fs::path& state_dir,
     for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
   }
   epoch.steps = read_int(ar, "epoch_steps", path);
+  c10::IValue scale;
+  if (ar.try_read("loss_scale", scale) && scale.isDouble()) loss_scale.scale = scale.toDouble();
+  c10::IValue good;
+  if (ar.try_read("loss_scale_good_steps", good) && good.isInt())
+    loss_scale.good_steps = good.toInt();
   epoch.sums.clear();
   const auto sums_cpu = sums.to(torch::kCPU, torch::kFloat64).contiguous();
   const auto& list = names.toListRef();
@@ -278,6 +295,29 @@ TrainingSummary run_training(TrainableModel& model,
   std::vector<torch::Tensor> params = model.parameters();
   MR_CHECK_AS(PluginError, !params.empty(), "the trainable model has no parameters");
   const torch::Device device = params.front().device();
+  // Mixed precision: with half-precision parameters AdamW updates fp32 master copies (and keeps
+  // fp32 moments); the model's parameters only ever receive the rounded result.
+  bool half = false, fp16 = false;
+  for (const auto& p : params) {
+    half = half || p.scalar_type() == torch::kBFloat16 || p.scalar_type() == torch::kHalf;
+    fp16 = fp16 || p.scalar_type() == torch::kHalf;
+  }
+  const bool mixed = half && options.master_weights;
+  if (half && !options.master_weights)
+    log(host, LogLevel::Warn,
+        "master_weights = false with half-precision parameters: AdamW updates them in place, and "
+        "updates much smaller than a weight round away (the model may barely change)");
+  std::vector<torch::Tensor> masters;
+  if (mixed)
+    for (const auto& p : params) masters.push_back(p.detach().to(torch::kFloat32).clone());
+  std::vector<torch::Tensor>& updated = mixed ? masters : params;
+  LossScale loss_scale;
+  if (mixed && fp16) loss_scale.scale = 65536.0;
+  std::int64_t skipped_steps = 0;
+  auto clear_grads = [&] {
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    for (auto& p : masters) p.mutable_grad() = torch::Tensor();
+  };
 
   const auto n = static_cast<std::int64_t>(task.items.size());
   const std::int64_t per_epoch = steps_per_epoch(n, options);
@@ -286,7 +326,7 @@ TrainingSummary run_training(TrainableModel& model,
   const auto micro = std::min<std::int64_t>(options.micro_batch_size, batch);
   const std::string fingerprint = run_fingerprint(task, options);
 
-  torch::optim::AdamW optimizer(params,
+  torch::optim::AdamW optimizer(updated,
                                 torch::optim::AdamWOptions(options.learning_rate)
                                     .betas(std::make_tuple(options.adam_beta1, options.adam_beta2))
                                     .eps(options.adam_eps)
@@ -296,7 +336,12 @@ TrainingSummary run_training(TrainableModel& model,
   std::int64_t start = 0;
   const bool resumable = !job.state_dir.empty();
   if (resumable && fs::exists(job.state_dir / kTrainerStateFile)) {
-    start = load_state(job.state_dir, task, fingerprint, total, params, optimizer, epoch_sums);
+    start = load_state(job.state_dir, task, fingerprint, total, updated, optimizer, epoch_sums,
+                       loss_scale);
+    if (mixed) {
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(masters[i]);
+    }
     log(host, LogLevel::Info,
         "resuming from step " + std::to_string(start) + "/" + std::to_string(total) + " (" +
             (job.state_dir / kTrainerStateFile).string() + ")");
@@ -309,7 +354,9 @@ TrainingSummary run_training(TrainableModel& model,
           " steps (" + std::to_string(options.epochs) + " epoch(s) x " + std::to_string(per_epoch) +
           "), batch " + std::to_string(batch) + " in micro-batches of " + std::to_string(micro) +
           ", peak lr " + num(options.learning_rate) + " (" + lr_schedule_name(options.lr_schedule) +
-          ", " + std::to_string(warmup_steps(options, total)) + " warm-up steps)");
+          ", " + std::to_string(warmup_steps(options, total)) + " warm-up steps)" +
+          (mixed ? std::string(", fp32 master weights") + (fp16 ? " and dynamic loss scaling" : "")
+                 : std::string()));
 
   std::unique_ptr<Progress> progress;
   if (host != nullptr) {
@@ -353,7 +400,7 @@ TrainingSummary run_training(TrainableModel& model,
     if (options.dropout > 0.0)
       torch::manual_seed(
           derive_seed(options.seed, 0x9e3779b9ULL + static_cast<std::uint64_t>(step)));
-    optimizer.zero_grad();
+    clear_grads();
     double step_loss = 0.0;
     std::int64_t step_tokens = 0;
     std::map<std::string, double> sums;
@@ -369,32 +416,61 @@ TrainingSummary run_training(TrainableModel& model,
       const torch::Tensor logits = model.forward(sb.input_ids, sb.attention_mask);
       const torch::Tensor logps = sequence_logps(logits, sb);
       MicroResult r = task.micro_loss(mb, logps, sb.response_tokens, info);
-      r.loss.backward();
+      if (loss_scale.scale != 1.0)
+        (r.loss * loss_scale.scale).backward();
+      else
+        r.loss.backward();
       step_loss += r.loss.item<double>();
       step_tokens += sb.real_tokens;
       for (const auto& [key, v] : r.sums) sums[key] += v;
     }
 
-    const double grad_norm = global_grad_norm(params);
+    if (mixed) {
+      // fp32 gradients of the masters, unscaled.
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < params.size(); ++i)
+        if (params[i].grad().defined()) {
+          masters[i].mutable_grad() = params[i].grad().detach().to(torch::kFloat32);
+          if (loss_scale.scale != 1.0) masters[i].mutable_grad().div_(loss_scale.scale);
+        }
+    }
+    const double grad_norm = global_grad_norm(updated);
     const double lr = learning_rate_at(options, step, total);
     const bool finite = std::isfinite(grad_norm) && std::isfinite(step_loss);
     if (finite) {
       if (options.max_grad_norm > 0.0 && grad_norm > options.max_grad_norm) {
         torch::NoGradGuard no_grad;
         const double scale = options.max_grad_norm / (grad_norm + 1e-6);
-        for (auto& p : params)
+        for (auto& p : updated)
           if (p.grad().defined()) p.grad().mul_(scale);
       }
       for (auto& group : optimizer.param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       optimizer.step();
+      if (mixed) {
+        torch::NoGradGuard no_grad;
+        for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(masters[i]);
+      }
+      if (loss_scale.scale != 1.0 && ++loss_scale.good_steps >= LossScale::kGrowthInterval) {
+        loss_scale.scale *= 2.0;
+        loss_scale.good_steps = 0;
+      }
+    } else if (loss_scale.scale != 1.0) {
+      // fp16 overflow: expected now and then while the scale finds its level.
+      ++skipped_steps;
+      loss_scale.scale = std::max(1.0, loss_scale.scale / 2.0);
+      loss_scale.good_steps = 0;
+      log(host, LogLevel::Info,
+          "step " + std::to_string(step + 1) + ": fp16 gradient overflow; update skipped, loss "
+              "scale -> " + num(loss_scale.scale));
     } else {
+      ++skipped_steps;
       log(host, LogLevel::Warn,
           "step " + std::to_string(step + 1) + ": non-finite loss or gradient (loss " +
               num(step_loss) + ", grad norm " + num(grad_norm) +
               "); update skipped. Lower learning_rate if this repeats");
     }
-    optimizer.zero_grad();
+    clear_grads();
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -419,7 +495,8 @@ TrainingSummary run_training(TrainableModel& model,
     const bool stop = done < total && job.stop_requested && job.stop_requested();
     if (resumable && (epoch_end || stop ||
                       (options.save_every_steps > 0 && done % options.save_every_steps == 0)))
-      save_state(job.state_dir, task, fingerprint, done, total, params, optimizer, epoch_sums);
+      save_state(job.state_dir, task, fingerprint, done, total, updated, optimizer, epoch_sums,
+                 loss_scale);
     if (stop)
       throw Interrupted("training stopped at step " + std::to_string(done) + "/" +
                         std::to_string(total) +
@@ -441,6 +518,10 @@ TrainingSummary run_training(TrainableModel& model,
     model.save(job.output_dir);
     log(host, LogLevel::Info, "saved the trained model to '" + job.output_dir.string() + "'");
   }
+  if (skipped_steps > 0)
+    log(host, LogLevel::Warn,
+        std::to_string(skipped_steps) + " of " + std::to_string(total - start) +
+            " steps skipped for a non-finite loss or gradient");
   TrainingSummary summary;
   summary.steps = total;
   for (const auto& [key, sum] : epoch_sums.sums)

@@ -100,6 +100,10 @@ const std::vector<OptionRow>& option_table() {
       {"save_every_steps", &O::save_every_steps,
        "Write the resumable training state every N steps; 0 = at the end of each epoch only.",
        0.0, std::nullopt, false, false, false, false},
+      {"master_weights", &O::master_weights,
+       "With bf16/fp16 parameters, keep fp32 master weights and AdamW moments (the update is "
+       "computed in fp32, then rounded into the model); fp16 also gets dynamic loss scaling. "
+       "Without them small updates round away in bf16. No effect on fp32 models."},
       {"length_balanced", &O::length_balanced,
        "Group examples of similar length into the micro-batches of each step (less padding, "
        "same result).",

@@ -81,7 +81,11 @@ torch::Tensor sequence_logps(const torch::Tensor& logits, const SequenceBatch& b
   const std::int64_t v = logits.size(2);
   // Gather the scored rows first: prompt positions (often most of a judge sequence) never reach
   // the softmax, which saves memory and leaves their gradient exactly zero.
-  const torch::Tensor rows = logits.reshape({-1, v}).index_select(0, batch.target_rows);
+  torch::Tensor rows = logits.reshape({-1, v}).index_select(0, batch.target_rows);
+  // Half-precision logits are summed in fp32: a bf16 sum of hundreds of token log-probs keeps
+  // ~3 significant digits, less than the DPO margins it feeds.
+  if (rows.scalar_type() == torch::kBFloat16 || rows.scalar_type() == torch::kHalf)
+    rows = rows.to(torch::kFloat32);
   const torch::Tensor token_logp =
       rows.gather(1, batch.target_ids.unsqueeze(1)).squeeze(1) - rows.logsumexp(1);
   return torch::zeros({b}, token_logp.options()).index_add(0, batch.target_sequence, token_logp);

@@ -77,6 +77,11 @@ struct TrainingOptions {
   /// Sorts the examples of each optimizer step by length before splitting them into
   /// micro-batches, so that similar lengths share a batch and padding shrinks.
   bool length_balanced = false;
+  /// With bf16 or fp16 parameters, keep fp32 master weights and fp32 AdamW moments: the update is
+  /// computed in fp32 and the rounded result written back (an lr of 5e-6 otherwise rounds away
+  /// for almost every bf16 weight). fp16 adds dynamic loss scaling: a step whose gradient
+  /// overflows is skipped (metric "skipped") and the scale halved. No effect on fp32/fp64 models.
+  bool master_weights = true;
   /// Intra-op threads for libtorch (torch::set_num_threads); 0 leaves the current setting.
   int threads = 0;
 };
@@ -84,8 +89,8 @@ struct TrainingOptions {
 /// The config keys every training run accepts, in documentation order, with `defaults` as
 /// their default values: learning_rate, lr_schedule, warmup_ratio, epochs, batch_size,
 /// micro_batch_size, weight_decay, adam_beta1, adam_beta2, adam_eps, max_grad_norm, max_length,
-/// dropout, save_every_steps, length_balanced. learning_rate and epochs may be per-iteration
-/// arrays. A loss plugin's schema is its own keys (e.g. `beta`) followed by these.
+/// dropout, save_every_steps, master_weights, length_balanced. learning_rate and epochs may be
+/// per-iteration arrays. A loss plugin's schema is its own keys (e.g. `beta`) followed by these.
 Schema training_schema(const TrainingOptions& defaults = {});
 
 /// Reads the training_schema() keys from a validated `config` (`iteration` selects
