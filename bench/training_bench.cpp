@@ -168,7 +168,8 @@ class BenchModel : public mr::sdk::TrainableModel {
   std::vector<torch::Tensor> parameters() override { return model_->parameters(); }
 
   mr::sdk::TokenizedExample tokenize(const mr::sdk::Conversation& prompt,
-                                     const std::string& response) const override {
+                                     const std::string& response,
+                                     bool /*response_complete*/) const override {
     mr::sdk::TokenizedExample out;
     for (const auto& message : prompt) append_bytes(message.content, out.prompt_ids);
     append_bytes(response, out.response_ids);

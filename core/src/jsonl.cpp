@@ -170,6 +170,14 @@ std::vector<PairRow> read_pair_rows(std::istream& in,
                                           response_of(doc, "chosen"), response_of(doc, "rejected")};
                               if (row.chosen == row.rejected)
                                 throw RowError{"chosen equals rejected", ""};
+                              for (auto [key, flag] : {std::pair{"chosen_truncated", &row.chosen_truncated},
+                                                       std::pair{"rejected_truncated", &row.rejected_truncated}}) {
+                                auto it = doc.find(key);
+                                if (it == doc.end() || it->is_null()) continue;
+                                if (!it->is_boolean())
+                                  throw RowError{std::string("'") + key + "' is not a boolean", ""};
+                                *flag = it->get<bool>();
+                              }
                               out.push_back(std::move(row));
                             });
 }

@@ -11,21 +11,20 @@ namespace mr::plugins::recipe {
 
 mr::sdk::Schema best_worst_schema() {
   using mr::sdk::ParamSpec;
-  return {
+  mr::sdk::Schema schema = {
       ParamSpec::string_("tied_extremes", "first",
                          "When several responses share the best or the worst score: 'first' "
                          "takes the earliest response, 'random' a seeded random one, 'drop' "
                          "yields no pair for the prompt. A prompt whose best and worst scores "
                          "are equal never yields a pair.")
           .one_of({"first", "random", "drop"}),
-      ParamSpec::bool_("remove_duplicates", true,
-                       "Drop responses whose text equals an earlier valid response of the same "
-                       "prompt before selecting (the earliest copy is kept)."),
   };
+  for (auto& spec : candidate_rule_schema()) schema.push_back(std::move(spec));
+  return schema;
 }
 
 BestWorstPolicy::BestWorstPolicy(mr::sdk::HostContext& ctx)
-    : remove_duplicates_(ctx.config().get_bool("remove_duplicates")) {
+    : rules_(candidate_rules(ctx.config())) {
   const std::string t = ctx.config().get_string("tied_extremes");
   ties_ = t == "random" ? Ties::Random : t == "drop" ? Ties::Drop : Ties::First;
 }
@@ -36,7 +35,7 @@ mr::sdk::PairSelectionResult BestWorstPolicy::select(
   LengthFn length = [](const mr::sdk::ResponseCandidate& r) { return r.length_chars; };
   for (const auto& group : groups) {
     std::vector<Candidate> cands =
-        collect_candidates(group, remove_duplicates_, length, result.drops);
+        collect_candidates(group, rules_, length, result.drops);
     const auto span = pairable_span(cands, result.drops);
     if (!span) continue;
     const double s_min = span->min, s_max = span->max;

@@ -5,6 +5,7 @@
 
 #include "metareward/sdk/host.hpp"
 #include "metareward/sdk/pair_selection.hpp"
+#include "selection_common.hpp"
 
 namespace mr::plugins::recipe {
 
@@ -25,7 +26,7 @@ class BestWorstPolicy final : public mr::sdk::PairSelectionPolicy {
  private:
   enum class Ties { First, Random, Drop };
   Ties ties_;
-  bool remove_duplicates_;
+  CandidateRules rules_;
 };
 
 }  // namespace mr::plugins::recipe

@@ -13,7 +13,7 @@ namespace mr::plugins::recipe {
 
 mr::sdk::Schema length_control_schema() {
   using mr::sdk::ParamSpec;
-  return {
+  mr::sdk::Schema schema = {
       ParamSpec::float_("rho", 0.0,
                         "Length-control tier width ρ: chosen = shortest response scoring >= "
                         "(1-ρ)·S_max + ρ·S_min, rejected = longest scoring <= (1-ρ)·S_min + "
@@ -30,10 +30,9 @@ mr::sdk::Schema length_control_schema() {
                          "ResponseCandidate::length_chars) or 'tokens' (length_tokens; responses "
                          "without a token count are dropped and counted).")
           .one_of({"chars", "tokens"}),
-      ParamSpec::bool_("remove_duplicates", true,
-                       "Drop responses whose text equals an earlier valid response of the same "
-                       "prompt before selecting (the earliest copy is kept)."),
   };
+  for (auto& spec : candidate_rule_schema()) schema.push_back(std::move(spec));
+  return schema;
 }
 
 namespace {
@@ -62,7 +61,7 @@ std::int64_t read_cap(const mr::sdk::Config& config, int iteration) {
 LengthControlledPolicy::LengthControlledPolicy(mr::sdk::HostContext& ctx)
     : config_(ctx.config()),
       use_tokens_(ctx.config().get_string("length_unit") == "tokens"),
-      remove_duplicates_(ctx.config().get_bool("remove_duplicates")) {
+      rules_(candidate_rules(ctx.config())) {
   // Validate every iteration now, so a bad value fails at start-up, not in iteration 3.
   for (int it = 1; it <= config_.iterations(); ++it) {
     read_rho(config_, it);
@@ -81,7 +80,7 @@ mr::sdk::PairSelectionResult LengthControlledPolicy::select(
   mr::sdk::PairSelectionResult result;
   for (const auto& group : groups) {
     std::vector<Candidate> cands =
-        collect_candidates(group, remove_duplicates_, length, result.drops);
+        collect_candidates(group, rules_, length, result.drops);
     const auto span = pairable_span(cands, result.drops);
     if (!span) continue;
     const double s_min = span->min, s_max = span->max;

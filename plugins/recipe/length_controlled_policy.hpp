@@ -7,6 +7,7 @@
 
 #include "metareward/sdk/host.hpp"
 #include "metareward/sdk/pair_selection.hpp"
+#include "selection_common.hpp"
 
 namespace mr::plugins::recipe {
 
@@ -31,7 +32,7 @@ class LengthControlledPolicy final : public mr::sdk::PairSelectionPolicy {
  private:
   const mr::sdk::Config& config_;
   bool use_tokens_;
-  bool remove_duplicates_;
+  CandidateRules rules_;
 };
 
 }  // namespace mr::plugins::recipe

@@ -27,8 +27,28 @@ void count_drop(mr::sdk::DropCounts& drops, const std::string& reason, std::int6
   if (n > 0) drops[reason] += n;
 }
 
+std::vector<mr::sdk::ParamSpec> candidate_rule_schema() {
+  return {
+      mr::sdk::ParamSpec::bool_("remove_duplicates", true,
+                                "Drop responses whose text equals an earlier valid response of "
+                                "the same prompt before selecting (the earliest copy is kept)."),
+      mr::sdk::ParamSpec::bool_("allow_truncated", false,
+                                "Let responses cut at max_new_tokens (finish_reason 'length') "
+                                "into pairs. Off: they are dropped and counted as "
+                                "truncated_response (they are not complete answers, and "
+                                "'rejected = longest' would pick exactly them)."),
+  };
+}
+
+CandidateRules candidate_rules(const mr::sdk::Config& config) {
+  CandidateRules rules;
+  rules.remove_duplicates = config.get_bool("remove_duplicates");
+  rules.allow_truncated = config.get_bool("allow_truncated");
+  return rules;
+}
+
 std::vector<Candidate> collect_candidates(const mr::sdk::PromptGroup& group,
-                                          bool remove_duplicates,
+                                          const CandidateRules& rules,
                                           const LengthFn& length,
                                           mr::sdk::DropCounts& drops) {
   std::vector<Candidate> out;
@@ -39,12 +59,16 @@ std::vector<Candidate> collect_candidates(const mr::sdk::PromptGroup& group,
       count_drop(drops, "response_without_valid_score");
       continue;
     }
+    if (!rules.allow_truncated && r.finish_reason == mr::sdk::FinishReason::Length) {
+      count_drop(drops, "truncated_response");
+      continue;
+    }
     std::int64_t len = length(r);
     if (len < 0) {
       count_drop(drops, "response_without_token_count");
       continue;
     }
-    if (remove_duplicates && !seen.insert(r.text).second) {
+    if (rules.remove_duplicates && !seen.insert(r.text).second) {
       count_drop(drops, "duplicate_response");
       continue;
     }
@@ -69,6 +93,8 @@ mr::sdk::PreferencePair make_actor_pair(const mr::sdk::PromptGroup& group,
   p.rejected_score = rejected.score;
   p.meta["chosen_length"] = std::to_string(chosen.length);
   p.meta["rejected_length"] = std::to_string(rejected.length);
+  p.chosen_complete = chosen.response->finish_reason != mr::sdk::FinishReason::Length;
+  p.rejected_complete = rejected.response->finish_reason != mr::sdk::FinishReason::Length;
   return p;
 }
 

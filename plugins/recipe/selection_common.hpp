@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "metareward/sdk/config.hpp"
 #include "metareward/sdk/types.hpp"
 
 namespace mr::plugins::recipe {
@@ -28,12 +29,26 @@ struct Candidate {
 /// Reads a response's length in the policy's unit; returns -1 when unknown.
 using LengthFn = std::function<std::int64_t(const mr::sdk::ResponseCandidate&)>;
 
+/// Which responses collect_candidates() lets into pairs.
+struct CandidateRules {
+  /// Drop a response whose text equals an earlier valid one (the earliest copy is kept).
+  bool remove_duplicates = true;
+  /// Keep responses cut at max_new_tokens (finish_reason length): they are not complete
+  /// answers, and "rejected = longest" under length control would pick exactly those.
+  bool allow_truncated = false;
+};
+
+/// The schema keys of CandidateRules, shared by the policies: remove_duplicates, allow_truncated.
+std::vector<mr::sdk::ParamSpec> candidate_rule_schema();
+/// CandidateRules from a config validated against candidate_rule_schema().
+CandidateRules candidate_rules(const mr::sdk::Config& config);
+
 /// The responses of `group` that can enter a pair, in response order: those with a mean score
-/// and a known length; with `remove_duplicates`, a response whose text equals an earlier valid
-/// one is dropped (the earliest copy is kept). Counts "response_without_valid_score",
+/// and a known length, complete unless `rules.allow_truncated`, de-duplicated with
+/// `rules.remove_duplicates`. Counts "response_without_valid_score", "truncated_response",
 /// "duplicate_response" and "response_without_token_count" (length -1) in `drops`.
 std::vector<Candidate> collect_candidates(const mr::sdk::PromptGroup& group,
-                                          bool remove_duplicates,
+                                          const CandidateRules& rules,
                                           const LengthFn& length,
                                           mr::sdk::DropCounts& drops);
 

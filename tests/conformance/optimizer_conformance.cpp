@@ -119,7 +119,7 @@ double response_logp(TinyCausalLm& model,
                      const std::string& response) {
   torch::NoGradGuard no_grad;
   model.set_training(false);
-  const auto ex = model.tokenize(prompt, response);
+  const auto ex = model.tokenize(prompt, response, true);
   std::vector<std::int64_t> ids = ex.prompt_ids;
   ids.insert(ids.end(), ex.response_ids.begin(), ex.response_ids.end());
   const auto n = static_cast<std::int64_t>(ids.size());

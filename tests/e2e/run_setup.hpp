@@ -64,6 +64,7 @@ verdict_regex = "([ab])"
 [pair_selection]
 type = "length_control"
 rho = [0.0, 0.3]
+allow_truncated = true   # the random model rarely ends a response before max_new_tokens
 
 [optimizer]
 type = "dpo"

@@ -174,6 +174,9 @@ TEST_CASE("run: a complete run on a tiny model records every artifact, traceable
       CHECK(p["rejected"][0]["content"] == rejected["text"]);
       CHECK(p["chosen_score"].get<double>() > p["rejected_score"].get<double>());
       CHECK(p["prompt"][0]["role"] == "user");
+      // A response cut at max_new_tokens is marked, so the trainer adds no end-of-turn token.
+      CHECK(p.value("chosen_truncated", false) == (chosen["finish_reason"] == "length"));
+      CHECK(p.value("rejected_truncated", false) == (rejected["finish_reason"] == "length"));
     }
 
     const bool trains_judge = t == 1;

@@ -121,6 +121,8 @@ std::vector<sdk::PreferencePair> to_pairs(std::vector<PairRow> rows) {
     p.prompt = std::move(r.prompt);
     p.chosen = std::move(r.chosen);
     p.rejected = std::move(r.rejected);
+    p.chosen_complete = !r.chosen_truncated;
+    p.rejected_complete = !r.rejected_truncated;
     pairs.push_back(std::move(p));
   }
   return pairs;

@@ -104,6 +104,9 @@ std::string pair_json(const sdk::PreferencePair& p) {
               {"chosen_score", opt_number(p.chosen_score)},
               {"rejected_score", opt_number(p.rejected_score)},
               {"meta", meta}};
+  // Only when true, so pairs of complete responses keep their documented shape.
+  if (!p.chosen_complete) row["chosen_truncated"] = true;
+  if (!p.rejected_complete) row["rejected_truncated"] = true;
   return row.dump();
 }
 
@@ -190,6 +193,9 @@ std::vector<sdk::PromptGroup> read_responses(
       r.text = row.at("text").get<std::string>();
       r.length_chars = row.at("length_chars").get<std::int64_t>();
       r.length_tokens = row.at("tokens").get<std::int64_t>();
+      r.finish_reason = row.value("finish_reason", std::string("stop")) == "length"
+                            ? sdk::FinishReason::Length
+                            : sdk::FinishReason::Stop;
       groups[pos->second].responses.push_back(std::move(r));
     } catch (const json::exception& e) {
       throw sdk::DataError(file.string() + ":" + std::to_string(i + 1) + ": " + e.what());

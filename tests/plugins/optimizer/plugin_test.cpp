@@ -50,7 +50,7 @@ TEST_CASE("optimizer plugins: dpo and rpo register with their schemas", "[optimi
                                            "epochs", "batch_size", "micro_batch_size",
                                            "weight_decay", "adam_beta1", "adam_beta2", "adam_eps",
                                            "max_grad_norm", "max_length", "dropout",
-                                           "save_every_steps", "master_weights", "length_balanced"});
+                                           "save_every_steps", "master_weights", "close_truncated", "length_balanced"});
     CHECK(defaults["beta"] == sdk::Value(0.1));
     CHECK(defaults["learning_rate"] == sdk::Value(5e-6));
     CHECK(defaults["lr_schedule"] == sdk::Value("cosine"));

@@ -88,7 +88,7 @@ TEST_CASE("training options: read from a config built from the schema", "[optimi
                                            "batch_size", "micro_batch_size", "weight_decay",
                                            "adam_beta1", "adam_beta2", "adam_eps", "max_grad_norm",
                                            "max_length", "dropout", "save_every_steps",
-                                           "master_weights", "length_balanced"});
+                                           "master_weights", "close_truncated", "length_balanced"});
   }
   SECTION("overrides reach the options; per-iteration arrays select by iteration") {
     const auto config = mr::test::config_from_schema(schema,

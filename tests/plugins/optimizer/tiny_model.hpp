@@ -73,7 +73,8 @@ class TinyCausalLm : public sdk::TrainableModel {
   std::vector<torch::Tensor> parameters() override { return params_; }
 
   sdk::TokenizedExample tokenize(const sdk::Conversation& prompt,
-                                 const std::string& response) const override {
+                                 const std::string& response,
+                                 bool response_complete) const override {
     sdk::TokenizedExample ex;
     ex.prompt_ids.push_back(1);
     for (const auto& msg : prompt) {
@@ -83,7 +84,7 @@ class TinyCausalLm : public sdk::TrainableModel {
     }
     ex.prompt_ids.push_back(4);
     for (char c : response) ex.response_ids.push_back(char_id(c));
-    ex.response_ids.push_back(kEot);
+    if (response_complete) ex.response_ids.push_back(kEot);
     return ex;
   }
 

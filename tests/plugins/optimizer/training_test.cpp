@@ -175,7 +175,7 @@ TEST_CASE("sft training: the loss on a small dataset goes close to zero", "[opti
     std::vector<training::PreparedPair> as_pairs;
     for (const auto& ex : examples) {
       training::PreparedPair p;
-      p.chosen = p.rejected = model.tokenize(ex.prompt, ex.response);
+      p.chosen = p.rejected = model.tokenize(ex.prompt, ex.response, true);
       as_pairs.push_back(p);
     }
     double nll = 0, tokens = 0;

@@ -216,3 +216,29 @@ TEST_CASE("length_control: rho is validated", "[recipe][length_control][config]"
     CHECK_THROWS_AS(LengthControlledPolicy(ctx), mr::sdk::ConfigError);
   }
 }
+
+TEST_CASE("length_control: responses cut at max_new_tokens are dropped unless allowed",
+          "[recipe][length_control][truncation]") {
+  // rho = 0.32 picks rejected = the longest low-tier response, r3 (2.5, 2400): here it is the
+  // one that hit max_new_tokens, exactly what the rule must keep out.
+  auto g = worked_example();
+  g.responses[3].finish_reason = mr::sdk::FinishReason::Length;
+  SECTION("by default it never enters a pair, and the drop is counted") {
+    auto policy = build_with_ctx<LengthControlledPolicy>(length_control_schema(), {{"rho", 0.32}});
+    auto result = policy->select({g}, iteration(1));
+    REQUIRE(result.pairs.size() == 1);
+    CHECK(result.pairs[0].rejected_id != "p0/r3");
+    CHECK(result.pairs[0].rejected_complete);
+    CHECK(result.drops.at("truncated_response") == 1);
+  }
+  SECTION("allow_truncated lets it in, marked as not complete") {
+    auto policy = build_with_ctx<LengthControlledPolicy>(
+        length_control_schema(), {{"rho", 0.32}, {"allow_truncated", true}});
+    auto result = policy->select({g}, iteration(1));
+    REQUIRE(result.pairs.size() == 1);
+    CHECK(result.pairs[0].rejected_id == "p0/r3");
+    CHECK_FALSE(result.pairs[0].rejected_complete);
+    CHECK(result.pairs[0].chosen_complete);
+    CHECK(result.drops.count("truncated_response") == 0);
+  }
+}

@@ -324,7 +324,7 @@ TEST_CASE("torch backend: the training view", "[torch_backend][train]") {
   const auto tmpl = mr::chat::ChatTemplate::from_tokenizer("plain", tokenizer);
   SECTION("tokenize(prompt, response) is the rendered conversation, split at the response") {
     const sdk::Conversation prompt = {{"system", "S"}, {"user", "Question?"}};
-    const auto ex = model->tokenize(prompt, "Answer.");
+    const auto ex = model->tokenize(prompt, "Answer.", true);
     CHECK(ex.prompt_ids == tokenizer.encode(tmpl.render(prompt, true)));
     auto whole = prompt;
     whole.push_back({"assistant", "Answer."});
@@ -332,6 +332,11 @@ TEST_CASE("torch backend: the training view", "[torch_backend][train]") {
     joined.insert(joined.end(), ex.response_ids.begin(), ex.response_ids.end());
     CHECK(joined == tokenizer.encode(tmpl.render(whole, false)));
     CHECK(ex.response_ids[7] == *tokenizer.eos_id());  // "Answer." then the end of turn.
+    // A response cut at max_new_tokens did not end: no end-of-turn suffix.
+    const auto cut = model->tokenize(prompt, "Answer.", false);
+    CHECK(cut.prompt_ids == ex.prompt_ids);
+    CHECK(cut.response_ids ==
+          std::vector<std::int64_t>(ex.response_ids.begin(), ex.response_ids.begin() + 7));
   }
   SECTION("forward gives float32 logits and gradients reach the parameters") {
     auto ids = torch::tensor({{256, 72, 105, 0}, {256, 72, 0, 0}}, torch::kLong);

@@ -45,6 +45,10 @@ struct PairRow {
   sdk::Conversation prompt;
   std::string chosen;
   std::string rejected;
+  /// "chosen_truncated" / "rejected_truncated" of a pair row: the response was cut at
+  /// max_new_tokens (trained without an end-of-turn token).
+  bool chosen_truncated = false;
+  bool rejected_truncated = false;
 };
 
 /// Reads prompt rows from `in`; `source` names the input in messages.

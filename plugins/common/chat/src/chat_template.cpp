@@ -179,7 +179,8 @@ std::string ChatTemplate::render(const mr::sdk::Conversation& conversation,
 }
 
 TrainingText ChatTemplate::render_for_training(const mr::sdk::Conversation& prompt,
-                                               std::string_view response) const {
+                                               std::string_view response,
+                                               bool complete) const {
   if (!prompt.empty() && prompt.back().role == "assistant") {
     throw DataError("training prompt ends with an assistant message (message " +
                     std::to_string(prompt.size()) +
@@ -188,7 +189,7 @@ TrainingText ChatTemplate::render_for_training(const mr::sdk::Conversation& prom
   TrainingText text;
   text.prompt_text = render(prompt, /*add_generation_prompt=*/true);
   text.response_text = format_.trim_content ? trim_whitespace(response) : response;
-  text.response_text += format_.assistant.suffix;
+  if (complete) text.response_text += format_.assistant.suffix;
   return text;
 }
 

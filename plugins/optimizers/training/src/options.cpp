@@ -104,6 +104,9 @@ const std::vector<OptionRow>& option_table() {
        "With bf16/fp16 parameters, keep fp32 master weights and AdamW moments (the update is "
        "computed in fp32, then rounded into the model); fp16 also gets dynamic loss scaling. "
        "Without them small updates round away in bf16. No effect on fp32 models."},
+      {"close_truncated", &O::close_truncated,
+       "Append the end-of-turn token also after a response cut at max_new_tokens (trains it as if "
+       "it had ended); off, such a response is trained without one."},
       {"length_balanced", &O::length_balanced,
        "Group examples of similar length into the micro-batches of each step (less padding, "
        "same result).",

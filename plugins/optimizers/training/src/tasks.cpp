@@ -30,8 +30,11 @@ PreparedPairs prepare_pairs(const TrainableModel& model,
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     PreparedPair p;
     p.source_index = i;
-    p.chosen = model.tokenize(pairs[i].prompt, pairs[i].chosen);
-    p.rejected = model.tokenize(pairs[i].prompt, pairs[i].rejected);
+    const bool chosen_ends = pairs[i].chosen_complete || options.close_truncated;
+    const bool rejected_ends = pairs[i].rejected_complete || options.close_truncated;
+    out.unfinished += (pairs[i].chosen_complete ? 0 : 1) + (pairs[i].rejected_complete ? 0 : 1);
+    p.chosen = model.tokenize(pairs[i].prompt, pairs[i].chosen, chosen_ends);
+    p.rejected = model.tokenize(pairs[i].prompt, pairs[i].rejected, rejected_ends);
     if (p.chosen.response_ids.empty() || p.rejected.response_ids.empty()) {
       ++out.dropped["empty_response"];
       continue;
@@ -99,6 +102,11 @@ TrainingSummary train_prepared_pairs(TrainableModel& model,
     return d;
   }();
   report_fit(host, "pairs", given, prepared.truncated, prepared.dropped, options.max_length);
+  if (prepared.unfinished > 0)
+    log(host, LogLevel::Info,
+        std::to_string(prepared.unfinished) + " pair responses were cut at max_new_tokens; " +
+            (options.close_truncated ? "trained with an end-of-turn token (close_truncated)"
+                                     : "trained without an end-of-turn token"));
   if (prepared.pairs.empty())
     throw DataError(given == 0
                         ? std::string("no preference pairs to train on")
@@ -215,7 +223,7 @@ TrainingSummary train_sft(TrainableModel& model,
   std::int64_t truncated = 0;
   DropCounts dropped;
   for (const auto& ex : examples) {
-    TokenizedExample t = model.tokenize(ex.prompt, ex.response);
+    TokenizedExample t = model.tokenize(ex.prompt, ex.response, /*response_complete=*/true);
     if (t.response_ids.empty()) {
       ++dropped["empty_response"];
       continue;

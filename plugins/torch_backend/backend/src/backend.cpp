@@ -217,10 +217,11 @@ std::vector<std::int64_t> TorchBackend::encode_prompt(const sdk::Conversation& c
 }
 
 sdk::TokenizedExample TorchBackend::tokenize_example(const sdk::Conversation& prompt,
-                                                     std::string_view response) const {
+                                                     std::string_view response,
+                                                     bool response_complete) const {
   // Encoded separately, exactly as generation sees them: the prompt (ending with the generation
   // prompt) is what generate() feeds the model, the response is what it then produces.
-  const auto text = template_->render_for_training(prompt, response);
+  const auto text = template_->render_for_training(prompt, response, response_complete);
   sdk::TokenizedExample ex;
   ex.prompt_ids = tokenizer_.encode(text.prompt_text);
   ex.response_ids = tokenizer_.encode(text.response_text);
@@ -335,8 +336,9 @@ std::vector<torch::Tensor> TorchTrainableModel::parameters() {
 }
 
 sdk::TokenizedExample TorchTrainableModel::tokenize(const sdk::Conversation& prompt,
-                                                    const std::string& response) const {
-  return backend_.tokenize_example(prompt, response);
+                                                    const std::string& response,
+                                                    bool response_complete) const {
+  return backend_.tokenize_example(prompt, response, response_complete);
 }
 
 void TorchTrainableModel::set_training(bool training) {

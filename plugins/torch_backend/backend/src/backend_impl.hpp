@@ -29,7 +29,8 @@ class TorchTrainableModel : public mr::sdk::TrainableModel {
                         const torch::Tensor& attention_mask) override;
   std::vector<torch::Tensor> parameters() override;
   mr::sdk::TokenizedExample tokenize(const mr::sdk::Conversation& prompt,
-                                     const std::string& response) const override;
+                                     const std::string& response,
+                                     bool response_complete) const override;
   void set_training(bool training) override;
   void save(const std::filesystem::path& dir) const override;
 
@@ -55,7 +56,8 @@ class TorchBackend : public mr::sdk::ModelBackend {
   /// Prompt tokens (chat template + generation prompt) and response tokens (content +
   /// assistant suffix), each encoded on its own exactly as generation sees them.
   mr::sdk::TokenizedExample tokenize_example(const mr::sdk::Conversation& prompt,
-                                             std::string_view response) const;
+                                             std::string_view response,
+                                             bool response_complete = true) const;
   /// Token ids of `conversation` rendered with the generation prompt.
   std::vector<std::int64_t> encode_prompt(const mr::sdk::Conversation& conversation) const;
 

@@ -33,9 +33,11 @@ class TrainableModel {
   virtual std::vector<torch::Tensor> parameters() = 0;
 
   /// Required. Tokenizes `prompt` with the chat template exactly as at generation time and
-  /// `response` as the assistant's content plus the end-of-turn token.
+  /// `response` as the assistant's content, followed by the end-of-turn token when
+  /// `response_complete` (false for a response that was cut at max_new_tokens: it did not end).
   virtual TokenizedExample tokenize(const Conversation& prompt,
-                                    const std::string& response) const = 0;
+                                    const std::string& response,
+                                    bool response_complete) const = 0;
 
   /// Required. Switches dropout etc. on (true) or off.
   virtual void set_training(bool training) = 0;

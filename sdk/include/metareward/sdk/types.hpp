@@ -82,6 +82,9 @@ struct ResponseCandidate {
   std::string text;
   std::int64_t length_chars = 0;    ///< Unicode code points of `text`.
   std::int64_t length_tokens = -1;  ///< Tokens, -1 when the backend cannot count.
+  /// Why generation ended. Length: cut at max_new_tokens, not a complete answer (pair policies
+  /// skip such responses unless told otherwise).
+  FinishReason finish_reason = FinishReason::Stop;
   std::vector<Judgment> judgments;
   /// Mean of the valid judgment scores; nullopt when no judgment parsed.
   std::optional<double> mean_score;
@@ -112,6 +115,10 @@ struct PreferencePair {
   std::optional<double> chosen_score;  ///< Mean judge score (actor) or Elo (judge).
   std::optional<double> rejected_score;
   std::map<std::string, std::string> meta;  ///< Free-form extra provenance (policy-specific).
+  /// False for a response cut at max_new_tokens: it did not end, so the trainer appends no
+  /// end-of-turn token after it (unless the optimizer is told to).
+  bool chosen_complete = true;
+  bool rejected_complete = true;
 };
 
 /// Counted reasons for dropping candidates ("all_scores_equal" -> 12); the host logs and records

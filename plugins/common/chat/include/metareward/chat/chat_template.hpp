@@ -116,7 +116,9 @@ std::string chatml_default_system(std::string_view chat_template);
 /// rendering of the prompt conversation followed by the response as an assistant message.
 struct TrainingText {
   std::string prompt_text;    ///< The prompt, ending with the generation prompt.
-  std::string response_text;  ///< Response content + the assistant suffix (end_of_turn first).
+  /// Response content + the assistant suffix (end_of_turn first); content only for a response
+  /// that did not end (`complete` false: cut at max_new_tokens).
+  std::string response_text;
 };
 
 /// Renders conversations with one ChatFormat. Immutable and thread-safe.
@@ -148,7 +150,8 @@ class ChatTemplate {
   /// false). Throws mr::sdk::DataError when `prompt` ends with an assistant message (the
   /// response would be a second consecutive assistant turn) or has an unknown role.
   TrainingText render_for_training(const mr::sdk::Conversation& prompt,
-                                   std::string_view response) const;
+                                   std::string_view response,
+                                   bool complete = true) const;
 
   /// The token ids that end generation, sorted and unique: the tokenizer's eos_token id, the
   /// `eos_token_id` of `generation_config_path` (skipped when the path is empty or the file does

@@ -82,6 +82,9 @@ struct TrainingOptions {
   /// for almost every bf16 weight). fp16 adds dynamic loss scaling: a step whose gradient
   /// overflows is skipped (metric "skipped") and the scale halved. No effect on fp32/fp64 models.
   bool master_weights = true;
+  /// Append the end-of-turn token after a response that was cut at max_new_tokens too (trains it
+  /// as if it had ended). Off: such a response is trained as the unfinished text it is.
+  bool close_truncated = false;
   /// Intra-op threads for libtorch (torch::set_num_threads); 0 leaves the current setting.
   int threads = 0;
 };
@@ -89,7 +92,7 @@ struct TrainingOptions {
 /// The config keys every training run accepts, in documentation order, with `defaults` as
 /// their default values: learning_rate, lr_schedule, warmup_ratio, epochs, batch_size,
 /// micro_batch_size, weight_decay, adam_beta1, adam_beta2, adam_eps, max_grad_norm, max_length,
-/// dropout, save_every_steps, master_weights, length_balanced. learning_rate and epochs may be
+/// dropout, save_every_steps, master_weights, close_truncated, length_balanced. learning_rate and epochs may be
 /// per-iteration arrays. A loss plugin's schema is its own keys (e.g. `beta`) followed by these.
 Schema training_schema(const TrainingOptions& defaults = {});
 
@@ -216,6 +219,9 @@ struct PreparedPair {
 struct PreparedPairs {
   std::vector<PreparedPair> pairs;
   std::int64_t truncated = 0;    ///< Pairs with a response cut to max_length.
+  /// Responses that were cut at generation (PreferencePair::*_complete false), tokenized
+  /// without an end-of-turn token unless close_truncated.
+  std::int64_t unfinished = 0;
   DropCounts dropped;            ///< "prompt_too_long", "empty_response" -> count.
   bool reference_ready = false;  ///< True once reference_* hold the reference log-probs.
 };
