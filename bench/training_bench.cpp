@@ -29,9 +29,9 @@
 #include <string>
 #include <vector>
 
-#include "metareward/training/training.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/model_config.hpp"
+#include "metareward/training/training.hpp"
 
 namespace {
 

@@ -37,7 +37,8 @@ const std::vector<PluginSlot>& plugin_slots() {
   static const std::vector<PluginSlot> slots = [] {
     std::vector<PluginSlot> out;
     for (const auto& k : sdk::kPluginKinds)
-      if (k.kind != PluginKind::ModelBackend) out.push_back({k.config_table, k.kind, k.default_plugin});
+      if (k.kind != PluginKind::ModelBackend)
+        out.push_back({k.config_table, k.kind, k.default_plugin});
     return out;
   }();
   return slots;

@@ -164,22 +164,20 @@ std::vector<PromptRow> read_prompt_rows(std::istream& in,
 std::vector<PairRow> read_pair_rows(std::istream& in,
                                     const std::string& source,
                                     JsonlStats& stats) {
-  return read_rows<PairRow>(in, source, stats,
-                            [&](const json& doc, std::int64_t line, std::vector<PairRow>& out) {
-                              PairRow row{id_of(doc, source, line), prompt_of(doc),
-                                          response_of(doc, "chosen"), response_of(doc, "rejected")};
-                              if (row.chosen == row.rejected)
-                                throw RowError{"chosen equals rejected", ""};
-                              for (auto [key, flag] : {std::pair{"chosen_truncated", &row.chosen_truncated},
-                                                       std::pair{"rejected_truncated", &row.rejected_truncated}}) {
-                                auto it = doc.find(key);
-                                if (it == doc.end() || it->is_null()) continue;
-                                if (!it->is_boolean())
-                                  throw RowError{std::string("'") + key + "' is not a boolean", ""};
-                                *flag = it->get<bool>();
-                              }
-                              out.push_back(std::move(row));
-                            });
+  return read_rows<PairRow>(
+      in, source, stats, [&](const json& doc, std::int64_t line, std::vector<PairRow>& out) {
+        PairRow row{id_of(doc, source, line), prompt_of(doc), response_of(doc, "chosen"),
+                    response_of(doc, "rejected")};
+        if (row.chosen == row.rejected) throw RowError{"chosen equals rejected", ""};
+        for (auto [key, flag] : {std::pair{"chosen_truncated", &row.chosen_truncated},
+                                 std::pair{"rejected_truncated", &row.rejected_truncated}}) {
+          auto it = doc.find(key);
+          if (it == doc.end() || it->is_null()) continue;
+          if (!it->is_boolean()) throw RowError{std::string("'") + key + "' is not a boolean", ""};
+          *flag = it->get<bool>();
+        }
+        out.push_back(std::move(row));
+      });
 }
 
 std::vector<PairRow> read_score_rows(std::istream& in,

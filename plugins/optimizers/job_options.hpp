@@ -35,7 +35,7 @@ inline int job_iteration(const sdk::Config& config, const sdk::TrainingJob& job)
 
 /// Training options for `job`: the iteration's config values, the job's seed, the host's threads.
 inline training::TrainingOptions job_options(const sdk::HostContext& ctx,
-                                                  const sdk::TrainingJob& job) {
+                                             const sdk::TrainingJob& job) {
   auto options = training::options_from_config(ctx.config(), job_iteration(ctx.config(), job));
   options.seed = job.info.seed;
   options.threads = ctx.threads();

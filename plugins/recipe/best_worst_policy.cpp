@@ -34,8 +34,7 @@ mr::sdk::PairSelectionResult BestWorstPolicy::select(
   mr::sdk::PairSelectionResult result;
   LengthFn length = [](const mr::sdk::ResponseCandidate& r) { return r.length_chars; };
   for (const auto& group : groups) {
-    std::vector<Candidate> cands =
-        collect_candidates(group, rules_, length, result.drops);
+    std::vector<Candidate> cands = collect_candidates(group, rules_, length, result.drops);
     const auto span = pairable_span(cands, result.drops);
     if (!span) continue;
     const double s_min = span->min, s_max = span->max;

@@ -79,8 +79,7 @@ mr::sdk::PairSelectionResult LengthControlledPolicy::select(
 
   mr::sdk::PairSelectionResult result;
   for (const auto& group : groups) {
-    std::vector<Candidate> cands =
-        collect_candidates(group, rules_, length, result.drops);
+    std::vector<Candidate> cands = collect_candidates(group, rules_, length, result.drops);
     const auto span = pairable_span(cands, result.drops);
     if (!span) continue;
     const double s_min = span->min, s_max = span->max;

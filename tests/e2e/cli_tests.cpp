@@ -8,17 +8,17 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
-#include "sample_configs.hpp"
 #include "metareward/core/plugin_registry.hpp"
 #include "metareward/sdk/version.hpp"
+#include "sample_configs.hpp"
 #include "skip.hpp"
 
 namespace fs = std::filesystem;
 using mr::tests::CliResult;
+using mr::tests::good_config;
 using mr::tests::run_binary;
 using mr::tests::run_cli;
 using mr::tests::ScratchDir;
-using mr::tests::good_config;
 
 namespace {
 

@@ -13,9 +13,9 @@
 
 namespace fs = std::filesystem;
 using mr::tests::CliResult;
+using mr::tests::good_config;
 using mr::tests::run_cli;
 using mr::tests::ScratchDir;
-using mr::tests::good_config;
 
 TEST_CASE("cli: plan prints a run's generation budget per iteration", "[e2e][plan]") {
 #if !defined(MR_E2E_HAVE_RECIPE) || !defined(MR_E2E_HAVE_TORCH_BACKEND)

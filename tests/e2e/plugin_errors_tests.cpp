@@ -87,16 +87,18 @@ TEST_CASE("run: a plugin's exception of any type names the plugin, library, call
   }
   SECTION("with an evaluator configured, the rubric it calls is named, not only the evaluator") {
     RunSetup s;
-    mr::tests::write_text(s.config,
-                          throwing_config(read_text(s.config), "parse", "stod", /*evaluator=*/true));
+    mr::tests::write_text(
+        s.config, throwing_config(read_text(s.config), "parse", "stod", /*evaluator=*/true));
     const CliResult r = s.run();
     INFO(r.err);
     CHECK(r.exit_code == 1);
     // The seed evaluation runs first; the error shows both calls, innermost last.
-    CHECK(has_match(r.err, "evaluator 'fixture_eval' \\(library [^)]+\\), evaluate\\(\\) at stage "
-                           "evaluation, iteration 0: judge rubric 'fixture_throwing' \\(library " +
-                               library + "\\), parse\\(\\) at stage evaluation, iteration 0: "
-                                         "std::invalid_argument: stod"));
+    CHECK(has_match(r.err,
+                    "evaluator 'fixture_eval' \\(library [^)]+\\), evaluate\\(\\) at stage "
+                    "evaluation, iteration 0: judge rubric 'fixture_throwing' \\(library " +
+                        library +
+                        "\\), parse\\(\\) at stage evaluation, iteration 0: "
+                        "std::invalid_argument: stod"));
   }
   SECTION("a rubric option its constructor rejects leaves no run directory behind") {
     RunSetup s;
@@ -108,7 +110,8 @@ TEST_CASE("run: a plugin's exception of any type names the plugin, library, call
                                  Catch::Contains("'constructor' is rejected here"));
     CHECK_FALSE(fs::exists(s.out));
     // `config check` finds it too, without loading a model.
-    const CliResult check = mr::tests::run_cli({"config", "check", s.config.string()}, s.dir.path());
+    const CliResult check =
+        mr::tests::run_cli({"config", "check", s.config.string()}, s.dir.path());
     CHECK(check.exit_code == 1);
     CHECK_THAT(check.err, Catch::Contains("'constructor' is rejected here"));
     // The corrected retry is not blocked by anything the failed attempt left.

@@ -32,9 +32,9 @@ using json = nlohmann::json;
 using mr::tests::CliResult;
 using mr::tests::read_text;
 using mr::tests::run_cli;
+using mr::tests::RunSetup;
 using mr::tests::ScratchDir;
 using mr::tests::tiny_model;
-using mr::tests::RunSetup;
 
 #ifdef MR_E2E_HAVE_TORCH_BACKEND
 namespace {
@@ -511,10 +511,10 @@ TEST_CASE("run: evaluator failures stop the run and name the evaluator and the m
     const CliResult r = s.run();
     CHECK(r.exit_code == 1);
     // The guard names the plugin, its library, the call and the stage; run.log keeps it too.
-    const std::string expected =
-        "evaluator 'fixture_eval' (library " +
-        std::string(MR_FIXTURE_EVALUATOR) +
-        "), evaluate() at stage evaluation, iteration 0: fixture_eval: asked to fail at iteration 0";
+    const std::string expected = "evaluator 'fixture_eval' (library " +
+                                 std::string(MR_FIXTURE_EVALUATOR) +
+                                 "), evaluate() at stage evaluation, iteration 0: fixture_eval: "
+                                 "asked to fail at iteration 0";
     CHECK_THAT(r.err, Catch::Contains(expected));
     CHECK_THAT(read_text(s.out / "run.log"), Catch::Contains("error: " + expected));
   }

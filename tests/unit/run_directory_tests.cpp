@@ -59,7 +59,8 @@ path = "a"
   }
 }
 
-TEST_CASE("RunDirectory: iteration names, completion and the seed evaluation", "[unit][run_directory]") {
+TEST_CASE("RunDirectory: iteration names, completion and the seed evaluation",
+          "[unit][run_directory]") {
   CHECK(RunDirectory::iteration_number("iter_1") == 1);
   CHECK(RunDirectory::iteration_number("iter_0") == 0);
   CHECK(RunDirectory::iteration_number("iter_12") == 12);

@@ -113,8 +113,7 @@ std::string subcommand_list(const sdk::CommandDescriptor& command) {
   for (const auto& sub : command.subcommands) width = std::max(width, sub.name.size());
   std::ostringstream out;
   for (const auto& sub : command.subcommands)
-    out << "  " << sub.name << std::string(width - sub.name.size() + 2, ' ') << sub.summary
-        << "\n";
+    out << "  " << sub.name << std::string(width - sub.name.size() + 2, ' ') << sub.summary << "\n";
   return out.str();
 }
 
@@ -129,10 +128,11 @@ int run_plugin_command(const RegisteredCommand& command, std::vector<std::string
                                    [](const std::string& a) { return a.rfind('-', 0) != 0; });
     const bool help = std::any_of(args.begin(), args.end(),
                                   [](const std::string& a) { return a == "--help" || a == "-h"; });
-    const auto sub = word == args.end()
-                         ? chosen->subcommands.end()
-                         : std::find_if(chosen->subcommands.begin(), chosen->subcommands.end(),
-                                        [&](const sdk::CommandDescriptor& c) { return c.name == *word; });
+    const auto sub =
+        word == args.end()
+            ? chosen->subcommands.end()
+            : std::find_if(chosen->subcommands.begin(), chosen->subcommands.end(),
+                           [&](const sdk::CommandDescriptor& c) { return c.name == *word; });
     if (sub == chosen->subcommands.end()) {
       if (word == args.end() && chosen->run) break;  // The group itself runs without a subcommand.
       const std::string usage = "Usage: metareward " + name + " SUBCOMMAND [options]\n\n" +
@@ -156,7 +156,8 @@ int run_plugin_command(const RegisteredCommand& command, std::vector<std::string
   PluginCall site;
   site.plugin = name;
   site.kind = "command";
-  site.library = command.library_path.empty() ? command.library_name : command.library_path.string();
+  site.library =
+      command.library_path.empty() ? command.library_name : command.library_path.string();
   site.call = "run";
   return guarded(site, [&] { return chosen->run(args, *ctx); });
 }

@@ -6,8 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
-#include "metareward/core/run/run_session.hpp"
 #include "metareward/core/config_loader.hpp"
+#include "metareward/core/run/run_session.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core::cli {

@@ -113,8 +113,7 @@ int eval_command(const GlobalOptions& globals, const std::vector<std::string>& a
   session.create_models();
   spdlog::info("evaluating (iteration {}) into {}", iteration, out_dir.string());
   json evaluation = json::object();
-  for (const auto& [key, value] : session.evaluate(iteration, out_dir, {}))
-    evaluation[key] = value;
+  for (const auto& [key, value] : session.evaluate(iteration, out_dir, {})) evaluation[key] = value;
   const json document = {{"iteration", iteration}, {"evaluation", evaluation}};
   write_file_atomic(out_dir / "metrics.json", document.dump(2) + "\n");
   std::cout << document.dump(2) << "\n";

@@ -9,11 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "metareward/core/run/artifact_rows.hpp"
-#include "metareward/core/run/guarded_plugins.hpp"
 #include "metareward/core/config_loader.hpp"
 #include "metareward/core/jsonl.hpp"
 #include "metareward/core/logging.hpp"
+#include "metareward/core/run/artifact_rows.hpp"
+#include "metareward/core/run/guarded_plugins.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core::cli {
@@ -94,7 +94,8 @@ void open_session(ModelSession& s,
   auto backend_ctx = std::make_shared<PluginHostContext>(
       "models.policy", s.resolved.section("models.policy"), s.seed, fs::path(), s.threads);
   // Guarded: a backend failure names the plugin, its library and the call.
-  s.backend = guard_plugin(create_plugin<sdk::ModelBackend>(*backend, backend_ctx), *backend, nullptr);
+  s.backend =
+      guard_plugin(create_plugin<sdk::ModelBackend>(*backend, backend_ctx), *backend, nullptr);
   if (!optimizer_name.empty()) {
     const RegisteredPlugin* opt = s.registry.find(s.resolved.plugin_of.at("optimizer"));
     auto opt_ctx = std::make_shared<PluginHostContext>(

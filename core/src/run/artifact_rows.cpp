@@ -116,7 +116,9 @@ std::string pair_json(const sdk::PreferencePair& p) {
 std::string prompt_row(const std::string& prompt_id,
                        const sdk::Conversation& messages,
                        const std::string& source) {
-  return json({{"prompt_id", prompt_id}, {"messages", conversation_to_json(messages)}, {"source", source}})
+  return json({{"prompt_id", prompt_id},
+               {"messages", conversation_to_json(messages)},
+               {"source", source}})
       .dump();
 }
 
@@ -143,10 +145,11 @@ std::string judgment_id(const std::string& response_id, std::size_t sample) {
   return response_id + "/j" + std::to_string(sample);
 }
 
-void judgment_rows(const std::string& prompt_id,
-                   const sdk::GenerationResult& r,
-                   const std::function<sdk::ParsedScore(std::size_t sample, const std::string& text)>& parse,
-                   std::vector<std::string>& lines) {
+void judgment_rows(
+    const std::string& prompt_id,
+    const sdk::GenerationResult& r,
+    const std::function<sdk::ParsedScore(std::size_t sample, const std::string& text)>& parse,
+    std::vector<std::string>& lines) {
   if (!r.error.empty()) {
     lines.push_back(json({{"prompt_id", prompt_id},
                           {"response_id", r.request_id},
@@ -366,7 +369,6 @@ json pair_metrics(const std::vector<sdk::PreferencePair>& pairs, bool scores) {
   return m;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Training metrics
 
@@ -386,6 +388,5 @@ void finalize_train_metrics(const fs::path& partial, const fs::path& file) {
   std::error_code ec;
   fs::remove(partial, ec);
 }
-
 
 }  // namespace mr::core::rows

@@ -48,8 +48,8 @@ GenerationStats run_generation(const GenerationJob& job) {
     std::vector<sdk::GenerationResult> results;
     {
       const CallContext::ItemScope item("batch " + std::to_string(next + 1) + "/" +
-                                        std::to_string(batches) + " (requests '" + chunk.front().id +
-                                        "' to '" + chunk.back().id + "')");
+                                        std::to_string(batches) + " (requests '" +
+                                        chunk.front().id + "' to '" + chunk.back().id + "')");
       results = job.model->generate(chunk);
     }
     if (results.size() != chunk.size())

@@ -82,8 +82,7 @@ class GuardedMetaJudge final : public sdk::MetaJudgeStrategy, Guard<sdk::MetaJud
   std::vector<sdk::BattleRequest> plan(const std::vector<sdk::PromptGroup>& groups,
                                        const sdk::JudgeRubric& rubric,
                                        const sdk::IterationInfo& info) override {
-    return call("plan",
-                [&](sdk::MetaJudgeStrategy& m) { return m.plan(groups, rubric, info); });
+    return call("plan", [&](sdk::MetaJudgeStrategy& m) { return m.plan(groups, rubric, info); });
   }
   sdk::MetaJudgeResult decide(const std::vector<sdk::PromptGroup>& groups,
                               const sdk::JudgeRubric& rubric,
@@ -96,8 +95,7 @@ class GuardedMetaJudge final : public sdk::MetaJudgeStrategy, Guard<sdk::MetaJud
   }
 };
 
-class GuardedPairPolicy final : public sdk::PairSelectionPolicy,
-                                Guard<sdk::PairSelectionPolicy> {
+class GuardedPairPolicy final : public sdk::PairSelectionPolicy, Guard<sdk::PairSelectionPolicy> {
  public:
   using Guard::Guard;
   sdk::PairSelectionResult select(const std::vector<sdk::PromptGroup>& groups,
@@ -130,9 +128,13 @@ CallContext::ItemScope::ItemScope(std::string item) : previous_(std::move(curren
   current_item_text = std::move(item);
 }
 
-CallContext::ItemScope::~ItemScope() { current_item_text = std::move(previous_); }
+CallContext::ItemScope::~ItemScope() {
+  current_item_text = std::move(previous_);
+}
 
-const std::string& CallContext::current_item() { return current_item_text; }
+const std::string& CallContext::current_item() {
+  return current_item_text;
+}
 
 std::shared_ptr<sdk::ModelBackend> guard_plugin(std::shared_ptr<sdk::ModelBackend> object,
                                                 const RegisteredPlugin& plugin,

@@ -11,7 +11,9 @@ namespace mr::core {
 
 namespace fs = std::filesystem;
 
-fs::path RunDirectory::iteration(int t) const { return root_ / ("iter_" + std::to_string(t)); }
+fs::path RunDirectory::iteration(int t) const {
+  return root_ / ("iter_" + std::to_string(t));
+}
 
 fs::path RunDirectory::metrics(int t) const {
   return t == 0 ? iteration(0) / kEval / kMetrics : iteration(t) / kMetrics;

@@ -168,8 +168,8 @@ class Runner {
       const std::string diff = config_diff(before, current);
       if (!diff.empty()) {
         spdlog::warn("resuming with a changed config (--force):\n{}", diff);
-        write_file_atomic(dir_.root() / (std::string(RunDirectory::kConfigRecord) + ".before_force"),
-                          before);
+        write_file_atomic(
+            dir_.root() / (std::string(RunDirectory::kConfigRecord) + ".before_force"), before);
         write_file_atomic(dir_.config_record(), current);
       }
     } else {
@@ -304,7 +304,8 @@ class Runner {
     const bool train_judge = config_.section("run").get_bool("train_judge", t);
     const int iterations = config_.iterations;
     const std::string tag = "iter " + std::to_string(t) + "/" + std::to_string(iterations);
-    spdlog::info("=== {}{} ===", tag, train_judge ? " (trains actor and judge)" : " (trains actor)");
+    spdlog::info("=== {}{} ===", tag,
+                 train_judge ? " (trains actor and judge)" : " (trains actor)");
     const auto iteration_start = Clock::now();
     json timings = {{"stages", json::object()}, {"throughput", json::object()}};
     const StageContext ctx{session_, dir_, t, tag, [this] { return stop_requested(); }, timings};

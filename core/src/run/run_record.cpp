@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "metareward/core/run/run_directory.hpp"
-#include "metareward/sdk/error.hpp"
 #include "metareward/core/svg_chart.hpp"
+#include "metareward/sdk/error.hpp"
 
 namespace mr::core {
 
@@ -383,7 +383,6 @@ std::string iteration_range(int first, int last) {
   return first == last ? "iteration " + std::to_string(first)
                        : "iterations " + std::to_string(first) + "-" + std::to_string(last);
 }
-
 
 }  // namespace
 

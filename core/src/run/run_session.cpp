@@ -39,8 +39,8 @@ std::shared_ptr<Interface> RunSession::make(const std::string& section) {
   const RegisteredPlugin* plugin = registry_.find(name);
   if (plugin == nullptr)
     throw sdk::PluginError("plugin '" + name + "' for [" + section + "] is not loaded");
-  auto object = create_configured_plugin<Interface>(registry_, config_, section, seed_, run_dir_,
-                                                    threads_);
+  auto object =
+      create_configured_plugin<Interface>(registry_, config_, section, seed_, run_dir_, threads_);
   return guard_plugin(std::move(object), *plugin, context_);
 }
 

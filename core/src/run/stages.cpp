@@ -114,7 +114,8 @@ json run_judge_stage(const StageContext& ctx, std::vector<sdk::PromptGroup>& gro
     rows::judgment_rows(
         prompt_of_response.at(r.request_id), r,
         [&](std::size_t k, const std::string& text) {
-          const CallContext::ItemScope item("judgment '" + rows::judgment_id(r.request_id, k) + "'");
+          const CallContext::ItemScope item("judgment '" + rows::judgment_id(r.request_id, k) +
+                                            "'");
           return rubric.parse(text);
         },
         lines);
@@ -167,8 +168,8 @@ MetaJudgeOutcome run_meta_judge_stage(const StageContext& ctx,
 
   std::vector<json> battle_rows;
   std::vector<sdk::Battle> battles = rows::read_battles(job.file, plan, battle_rows);
-  sdk::MetaJudgeResult decided = meta.decide(groups, ctx.session.rubric(), std::move(battles),
-                                             plan_info, actor_pairs);
+  sdk::MetaJudgeResult decided =
+      meta.decide(groups, ctx.session.rubric(), std::move(battles), plan_info, actor_pairs);
   rows::write_battles(job.file, decided.battles, battle_rows);
   MetaJudgeOutcome out;
   for (auto& p : decided.judge_pairs) p.role = sdk::PairRole::Judge;

@@ -21,11 +21,10 @@ namespace {
 /// M_t = M_{t-1} when the iteration has no pairs.
 void copy_previous_model(const StageContext& ctx, const fs::path& model_dir) {
   const int t = ctx.t;
-  const fs::path from =
-      t > 1 ? ctx.dir.file(t - 1, RunDirectory::kModel)
-            : fs::path(ctx.session.config()
-                           .section("models." + ctx.session.actor_name())
-                           .get_string("path"));
+  const fs::path from = t > 1 ? ctx.dir.file(t - 1, RunDirectory::kModel)
+                              : fs::path(ctx.session.config()
+                                             .section("models." + ctx.session.actor_name())
+                                             .get_string("path"));
   const fs::path tmp = model_dir.string() + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -52,8 +51,7 @@ void run_optimizer(const StageContext& ctx,
   // resuming appends a new row, and finalize_train_metrics() keeps the last row per step.
   const fs::path partial = metrics_file.string() + ".partial";
   std::FILE* out = std::fopen(partial.c_str(), "ab");
-  if (out == nullptr)
-    throw sdk::DataError("cannot open '" + partial.string() + "' for appending");
+  if (out == nullptr) throw sdk::DataError("cannot open '" + partial.string() + "' for appending");
   double tokens_per_s_sum = 0;
   std::int64_t tokens_per_s_n = 0;
   sdk::TrainingJob job;

@@ -37,7 +37,8 @@ TrainingJob job_in(const fs::path& dir, std::vector<StepMetrics>* steps = nullpt
 }
 
 /// Share of the scalars that differ between two parameter lists (compared as stored).
-double changed_share(const std::vector<torch::Tensor>& before, const std::vector<torch::Tensor>& after) {
+double changed_share(const std::vector<torch::Tensor>& before,
+                     const std::vector<torch::Tensor>& after) {
   double changed = 0, total = 0;
   for (std::size_t i = 0; i < before.size(); ++i) {
     changed += (before[i] != after[i].detach()).sum().item<double>();
@@ -110,10 +111,11 @@ TEST_CASE("mixed precision: 20 bf16 DPO steps track the fp32 loss curve", "[opti
   REQUIRE(fp32.size() == 20);
   REQUIRE(bf16.size() == 20);
   double worst = 0;
-  for (std::size_t i = 0; i < fp32.size(); ++i) worst = std::max(worst, std::abs(fp32[i] - bf16[i]));
+  for (std::size_t i = 0; i < fp32.size(); ++i)
+    worst = std::max(worst, std::abs(fp32[i] - bf16[i]));
   INFO("largest per-step loss difference " << worst << "; fp32 " << fp32.front() << " -> "
-                                          << fp32.back() << ", bf16 " << bf16.front() << " -> "
-                                          << bf16.back());
+                                           << fp32.back() << ", bf16 " << bf16.front() << " -> "
+                                           << bf16.back());
   CHECK(worst < kTolerance);
   CHECK(fp32.back() < fp32.front() - 0.05);  // the curve being tracked does move
   CHECK(bf16.back() < bf16.front() - 0.05);
@@ -163,7 +165,8 @@ TEST_CASE("mixed precision: fp16 trains with dynamic loss scaling", "[optimizer]
   o.seed = 5;
   TinyCausalLm model(13, 8, 16, 0.0, torch::kHalf);
   std::vector<StepMetrics> steps;
-  training::train_preference(model, pairs, training::dpo_loss(0.1), o, job_in(fresh_dir("fp16"), &steps));
+  training::train_preference(model, pairs, training::dpo_loss(0.1), o,
+                             job_in(fresh_dir("fp16"), &steps));
   REQUIRE(steps.size() == 20);
   int applied = 0;
   for (const auto& s : steps) applied += s.values.count("skipped") ? 0 : 1;

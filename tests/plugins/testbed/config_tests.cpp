@@ -84,7 +84,8 @@ TEST_CASE("testbed configs: validate and use the testbed templates", "[testbed][
                  Catch::Contains(shown_template(mr::plugins::testbed::kTestbedMetaJudgeTemplate)));
   }
   SECTION("config check constructs the evaluator: its missing data is reported before a run") {
-    const CliResult check = config_command("check", "meta_rewarding.toml", fs::temp_directory_path());
+    const CliResult check =
+        config_command("check", "meta_rewarding.toml", fs::temp_directory_path());
     CHECK(check.exit_code != 0);
     CHECK_THAT(check.err, Catch::Contains("plugin 'testbed'") &&
                               Catch::Contains("[evaluation.prompts] cannot read") &&

@@ -24,7 +24,6 @@ using namespace detail;
 
 namespace detail {
 
-
 std::string run_fingerprint(const Task& task, const TrainingOptions& o) {
   Fnv f;
   f.str(task.run);
@@ -461,8 +460,10 @@ TrainingSummary run_training(TrainableModel& model,
       loss_scale.scale = std::max(1.0, loss_scale.scale / 2.0);
       loss_scale.good_steps = 0;
       log(host, LogLevel::Info,
-          "step " + std::to_string(step + 1) + ": fp16 gradient overflow; update skipped, loss "
-              "scale -> " + num(loss_scale.scale));
+          "step " + std::to_string(step + 1) +
+              ": fp16 gradient overflow; update skipped, loss "
+              "scale -> " +
+              num(loss_scale.scale));
     } else {
       ++skipped_steps;
       log(host, LogLevel::Warn,
@@ -529,7 +530,6 @@ TrainingSummary run_training(TrainableModel& model,
   return summary;
 }
 
-
 std::string describe_drops(const DropCounts& dropped) {
   std::string s;
   for (const auto& [reason, count] : dropped)
@@ -554,7 +554,6 @@ void report_fit(HostContext* host,
             std::to_string(max_length) + ")");
 }
 
-
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -567,6 +566,5 @@ TrainerStateInfo read_trainer_state_info(const fs::path& state_dir) {
   load_archive(ar, path, torch::Device(torch::kCPU));
   return read_header(ar, path);
 }
-
 
 }  // namespace mr::training

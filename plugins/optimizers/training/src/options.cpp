@@ -98,8 +98,8 @@ const std::vector<OptionRow>& option_table() {
        "mode.",
        0.0, 1.0, false, true},
       {"save_every_steps", &O::save_every_steps,
-       "Write the resumable training state every N steps; 0 = at the end of each epoch only.",
-       0.0, std::nullopt, false, false, false, false},
+       "Write the resumable training state every N steps; 0 = at the end of each epoch only.", 0.0,
+       std::nullopt, false, false, false, false},
       {"master_weights", &O::master_weights,
        "With bf16/fp16 parameters, keep fp32 master weights and AdamW moments (the update is "
        "computed in fp32, then rounded into the model); fp16 also gets dynamic loss scaling. "
@@ -140,12 +140,15 @@ Schema training_schema(const TrainingOptions& d) {
     ParamSpec spec = std::visit(
         [&](auto member) -> ParamSpec {
           using T = std::decay_t<decltype(d.*member)>;
-          if constexpr (std::is_same_v<T, double>) return ParamSpec::float_(row.key, d.*member, row.help);
-          else if constexpr (std::is_same_v<T, bool>) return ParamSpec::bool_(row.key, d.*member, row.help);
+          if constexpr (std::is_same_v<T, double>)
+            return ParamSpec::float_(row.key, d.*member, row.help);
+          else if constexpr (std::is_same_v<T, bool>)
+            return ParamSpec::bool_(row.key, d.*member, row.help);
           else if constexpr (std::is_same_v<T, LrSchedule>)
             return ParamSpec::string_(row.key, lr_schedule_name(d.*member), row.help)
                 .one_of({"cosine", "linear", "constant"});
-          else return ParamSpec::int_(row.key, static_cast<std::int64_t>(d.*member), row.help);
+          else
+            return ParamSpec::int_(row.key, static_cast<std::int64_t>(d.*member), row.help);
         },
         row.member);
     if (row.lo || row.hi) spec.range(row.lo, row.hi, row.lo_exclusive, row.hi_exclusive);
@@ -162,15 +165,18 @@ TrainingOptions options_from_config(const Config& c, int iteration) {
     std::visit(
         [&](auto member) {
           using T = std::decay_t<decltype(o.*member)>;
-          if constexpr (std::is_same_v<T, double>) o.*member = c.get_float(row.key, iteration);
-          else if constexpr (std::is_same_v<T, bool>) o.*member = c.get_bool(row.key, iteration);
+          if constexpr (std::is_same_v<T, double>)
+            o.*member = c.get_float(row.key, iteration);
+          else if constexpr (std::is_same_v<T, bool>)
+            o.*member = c.get_bool(row.key, iteration);
           else if constexpr (std::is_same_v<T, LrSchedule>) {
             try {
               o.*member = parse_lr_schedule(c.get_string(row.key, iteration));
             } catch (const ConfigError& e) {
               c.fail(row.key, e.what());
             }
-          } else o.*member = static_cast<T>(c.get_int(row.key, iteration));
+          } else
+            o.*member = static_cast<T>(c.get_int(row.key, iteration));
         },
         row.member);
   }
@@ -202,9 +208,12 @@ void fingerprint_options(Fnv& f, const TrainingOptions& o) {
     std::visit(
         [&](auto member) {
           using T = std::decay_t<decltype(o.*member)>;
-          if constexpr (std::is_same_v<T, double>) f.f64(o.*member);
-          else if constexpr (std::is_same_v<T, LrSchedule>) f.str(lr_schedule_name(o.*member));
-          else f.i64(static_cast<std::int64_t>(o.*member));
+          if constexpr (std::is_same_v<T, double>)
+            f.f64(o.*member);
+          else if constexpr (std::is_same_v<T, LrSchedule>)
+            f.str(lr_schedule_name(o.*member));
+          else
+            f.i64(static_cast<std::int64_t>(o.*member));
         },
         row.member);
   }

@@ -1,10 +1,10 @@
 // Internal to mr_training: helpers and the step engine shared by its translation units.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <charconv>
 #include <numeric>
 #include <random>
 
@@ -14,7 +14,6 @@
 namespace mr::training::detail {
 
 namespace fs = std::filesystem;
-
 
 inline constexpr const char* kStateFormat = "metareward-trainer-state";
 inline constexpr double kPi = 3.14159265358979323846;
@@ -102,7 +101,6 @@ inline std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, s
   for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
   return order;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // The engine (engine.cpp): one step loop for preference and SFT training.

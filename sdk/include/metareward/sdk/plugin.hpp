@@ -45,8 +45,8 @@ enum class PluginKind { ModelBackend, JudgeRubric, MetaJudge, PairSelection, Opt
 /// registry, config resolution, `plugins list`, `config check` and `plugins describe` read.
 struct PluginKindInfo {
   PluginKind kind;
-  const char* name;     ///< Config-facing name: "judge_rubric".
-  const char* label;    ///< For people: "judge rubric".
+  const char* name;   ///< Config-facing name: "judge_rubric".
+  const char* label;  ///< For people: "judge rubric".
   /// Where a run config selects it with `type`: a top-level table ("judge_rubric"), or
   /// "models.<name>" for the model backends (one table per model).
   const char* config_table;
@@ -204,8 +204,10 @@ struct MrPluginInfo {
     return &info;                                                                             \
   }
 
-static_assert([] {
-  for (int i = 0; i < static_cast<int>(std::size(mr::sdk::kPluginKinds)); ++i)
-    if (static_cast<int>(mr::sdk::kPluginKinds[i].kind) != i) return false;
-  return std::size(mr::sdk::kPluginKinds) == std::variant_size_v<mr::sdk::AnyFactory>;
-}(), "kPluginKinds lists every PluginKind once, in enum order, one per AnyFactory alternative");
+static_assert(
+    [] {
+      for (int i = 0; i < static_cast<int>(std::size(mr::sdk::kPluginKinds)); ++i)
+        if (static_cast<int>(mr::sdk::kPluginKinds[i].kind) != i) return false;
+      return std::size(mr::sdk::kPluginKinds) == std::variant_size_v<mr::sdk::AnyFactory>;
+    }(),
+    "kPluginKinds lists every PluginKind once, in enum order, one per AnyFactory alternative");

@@ -55,10 +55,9 @@ std::shared_ptr<sdk::ModelBackend> guard_plugin(std::shared_ptr<sdk::ModelBacken
 std::shared_ptr<sdk::JudgeRubric> guard_plugin(std::shared_ptr<sdk::JudgeRubric> object,
                                                const RegisteredPlugin& plugin,
                                                std::shared_ptr<const CallContext> context);
-std::shared_ptr<sdk::MetaJudgeStrategy> guard_plugin(
-    std::shared_ptr<sdk::MetaJudgeStrategy> object,
-    const RegisteredPlugin& plugin,
-    std::shared_ptr<const CallContext> context);
+std::shared_ptr<sdk::MetaJudgeStrategy> guard_plugin(std::shared_ptr<sdk::MetaJudgeStrategy> object,
+                                                     const RegisteredPlugin& plugin,
+                                                     std::shared_ptr<const CallContext> context);
 std::shared_ptr<sdk::PairSelectionPolicy> guard_plugin(
     std::shared_ptr<sdk::PairSelectionPolicy> object,
     const RegisteredPlugin& plugin,

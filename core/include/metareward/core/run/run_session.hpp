@@ -55,7 +55,9 @@ class RunSession {
   const std::string& judge_name() const { return judge_; }
   const std::string& meta_judge_name() const { return meta_judge_; }
   /// The loaded models by name (after create_models()).
-  const std::map<std::string, std::shared_ptr<sdk::ModelBackend>>& models() const { return models_; }
+  const std::map<std::string, std::shared_ptr<sdk::ModelBackend>>& models() const {
+    return models_;
+  }
 
   sdk::JudgeRubric& rubric() const { return *rubric_; }
   sdk::MetaJudgeStrategy& meta() const { return *meta_; }

@@ -115,7 +115,7 @@ std::string chatml_default_system(std::string_view chat_template);
 /// Prompt and response text of one training example; prompt_text + response_text equals the
 /// rendering of the prompt conversation followed by the response as an assistant message.
 struct TrainingText {
-  std::string prompt_text;    ///< The prompt, ending with the generation prompt.
+  std::string prompt_text;  ///< The prompt, ending with the generation prompt.
   /// Response content + the assistant suffix (end_of_turn first); content only for a response
   /// that did not end (`complete` false: cut at max_new_tokens).
   std::string response_text;

@@ -92,8 +92,9 @@ struct TrainingOptions {
 /// The config keys every training run accepts, in documentation order, with `defaults` as
 /// their default values: learning_rate, lr_schedule, warmup_ratio, epochs, batch_size,
 /// micro_batch_size, weight_decay, adam_beta1, adam_beta2, adam_eps, max_grad_norm, max_length,
-/// dropout, save_every_steps, master_weights, close_truncated, length_balanced. learning_rate and epochs may be
-/// per-iteration arrays. A loss plugin's schema is its own keys (e.g. `beta`) followed by these.
+/// dropout, save_every_steps, master_weights, close_truncated, length_balanced. learning_rate and
+/// epochs may be per-iteration arrays. A loss plugin's schema is its own keys (e.g. `beta`)
+/// followed by these.
 Schema training_schema(const TrainingOptions& defaults = {});
 
 /// Reads the training_schema() keys from a validated `config` (`iteration` selects
@@ -218,7 +219,7 @@ struct PreparedPair {
 /// The pairs of a run after tokenization, and what happened to the others.
 struct PreparedPairs {
   std::vector<PreparedPair> pairs;
-  std::int64_t truncated = 0;    ///< Pairs with a response cut to max_length.
+  std::int64_t truncated = 0;  ///< Pairs with a response cut to max_length.
   /// Responses that were cut at generation (PreferencePair::*_complete false), tokenized
   /// without an end-of-turn token unless close_truncated.
   std::int64_t unfinished = 0;
