@@ -41,6 +41,21 @@ TEST_CASE("lr schedule: linear warm-up then decay, at known steps", "[optimizer]
     CHECK(training::learning_rate_at(o, 6, 10) == Approx(0.5));
     CHECK(training::learning_rate_at(o, 9, 10) == Approx(0.125));
   }
+  SECTION("a min_learning_rate floor: Self-Rewarding's 1e-6 -> 1e-7") {
+    auto o = schedule(LrSchedule::Linear, 0.0);
+    o.learning_rate = 1e-6;
+    o.min_learning_rate = 1e-7;
+    // No warm-up: p = step / 10, so step 5 is half-way and the decay ends at the floor.
+    CHECK(training::learning_rate_at(o, 0, 10) == Approx(1e-6));
+    CHECK(training::learning_rate_at(o, 5, 10) == Approx(5.5e-7));
+    CHECK(training::learning_rate_at(o, 9, 10) == Approx(1.9e-7));
+    CHECK(training::learning_rate_at(o, 10, 10) == Approx(1e-7));
+    o.lr_schedule = LrSchedule::Cosine;
+    CHECK(training::learning_rate_at(o, 5, 10) == Approx(5.5e-7));
+    CHECK(training::learning_rate_at(o, 10, 10) == Approx(1e-7));
+    o.min_learning_rate = 2e-6;  // Above the peak: refused.
+    CHECK_THROWS_AS(training::validate(o), mr::sdk::ConfigError);
+  }
   SECTION("constant") {
     const auto o = schedule(LrSchedule::Constant, 0.2);
     CHECK(training::learning_rate_at(o, 0, 10) == Approx(0.5));
@@ -84,11 +99,30 @@ TEST_CASE("training options: read from a config built from the schema", "[optimi
   SECTION("the schema lists the documented keys in order") {
     std::vector<std::string> keys;
     for (const auto& spec : schema) keys.push_back(spec.key);
-    CHECK(keys == std::vector<std::string>{"learning_rate", "lr_schedule", "warmup_ratio", "epochs",
-                                           "batch_size", "micro_batch_size", "weight_decay",
-                                           "adam_beta1", "adam_beta2", "adam_eps", "max_grad_norm",
-                                           "max_length", "dropout", "save_every_steps",
-                                           "master_weights", "close_truncated", "length_balanced"});
+    CHECK(keys == std::vector<std::string>{"learning_rate",
+                                           "lr_schedule",
+                                           "min_learning_rate",
+                                           "warmup_ratio",
+                                           "epochs",
+                                           "batch_size",
+                                           "micro_batch_size",
+                                           "weight_decay",
+                                           "adam_beta1",
+                                           "adam_beta2",
+                                           "adam_eps",
+                                           "max_grad_norm",
+                                           "max_length",
+                                           "dropout",
+                                           "save_every_steps",
+                                           "master_weights",
+                                           "close_truncated",
+                                           "lora",
+                                           "lora_r",
+                                           "lora_alpha",
+                                           "lora_dropout",
+                                           "lora_target_modules",
+                                           "gradient_checkpointing",
+                                           "length_balanced"});
   }
   SECTION("overrides reach the options; per-iteration arrays select by iteration") {
     const auto config = mr::test::config_from_schema(schema,

@@ -459,3 +459,28 @@ TEST_CASE("dpo training: a float32 model (the real backends' dtype) trains too",
   CHECK(margin > 0.5);
   CHECK(accuracy >= 0.75);
 }
+
+TEST_CASE("training: lora and gradient_checkpointing on a backend without them",
+          "[optimizer][lora]") {
+  const auto pairs = mr::test::tiny_pairs(4);
+  training::TrainingOptions o;
+  o.batch_size = 2;
+  o.micro_batch_size = 1;
+  SECTION("lora = true is refused before anything trains") {
+    TinyCausalLm model(1);
+    const auto before = model.parameters()[0].detach().clone();
+    o.lora = true;
+    CHECK_THROWS_WITH(training::train_preference(model, pairs, training::dpo_loss(0.1), o,
+                                                 job_in(fresh_dir("no-lora"))),
+                      Catch::Contains("does not support LoRA"));
+    CHECK(torch::equal(model.parameters()[0], before));
+  }
+  SECTION("gradient_checkpointing = true trains without it (the default refuses it)") {
+    TinyCausalLm model(1);
+    o.gradient_checkpointing = true;
+    std::vector<StepMetrics> steps;
+    training::train_preference(model, pairs, training::dpo_loss(0.1), o,
+                               job_in(fresh_dir("no-ckpt"), &steps));
+    CHECK(steps.size() == 2);
+  }
+}

@@ -72,3 +72,52 @@ TEST_CASE("torch backend e2e: init-model, generate and train-dpo with the CLI",
               " --max-new-tokens 3") == 0);
   CHECK(read_jsonl(dir / "t.jsonl").size() == 2);
 }
+
+TEST_CASE("torch backend e2e: LoRA with train-dpo, merge-lora and --adapter",
+          "[torch_backend][e2e][lora]") {
+  mr::test::BackendTempDir tmp;
+  const std::string cli = MR_CLI_PATH;
+  const auto dir = tmp.path();
+  std::ofstream(dir / "config.json") << mr::test::tiny_backend_config();
+  const std::string model = (dir / "model").string();
+  REQUIRE(run(cli + " init-model --config " + (dir / "config.json").string() + " --out " + model +
+              " --seed 5") == 0);
+  std::ofstream pairs(dir / "pairs.jsonl");
+  for (int i = 0; i < 4; ++i)
+    pairs << "{\"prompt\": \"Q" << i << "\", \"chosen\": \"good " << i
+          << "\", \"rejected\": \"bad\"}\n";
+  pairs.close();
+  const auto trained = dir / "trained";
+  const auto adapter = dir / "adapter";
+  REQUIRE(
+      run(cli + " train-dpo --model " + model + " --pairs " + (dir / "pairs.jsonl").string() +
+          " --out " + trained.string() + " --adapter-out " + adapter.string() +
+          " --set optimizer.lora=true --set optimizer.lora_r=4 --set optimizer.learning_rate=1e-2"
+          " --set optimizer.batch_size=2 --set optimizer.micro_batch_size=1") == 0);
+  REQUIRE(std::filesystem::exists(adapter / "adapter_config.json"));
+  REQUIRE(std::filesystem::exists(adapter / "adapter_model.safetensors"));
+  REQUIRE(std::filesystem::exists(trained / "model.safetensors"));
+  const auto merged = dir / "merged";
+  REQUIRE(run(cli + " merge-lora --model " + model + " --adapter " + adapter.string() + " --out " +
+              merged.string()) == 0);
+
+  // The trained model, the merge-lora output and the base with --adapter score alike, and not
+  // like the base.
+  std::ofstream(dir / "c.jsonl") << "{\"prompt\": \"Q1\", \"completion\": \"good 1\"}\n";
+  auto score = [&](const std::string& args, const std::string& name) {
+    const auto out = dir / (name + ".jsonl");
+    REQUIRE(run(cli + " score " + args + " --input " + (dir / "c.jsonl").string() + " --output " +
+                out.string()) == 0);
+    return read_jsonl(out).at(0)["logprob_sum"].get<double>();
+  };
+  const double base = score("--model " + model, "base");
+  const double t = score("--model " + trained.string(), "trained");
+  const double m = score("--model " + merged.string(), "merged");
+  const double a = score("--model " + model + " --adapter " + adapter.string(), "adapter");
+  CHECK(t > base + 1e-3);  // DPO raised the chosen response.
+  CHECK(m == Approx(t).margin(1e-4));
+  CHECK(a == Approx(t).margin(1e-4));
+  // A directory that is no adapter is an error, not a silent base model.
+  CHECK(run(cli + " score --model " + model + " --adapter " + model + " --input " +
+            (dir / "c.jsonl").string()) != 0);
+}

@@ -48,9 +48,10 @@ TEST_CASE("torch backend: registration", "[torch_backend][commands]") {
   REQUIRE(c.plugins.size() == 1);
   CHECK(c.plugins[0].name == "torch");
   CHECK(c.plugins[0].kind() == sdk::PluginKind::ModelBackend);
-  REQUIRE(c.commands.size() == 2);
+  REQUIRE(c.commands.size() == 3);
   CHECK(c.commands[0].name == "init-model");
-  CHECK(c.commands[1].name == "tokenize");
+  CHECK(c.commands[1].name == "merge-lora");
+  CHECK(c.commands[2].name == "tokenize");
   for (const auto& command : c.commands) {
     CHECK(command.run);
     CHECK(command.subcommands.empty());

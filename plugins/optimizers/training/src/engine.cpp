@@ -1,8 +1,8 @@
 // The step engine of mr_training (see training_internal.hpp): one loop serves preference and SFT
 // training. A Task lists its items (one or two tokenized sequences each) and turns the summed
 // log-probs of a micro-batch into that micro-batch's share of the step loss. Everything about
-// steps (shuffle, accumulation, clipping, schedule, metrics, resumable state, final save) lives
-// here.
+// steps (shuffle, accumulation, clipping, schedule, metrics, LoRA and checkpointing set-up, final
+// save) lives here; the resumable state's file format is trainer_state.cpp.
 #include "training_internal.hpp"
 
 #include <algorithm>
@@ -37,222 +37,6 @@ std::string run_fingerprint(const Task& task, const TrainingOptions& o) {
   return f.hex();
 }
 
-/// fp16's dynamic loss scale (GradScaler's rule: halve on overflow, double after 2000 good
-/// steps); 1 and unused otherwise. Saved with the state so a resumed run scales identically.
-struct LossScale {
-  static constexpr std::int64_t kGrowthInterval = 2000;
-  double scale = 1.0;
-  std::int64_t good_steps = 0;
-};
-
-/// Running metric sums of the current epoch (for the summary).
-struct EpochSums {
-  std::int64_t steps = 0;
-  std::map<std::string, double> sums;
-};
-
-std::string read_string(torch::serialize::InputArchive& ar,
-                        const std::string& key,
-                        const fs::path& path) {
-  c10::IValue v;
-  if (!ar.try_read(key, v) || !v.isString())
-    throw DataError("'" + path.string() + "' is not a metareward trainer state (no '" + key +
-                    "' entry)");
-  return v.toStringRef();
-}
-
-std::int64_t read_int(torch::serialize::InputArchive& ar,
-                      const std::string& key,
-                      const fs::path& path) {
-  c10::IValue v;
-  if (!ar.try_read(key, v) || !v.isInt())
-    throw DataError("'" + path.string() + "' is not a metareward trainer state (no '" + key +
-                    "' entry)");
-  return v.toInt();
-}
-
-void load_archive(torch::serialize::InputArchive& ar,
-                  const fs::path& path,
-                  c10::optional<torch::Device> device) {
-  try {
-    ar.load_from(path.string(), device);
-  } catch (const std::exception& e) {
-    throw DataError("cannot read trainer state '" + path.string() + "': " + first_line(e));
-  }
-}
-
-TrainerStateInfo read_header(torch::serialize::InputArchive& ar, const fs::path& path) {
-  if (read_string(ar, "format", path) != kStateFormat)
-    throw DataError("'" + path.string() + "' is not a metareward trainer state");
-  TrainerStateInfo info;
-  info.format_version = read_int(ar, "format_version", path);
-  if (info.format_version != kTrainerStateVersion)
-    throw DataError("trainer state '" + path.string() + "' has format version " +
-                    std::to_string(info.format_version) + ", this build reads version " +
-                    std::to_string(kTrainerStateVersion) + "; delete '" +
-                    path.parent_path().string() + "' to start the training over");
-  info.run = read_string(ar, "run", path);
-  info.fingerprint = read_string(ar, "fingerprint", path);
-  info.step = read_int(ar, "step", path);
-  info.total_steps = read_int(ar, "total_steps", path);
-  return info;
-}
-
-void save_state(const fs::path& state_dir,
-                const Task& task,
-                const std::string& fingerprint,
-                std::int64_t step,
-                std::int64_t total_steps,
-                const std::vector<torch::Tensor>& params,
-                torch::optim::Optimizer& optimizer,
-                const EpochSums& epoch,
-                const LossScale& loss_scale) {
-  std::error_code ec;
-  fs::create_directories(state_dir, ec);
-  if (ec)
-    throw DataError("cannot create trainer state directory '" + state_dir.string() +
-                    "': " + ec.message());
-  torch::serialize::OutputArchive ar;
-  ar.write("format", c10::IValue(std::string(kStateFormat)));
-  ar.write("format_version", c10::IValue(kTrainerStateVersion));
-  ar.write("run", c10::IValue(task.run));
-  ar.write("fingerprint", c10::IValue(fingerprint));
-  ar.write("step", c10::IValue(step));
-  ar.write("total_steps", c10::IValue(total_steps));
-
-  torch::serialize::OutputArchive param_ar(ar.compilation_unit());
-  param_ar.write("count", c10::IValue(static_cast<std::int64_t>(params.size())));
-  for (std::size_t i = 0; i < params.size(); ++i)
-    param_ar.write(std::to_string(i), params[i].detach(), /*is_buffer=*/true);
-  ar.write("parameters", param_ar);
-
-  torch::serialize::OutputArchive opt_ar(ar.compilation_unit());
-  optimizer.save(opt_ar);
-  ar.write("optimizer", opt_ar);
-
-  c10::List<std::string> names;
-  std::vector<double> sums;
-  for (const auto& [name, sum] : epoch.sums) {
-    names.push_back(name);
-    sums.push_back(sum);
-  }
-  ar.write("epoch_steps", c10::IValue(epoch.steps));
-  ar.write("loss_scale", c10::IValue(loss_scale.scale));
-  ar.write("loss_scale_good_steps", c10::IValue(loss_scale.good_steps));
-  ar.write("epoch_metric_names", c10::IValue(names));
-  ar.write("epoch_metric_sums", torch::tensor(sums, torch::kFloat64), /*is_buffer=*/true);
-
-  if (task.save_extra) {
-    torch::serialize::OutputArchive extra_ar(ar.compilation_unit());
-    for (const auto& [key, t] : task.save_extra()) extra_ar.write(key, t, /*is_buffer=*/true);
-    ar.write("data", extra_ar);
-  }
-
-  // Temp file + rename: a crash mid-write leaves the previous state intact.
-  const fs::path path = state_dir / kTrainerStateFile;
-  const fs::path tmp = state_dir / (std::string(kTrainerStateFile) + ".tmp");
-  try {
-    ar.save_to(tmp.string());
-  } catch (const std::exception& e) {
-    throw DataError("cannot write trainer state '" + tmp.string() + "': " + first_line(e));
-  }
-  fs::rename(tmp, path, ec);
-  if (ec)
-    throw DataError("cannot rename '" + tmp.string() + "' to '" + path.string() +
-                    "': " + ec.message());
-}
-
-/// Restores a state written by save_state() for this same run; returns the completed steps.
-/// Validates everything before touching the model so a refused state leaves it unchanged.
-std::int64_t load_state(const fs::path& state_dir,
-                        Task& task,
-                        const std::string& fingerprint,
-                        std::int64_t total_steps,
-                        const std::vector<torch::Tensor>& params,
-                        torch::optim::Optimizer& optimizer,
-                        EpochSums& epoch,
-                        LossScale& loss_scale) {
-  const fs::path path = state_dir / kTrainerStateFile;
-  torch::serialize::InputArchive ar;
-  load_archive(ar, path, params.front().device());
-  const TrainerStateInfo info = read_header(ar, path);
-  const std::string start_over = "; delete '" + state_dir.string() + "' to start it over";
-  if (info.run != task.run || info.fingerprint != fingerprint)
-    throw DataError("trainer state '" + path.string() + "' belongs to another training run (" +
-                    info.run + ", fingerprint " + info.fingerprint + "; this run: " + task.run +
-                    ", fingerprint " + fingerprint + ": the data or options differ)" + start_over);
-  if (info.total_steps != total_steps || info.step < 0 || info.step > total_steps)
-    throw DataError("trainer state '" + path.string() + "' is at step " +
-                    std::to_string(info.step) + " of " + std::to_string(info.total_steps) +
-                    ", this run has " + std::to_string(total_steps) + " steps" + start_over);
-
-  torch::serialize::InputArchive param_ar;
-  if (!ar.try_read("parameters", param_ar))
-    throw DataError("trainer state '" + path.string() + "' has no parameters" + start_over);
-  const std::int64_t count = read_int(param_ar, "count", path);
-  if (count != static_cast<std::int64_t>(params.size()))
-    throw DataError("trainer state '" + path.string() + "' holds " + std::to_string(count) +
-                    " parameter tensors, the model has " + std::to_string(params.size()) +
-                    start_over);
-  std::vector<torch::Tensor> saved(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    if (!param_ar.try_read(std::to_string(i), saved[i], /*is_buffer=*/true))
-      throw DataError("trainer state '" + path.string() + "' lacks parameter " + std::to_string(i) +
-                      start_over);
-    if (saved[i].sizes() != params[i].sizes())
-      throw DataError("trainer state '" + path.string() + "': parameter " + std::to_string(i) +
-                      " has shape " + shape_text(saved[i].sizes()) + ", the model's has shape " +
-                      shape_text(params[i].sizes()) + start_over);
-  }
-  std::map<std::string, torch::Tensor> extra;
-  if (!task.extra_keys.empty()) {
-    torch::serialize::InputArchive extra_ar;
-    if (!ar.try_read("data", extra_ar))
-      throw DataError("trainer state '" + path.string() + "' lacks its data entry" + start_over);
-    for (const auto& key : task.extra_keys) {
-      torch::Tensor t;
-      if (!extra_ar.try_read(key, t, /*is_buffer=*/true) ||
-          t.numel() != static_cast<std::int64_t>(task.items.size()))
-        throw DataError("trainer state '" + path.string() + "' lacks or has a malformed '" + key +
-                        "'" + start_over);
-      extra[key] = t.cpu();
-    }
-  }
-  c10::IValue names;
-  torch::Tensor sums;
-  if (!ar.try_read("epoch_metric_names", names) || !names.isList() ||
-      !ar.try_read("epoch_metric_sums", sums, /*is_buffer=*/true) ||
-      sums.numel() != static_cast<std::int64_t>(names.toListRef().size()))
-    throw DataError("trainer state '" + path.string() + "' lacks its epoch metrics" + start_over);
-
-  torch::serialize::InputArchive opt_ar;
-  if (!ar.try_read("optimizer", opt_ar))
-    throw DataError("trainer state '" + path.string() + "' lacks the optimizer state" + start_over);
-  try {
-    optimizer.load(opt_ar);
-  } catch (const std::exception& e) {
-    throw DataError("trainer state '" + path.string() + "': bad optimizer state: " + first_line(e) +
-                    start_over);
-  }
-  {
-    torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
-  }
-  epoch.steps = read_int(ar, "epoch_steps", path);
-  c10::IValue scale;
-  if (ar.try_read("loss_scale", scale) && scale.isDouble()) loss_scale.scale = scale.toDouble();
-  c10::IValue good;
-  if (ar.try_read("loss_scale_good_steps", good) && good.isInt())
-    loss_scale.good_steps = good.toInt();
-  epoch.sums.clear();
-  const auto sums_cpu = sums.to(torch::kCPU, torch::kFloat64).contiguous();
-  const auto& list = names.toListRef();
-  for (std::size_t i = 0; i < list.size(); ++i)
-    epoch.sums[list[i].toStringRef()] = sums_cpu.data_ptr<double>()[i];
-  if (task.load_extra) task.load_extra(extra);
-  return info.step;
-}
-
 double global_grad_norm(const std::vector<torch::Tensor>& params) {
   // Per-tensor norms on the device in the gradient's dtype, one host sync at the end (no
   // full-size double copies of large gradients).
@@ -262,6 +46,28 @@ double global_grad_norm(const std::vector<torch::Tensor>& params) {
   if (norms.empty()) return 0.0;
   return torch::stack(norms).norm().item<double>();
 }
+
+/// Undoes the training-only model set-up when training leaves early (an error, an interrupt):
+/// the adapter is detached unmerged and checkpointing switched off, so the model is the one the
+/// caller passed in. Training that completes clears the flags once it has merged the adapter.
+class ModelSetupOnExit {
+ public:
+  explicit ModelSetupOnExit(TrainableModel& model) : model_(model) {}
+  ModelSetupOnExit(const ModelSetupOnExit&) = delete;
+  ModelSetupOnExit& operator=(const ModelSetupOnExit&) = delete;
+  ~ModelSetupOnExit() {
+    try {
+      if (checkpointing) model_.set_gradient_checkpointing(false);
+      if (lora) model_.remove_lora();
+    } catch (...) {  // never throw from a destructor
+    }
+  }
+  bool lora = false;
+  bool checkpointing = false;
+
+ private:
+  TrainableModel& model_;
+};
 
 /// Puts the model back in eval mode however training ends (return or exception).
 class EvalModeOnExit {
@@ -291,6 +97,28 @@ TrainingSummary run_training(TrainableModel& model,
                              HostContext* host) {
   validate(options);
   if (options.threads > 0) torch::set_num_threads(options.threads);
+  ModelSetupOnExit setup(model);
+  if (options.lora) {
+    // From here on parameters() are the adapter's: only they train, get moments and are saved
+    // in the resumable state; the frozen base needs neither gradients nor optimizer state.
+    if (!model.supports_lora())
+      throw ConfigError("lora = true, but this model backend does not support LoRA adapters");
+    LoraSettings lora;
+    lora.r = options.lora_r;
+    lora.alpha = options.lora_alpha;
+    lora.dropout = options.lora_dropout;
+    lora.target_modules = options.lora_target_modules;
+    lora.seed = derive_seed(options.seed, 0x6c6f7261ULL);
+    model.add_lora(lora);
+    setup.lora = true;
+  }
+  if (options.gradient_checkpointing) {
+    setup.checkpointing = model.set_gradient_checkpointing(true);
+    if (!setup.checkpointing)
+      log(host, LogLevel::Warn,
+          "gradient_checkpointing = true, but this model backend does not support it; training "
+          "without it");
+  }
   std::vector<torch::Tensor> params = model.parameters();
   MR_CHECK_AS(PluginError, !params.empty(), "the trainable model has no parameters");
   const torch::Device device = params.front().device();
@@ -355,7 +183,12 @@ TrainingSummary run_training(TrainableModel& model,
           ", peak lr " + num(options.learning_rate) + " (" + lr_schedule_name(options.lr_schedule) +
           ", " + std::to_string(warmup_steps(options, total)) + " warm-up steps)" +
           (mixed ? std::string(", fp32 master weights") + (fp16 ? " and dynamic loss scaling" : "")
-                 : std::string()));
+                 : std::string()) +
+          (options.lora ? ", LoRA r=" + std::to_string(options.lora_r) +
+                              " alpha=" + num(options.lora_alpha) + " on " +
+                              std::to_string(params.size() / 2) + " layers"
+                        : std::string()) +
+          (setup.checkpointing ? ", gradient checkpointing" : ""));
 
   std::unique_ptr<Progress> progress;
   if (host != nullptr) {
@@ -365,7 +198,9 @@ TrainingSummary run_training(TrainableModel& model,
   const std::int64_t log_every = std::max<std::int64_t>(1, total / 20);
 
   EvalModeOnExit eval_mode_on_exit(model);
-  model.set_training(options.dropout > 0.0);
+  // Training mode (dropout on) for the model's dropout or the adapter's.
+  const bool stochastic = options.dropout > 0.0 || (options.lora && options.lora_dropout > 0.0);
+  model.set_training(stochastic);
   std::int64_t order_epoch = -1;
   std::vector<std::size_t> order;
   for (std::int64_t step = start; step < total; ++step) {
@@ -396,7 +231,7 @@ TrainingSummary run_training(TrainableModel& model,
       for (const auto* seq : task.items[i]) info.response_tokens += scored_tokens(*seq);
 
     // Per-step dropout masks, so a resumed run draws the same masks as an uninterrupted one.
-    if (options.dropout > 0.0)
+    if (stochastic)
       torch::manual_seed(
           derive_seed(options.seed, 0x9e3779b9ULL + static_cast<std::uint64_t>(step)));
     clear_grads();
@@ -514,7 +349,18 @@ TrainingSummary run_training(TrainableModel& model,
     }
   }
   model.set_training(false);
-
+  if (setup.checkpointing) {
+    model.set_gradient_checkpointing(false);
+    setup.checkpointing = false;
+  }
+  if (options.lora) {
+    if (!job.adapter_dir.empty()) {
+      model.save_lora(job.adapter_dir);
+      log(host, LogLevel::Info, "saved the LoRA adapter to '" + job.adapter_dir.string() + "'");
+    }
+    model.merge_lora();  // The caller gets the trained model, as without LoRA.
+    setup.lora = false;
+  }
   if (!job.output_dir.empty()) {
     model.save(job.output_dir);
     log(host, LogLevel::Info, "saved the trained model to '" + job.output_dir.string() + "'");
@@ -555,16 +401,5 @@ void report_fit(HostContext* host,
 }
 
 }  // namespace detail
-
-// ---------------------------------------------------------------------------------------------
-// State
-
-TrainerStateInfo read_trainer_state_info(const fs::path& state_dir) {
-  const fs::path path = state_dir / kTrainerStateFile;
-  if (!fs::exists(path)) throw DataError("no trainer state at '" + path.string() + "'");
-  torch::serialize::InputArchive ar;
-  load_archive(ar, path, torch::Device(torch::kCPU));
-  return read_header(ar, path);
-}
 
 }  // namespace mr::training

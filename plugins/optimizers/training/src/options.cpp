@@ -53,7 +53,8 @@ struct OptionRow {
                               int TrainingOptions::*,
                               std::int64_t TrainingOptions::*,
                               bool TrainingOptions::*,
-                              LrSchedule TrainingOptions::*>;
+                              LrSchedule TrainingOptions::*,
+                              std::vector<std::string> TrainingOptions::*>;
   const char* key;
   Member member;
   const char* help;
@@ -70,7 +71,11 @@ const std::vector<OptionRow>& option_table() {
       {"learning_rate", &O::learning_rate, "Peak AdamW learning rate.", 0.0, std::nullopt, true,
        false, true},
       {"lr_schedule", &O::lr_schedule,
-       "Decay after the linear warm-up: cosine (to 0), linear (to 0) or constant."},
+       "Decay after the linear warm-up: cosine or linear (to min_learning_rate), or constant."},
+      {"min_learning_rate", &O::min_learning_rate,
+       "Where the cosine/linear decay ends (e.g. 1e-7 for Self-Rewarding's 1e-6 -> 1e-7); must "
+       "not exceed learning_rate.",
+       0.0},
       {"warmup_ratio", &O::warmup_ratio,
        "Fraction of the optimizer steps spent warming the learning rate up linearly (rounded "
        "up).",
@@ -107,6 +112,22 @@ const std::vector<OptionRow>& option_table() {
       {"close_truncated", &O::close_truncated,
        "Append the end-of-turn token also after a response cut at max_new_tokens (trains it as if "
        "it had ended); off, such a response is trained without one."},
+      {"lora", &O::lora,
+       "Train a LoRA adapter (PEFT format) instead of every weight: the base stays frozen, the "
+       "reference log-probs come from the base with the adapter off, and the adapter is written "
+       "next to the merged model."},
+      {"lora_r", &O::lora_r, "LoRA rank r.", 1.0},
+      {"lora_alpha", &O::lora_alpha, "LoRA alpha; the update is scaled by lora_alpha / lora_r.",
+       0.0, std::nullopt, true},
+      {"lora_dropout", &O::lora_dropout, "Dropout on the LoRA input while training.", 0.0, 1.0,
+       false, true},
+      {"lora_target_modules", &O::lora_target_modules,
+       "Linear layers that get an adapter, by name as PEFT matches them (the last component of "
+       "the module name)."},
+      {"gradient_checkpointing", &O::gradient_checkpointing,
+       "Recompute each decoder layer's activations during backward instead of keeping them "
+       "(less memory, about one more forward pass; same gradients).",
+       std::nullopt, std::nullopt, false, false, false, false},
       {"length_balanced", &O::length_balanced,
        "Group examples of similar length into the micro-batches of each step (less padding, "
        "same result).",
@@ -147,6 +168,8 @@ Schema training_schema(const TrainingOptions& d) {
           else if constexpr (std::is_same_v<T, LrSchedule>)
             return ParamSpec::string_(row.key, lr_schedule_name(d.*member), row.help)
                 .one_of({"cosine", "linear", "constant"});
+          else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+            return ParamSpec::string_list(row.key, d.*member, row.help);
           else
             return ParamSpec::int_(row.key, static_cast<std::int64_t>(d.*member), row.help);
         },
@@ -175,7 +198,9 @@ TrainingOptions options_from_config(const Config& c, int iteration) {
             } catch (const ConfigError& e) {
               c.fail(row.key, e.what());
             }
-          } else
+          } else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+            o.*member = c.get_string_list(row.key);
+          else
             o.*member = static_cast<T>(c.get_int(row.key, iteration));
         },
         row.member);
@@ -198,6 +223,11 @@ void validate(const TrainingOptions& o) {
         },
         row.member);
   }
+  if (o.min_learning_rate > o.learning_rate)
+    throw ConfigError("invalid training option: min_learning_rate (" + num(o.min_learning_rate) +
+                      ") exceeds learning_rate (" + num(o.learning_rate) + ")");
+  if (o.lora && o.lora_target_modules.empty())
+    throw ConfigError("invalid training option: lora_target_modules is empty");
 }
 
 namespace detail {
@@ -212,6 +242,8 @@ void fingerprint_options(Fnv& f, const TrainingOptions& o) {
             f.f64(o.*member);
           else if constexpr (std::is_same_v<T, LrSchedule>)
             f.str(lr_schedule_name(o.*member));
+          else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+            for (const auto& v : o.*member) f.str(v);
           else
             f.i64(static_cast<std::int64_t>(o.*member));
         },
@@ -247,11 +279,12 @@ double learning_rate_at(const TrainingOptions& options,
   if (step < w) return peak * static_cast<double>(step + 1) / static_cast<double>(w);
   const double span = static_cast<double>(std::max<std::int64_t>(total_steps - w, 1));
   const double p = std::clamp(static_cast<double>(step - w) / span, 0.0, 1.0);
+  const double floor = std::min(options.min_learning_rate, peak);
   switch (options.lr_schedule) {
     case LrSchedule::Cosine:
-      return peak * 0.5 * (1.0 + std::cos(kPi * p));
+      return floor + (peak - floor) * 0.5 * (1.0 + std::cos(kPi * p));
     case LrSchedule::Linear:
-      return peak * (1.0 - p);
+      return floor + (peak - floor) * (1.0 - p);
     case LrSchedule::Constant:
       return peak;
   }

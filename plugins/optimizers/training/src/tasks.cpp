@@ -80,7 +80,17 @@ std::vector<std::pair<double, double>> pair_logps(TrainableModel& model,
 void compute_reference_logps(TrainableModel& model,
                              PreparedPairs& prepared,
                              const TrainingOptions& options) {
-  const auto lps = pair_logps(model, prepared.pairs, options.micro_batch_size);
+  // With an adapter attached, the reference is the base: the adapter is switched off instead of
+  // keeping a second copy of the model.
+  if (options.lora) model.set_lora_enabled(false);
+  std::vector<std::pair<double, double>> lps;
+  try {
+    lps = pair_logps(model, prepared.pairs, options.micro_batch_size);
+  } catch (...) {
+    if (options.lora) model.set_lora_enabled(true);
+    throw;
+  }
+  if (options.lora) model.set_lora_enabled(true);
   for (std::size_t i = 0; i < lps.size(); ++i) {
     prepared.pairs[i].reference_chosen = lps[i].first;
     prepared.pairs[i].reference_rejected = lps[i].second;

@@ -131,6 +131,43 @@ struct Task {
   std::vector<std::string> extra_keys;
 };
 
+/// fp16's dynamic loss scale (GradScaler's rule: halve on overflow, double after 2000 good
+/// steps); 1 and unused otherwise. Saved with the state so a resumed run scales identically.
+struct LossScale {
+  static constexpr std::int64_t kGrowthInterval = 2000;
+  double scale = 1.0;
+  std::int64_t good_steps = 0;
+};
+
+/// Running metric sums of the current epoch (for the summary).
+struct EpochSums {
+  std::int64_t steps = 0;
+  std::map<std::string, double> sums;
+};
+
+/// Writes the resumable state of `task` after `step` of `total_steps` steps (trainer_state.cpp),
+/// atomically.
+void save_state(const fs::path& state_dir,
+                const Task& task,
+                const std::string& fingerprint,
+                std::int64_t step,
+                std::int64_t total_steps,
+                const std::vector<torch::Tensor>& params,
+                torch::optim::Optimizer& optimizer,
+                const EpochSums& epoch,
+                const LossScale& loss_scale);
+
+/// Restores a state written by save_state() for this same run; returns the completed steps.
+/// Validates everything before touching the model so a refused state leaves it unchanged.
+std::int64_t load_state(const fs::path& state_dir,
+                        Task& task,
+                        const std::string& fingerprint,
+                        std::int64_t total_steps,
+                        const std::vector<torch::Tensor>& params,
+                        torch::optim::Optimizer& optimizer,
+                        EpochSums& epoch,
+                        LossScale& loss_scale);
+
 /// Adds the options that change a run's result to a fingerprint (options.cpp, from the table).
 void fingerprint_options(Fnv& f, const TrainingOptions& options);
 

@@ -52,6 +52,11 @@ sdk::Schema torch_backend_schema() {
                       "Longest sequence (prompt + generation) in tokens; 0 = the model's "
                       "max_position_embeddings from config.json.")
           .range(0, std::nullopt),
+      ParamSpec::string_("adapter", "",
+                         "PEFT LoRA adapter directory (adapter_config.json + "
+                         "adapter_model.safetensors) folded into the weights of `path` at load; "
+                         "\"\" = none. Checkpoints loaded later (the next iteration's) are used "
+                         "as they are."),
   };
 }
 
@@ -172,6 +177,15 @@ TorchBackend::TorchBackend(sdk::HostContext& ctx)
 
   model_ = tb::load_causal_lm(path_, tb::ModelOptions{dtype, device});
   model_->eval();
+  if (const std::string adapter = config.get_string("adapter"); !adapter.empty()) {
+    try {
+      tb::merge_lora_adapter(*model_, adapter);
+    } catch (const BackendError& e) {
+      throw ConfigError("[" + where + "] adapter: " + e.what());
+    }
+    adapter_ = adapter;
+    ctx_.logger().info("merged the LoRA adapter " + adapter + " into " + path_.string());
+  }
   const auto& mc = model_->config();
   const std::int64_t configured = config.get_int("max_context");
   max_context_ = configured > 0 ? configured : mc.max_position_embeddings;
@@ -332,7 +346,14 @@ torch::Tensor TorchTrainableModel::forward(const torch::Tensor& input_ids,
 }
 
 std::vector<torch::Tensor> TorchTrainableModel::parameters() {
-  return backend_.model()->parameters(/*recurse=*/true);
+  auto& model = *backend_.model();
+  if (!model.has_lora()) return model.parameters(/*recurse=*/true);
+  std::vector<torch::Tensor> adapter;  // Only the adapter trains; A then B, in module order.
+  for (auto& layer : model.lora_layers()) {
+    adapter.push_back(layer.a);
+    adapter.push_back(layer.b);
+  }
+  return adapter;
 }
 
 sdk::TokenizedExample TorchTrainableModel::tokenize(const sdk::Conversation& prompt,
@@ -353,6 +374,45 @@ void TorchTrainableModel::save(const std::filesystem::path& dir) const {
   // written by save() holds the same files).
   options.copy_files_from = backend_.checkpoint_dir();
   tb::save_checkpoint(model, dir, options);
+}
+
+bool TorchTrainableModel::supports_lora() const {
+  return true;
+}
+
+void TorchTrainableModel::add_lora(const sdk::LoraSettings& settings) {
+  tb::LoraConfig config;
+  config.r = settings.r;
+  config.alpha = settings.alpha;
+  config.dropout = settings.dropout;
+  config.target_modules = settings.target_modules;
+  try {
+    backend_.model()->add_lora(config, settings.seed);
+  } catch (const BackendError& e) {
+    throw ConfigError(std::string("lora: ") + e.what());
+  }
+}
+
+void TorchTrainableModel::set_lora_enabled(bool enabled) {
+  backend_.model()->set_lora_enabled(enabled);
+}
+
+void TorchTrainableModel::save_lora(const std::filesystem::path& dir) const {
+  // The adapter applies to the weights the backend loaded last (the iteration's start model).
+  tb::save_lora_adapter(*backend_.model(), dir, backend_.loaded_from().string());
+}
+
+void TorchTrainableModel::merge_lora() {
+  backend_.model()->merge_lora();
+}
+
+void TorchTrainableModel::remove_lora() {
+  backend_.model()->remove_lora();
+}
+
+bool TorchTrainableModel::set_gradient_checkpointing(bool enabled) {
+  backend_.model()->set_gradient_checkpointing(enabled);
+  return true;
 }
 
 std::unique_ptr<sdk::ModelBackend> make_torch_backend(sdk::HostContext& ctx) {

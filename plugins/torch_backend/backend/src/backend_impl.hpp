@@ -33,6 +33,13 @@ class TorchTrainableModel : public mr::sdk::TrainableModel {
                                      bool response_complete) const override;
   void set_training(bool training) override;
   void save(const std::filesystem::path& dir) const override;
+  bool supports_lora() const override;
+  void add_lora(const mr::sdk::LoraSettings& settings) override;
+  void set_lora_enabled(bool enabled) override;
+  void save_lora(const std::filesystem::path& dir) const override;
+  void merge_lora() override;
+  void remove_lora() override;
+  bool set_gradient_checkpointing(bool enabled) override;
 
  private:
   TorchBackend& backend_;
@@ -64,6 +71,8 @@ class TorchBackend : public mr::sdk::ModelBackend {
   mr::torch_backend::CausalLM& model() { return model_; }
   const mr::torch_backend::CausalLM& model() const { return model_; }
   const std::filesystem::path& checkpoint_dir() const { return path_; }
+  /// Where the current weights came from (the configured path, or the last reload()).
+  const std::filesystem::path& loaded_from() const { return loaded_from_; }
   std::int64_t max_context() const { return max_context_; }
 
  private:
@@ -75,6 +84,7 @@ class TorchBackend : public mr::sdk::ModelBackend {
   mr::sdk::HostContext& ctx_;
   std::filesystem::path path_;         // Configured checkpoint (tokenizer files).
   std::filesystem::path loaded_from_;  // Where the current weights came from.
+  std::filesystem::path adapter_;      // The adapter merged at load ("" = none).
   std::string name_;
   mr::tokenizer::Tokenizer tokenizer_;
   std::optional<mr::chat::ChatTemplate> template_;

@@ -43,6 +43,12 @@ constexpr const char* kInitSynopsis =
     "  <|eos|>, <|pad|>) with the plain chat template is written and the config's\n"
     "  bos/eos/pad_token_id are set to its ids.\n";
 
+constexpr const char* kMergeLoraSynopsis =
+    "usage: metareward merge-lora --model BASE --adapter DIR --out DIR [--dtype TYPE]\n"
+    "  Folds a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) into the\n"
+    "  base checkpoint's weights, W + alpha/r * B A computed in float32, and writes the merged\n"
+    "  HF checkpoint (with the base's tokenizer files) to DIR atomically.\n";
+
 constexpr const char* kTokenizeSynopsis =
     "usage: metareward tokenize --tokenizer DIR < in.jsonl > out.jsonl\n"
     "  Reads {\"text\": ...} rows and writes {\"text\": ..., \"ids\": [...]} rows (no special\n"
@@ -58,6 +64,17 @@ po::options_description init_options() {
       "tokenizer", po::value<std::string>()->value_name("DIR"),
       "copy this tokenizer instead of writing a byte-level one")(
       "dtype", po::value<std::string>()->value_name("TYPE"), "float32 or bfloat16 [float32]");
+  return d;
+}
+
+po::options_description merge_lora_options() {
+  po::options_description d("Options [default]");
+  d.add_options()("model", po::value<std::string>()->value_name("BASE"),
+                  "the base checkpoint the adapter was trained on (required)")(
+      "adapter", po::value<std::string>()->value_name("DIR"), "the PEFT adapter (required)")(
+      "out", po::value<std::string>()->value_name("DIR"), "the merged checkpoint (required)")(
+      "dtype", po::value<std::string>()->value_name("TYPE"),
+      "on-disk dtype: auto (the base's), float32 or bfloat16 [auto]");
   return d;
 }
 
@@ -222,6 +239,29 @@ int init_model_command(const std::vector<std::string>& args, std::ostream& out, 
   out << "wrote " << config.architecture_name << " with " << tb::parameter_count(config)
       << " random parameters (seed " << init.seed << ", " << parsed.dtype << ") to "
       << out_dir.string() << "\n";
+  return 0;
+}
+
+int merge_lora_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::string usage = usage_text(kMergeLoraSynopsis, merge_lora_options());
+  std::string model, adapter, out_dir, dtype = "auto";
+  try {
+    po::variables_map vm;
+    if (!parse_args(args, merge_lora_options(), vm)) {
+      out << usage;
+      return 0;
+    }
+    model = required(vm, "model", "BASE");
+    adapter = required(vm, "adapter", "DIR");
+    out_dir = required(vm, "out", "DIR");
+    if (vm.count("dtype")) dtype = vm["dtype"].as<std::string>();
+    if (dtype != "auto" && dtype != "float32" && dtype != "bfloat16")
+      throw UsageError("--dtype must be auto, float32 or bfloat16, got '" + dtype + "'");
+  } catch (const UsageError& e) {
+    err << "merge-lora: " << e.what() << "\n" << usage;
+    return 2;
+  }
+  out << merge_lora_checkpoint(model, adapter, out_dir, dtype) << "\n";
   return 0;
 }
 

@@ -17,6 +17,11 @@ void register_torch_backend_plugins(mr::sdk::Registrar& r) {
                  [](const std::vector<std::string>& args, mr::sdk::HostContext&) {
                    return init_model_command(args, std::cout, std::cerr);
                  }});
+  r.add_command({"merge-lora",
+                 "Fold a PEFT LoRA adapter into its base checkpoint and write the merged model",
+                 [](const std::vector<std::string>& args, mr::sdk::HostContext&) {
+                   return merge_lora_command(args, std::cout, std::cerr);
+                 }});
   r.add_command({"tokenize", "Tokenize JSONL {\"text\"} rows from stdin with a tokenizer.json",
                  [](const std::vector<std::string>& args, mr::sdk::HostContext&) {
                    return tokenize_command(args, std::cin, std::cout, std::cerr);

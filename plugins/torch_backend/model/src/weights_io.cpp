@@ -9,25 +9,15 @@
 #include "metareward/sdk/error.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/checkpoint_files.hpp"
+#include "tensor_bytes.hpp"
 
 namespace mr::torch_backend {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::to_torch;
 using mr::sdk::BackendError;
 using mr::sdk::detail::concat;
-
-torch::Dtype to_torch(safetensors::DType dtype) {
-  switch (dtype) {
-    case safetensors::DType::kF32:
-      return torch::kFloat32;
-    case safetensors::DType::kF16:
-      return torch::kFloat16;
-    case safetensors::DType::kBF16:
-      return torch::kBFloat16;
-  }
-  return torch::kFloat32;
-}
 
 const char* torch_dtype_name(safetensors::DType dtype) {
   switch (dtype) {
@@ -110,9 +100,7 @@ void load_weights(CausalLMImpl& model, const fs::path& dir) {
     if (param.device().is_cpu() && param.is_contiguous() && param.scalar_type() == disk_dtype) {
       std::memcpy(param.data_ptr(), bytes.data(), bytes.size());  // Data may be unaligned.
     } else {
-      auto staged = torch::empty(param.sizes(), torch::TensorOptions().dtype(disk_dtype));
-      std::memcpy(staged.data_ptr(), bytes.data(), bytes.size());
-      param.copy_(staged);
+      param.copy_(detail::tensor_from_bytes(*info, bytes));
     }
     reader->release(*info);  // The parameter holds the bytes now; drop the file's pages.
   }
@@ -139,7 +127,10 @@ void save_checkpoint(const CausalLMImpl& model, const fs::path& dir, const SaveO
   safetensors::write_file(staging.path() / "model.safetensors", std::move(specs),
                           [&](const safetensors::TensorSpec& spec, std::span<std::byte> out) {
                             torch::NoGradGuard no_grad;
-                            auto t = params[spec.name].detach().to(torch::kCPU, dtype).contiguous();
+                            // With an adapter attached, the merged weights are written.
+                            auto value = model.has_lora() ? model.merged_parameter(spec.name)
+                                                          : params[spec.name];
+                            auto t = value.detach().to(torch::kCPU, dtype).contiguous();
                             std::memcpy(out.data(), t.data_ptr(), out.size());
                           },
                           {{"format", "pt"}});

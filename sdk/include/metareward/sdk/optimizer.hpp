@@ -29,6 +29,9 @@ struct TrainingJob {
   /// Where the trained model is written (HF layout), atomically: the optimizer writes to a
   /// temporary sibling and renames. The host reloads the backend from here.
   std::filesystem::path output_dir;
+  /// Where a run that trains a LoRA adapter writes it (PEFT layout), atomically; empty = the
+  /// adapter is merged into output_dir's model and not written on its own.
+  std::filesystem::path adapter_dir;
   /// Directory for resumable optimizer state (may hold a partial checkpoint from a crash).
   std::filesystem::path state_dir;
   /// Called after every step, from the training thread, before the step's resumable state is

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -17,6 +18,19 @@ namespace mr::sdk {
 struct TokenizedExample {
   std::vector<std::int64_t> prompt_ids;    ///< Rendered conversation up to the assistant turn.
   std::vector<std::int64_t> response_ids;  ///< Assistant content plus the end-of-turn token.
+};
+
+/// A low-rank adapter (LoRA, Hu et al. 2021) in PEFT's terms: each targeted linear layer
+/// y = x W^T computes y = x W^T + (alpha / r) · dropout(x) A^T B^T with trainable A [r, in]
+/// (Kaiming-uniform init) and B [out, r] (zeros, so a fresh adapter leaves the model unchanged).
+struct LoraSettings {
+  int r = 16;             ///< Rank.
+  double alpha = 32.0;    ///< Scaling numerator: the update is scaled by alpha / r.
+  double dropout = 0.05;  ///< Dropout on the adapter's input while training (0 = off).
+  /// Module names as PEFT matches them: the last component of a linear layer's name.
+  std::vector<std::string> target_modules{"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                          "gate_proj", "up_proj", "down_proj"};
+  std::uint64_t seed = 0;  ///< Seeds the initialisation of A.
 };
 
 /// A model an optimizer can train. Owned by its ModelBackend. Not thread-safe.
@@ -43,8 +57,39 @@ class TrainableModel {
   virtual void set_training(bool training) = 0;
 
   /// Required. Writes the model in HF layout (config.json, model.safetensors, tokenizer files)
-  /// to `dir`, atomically.
+  /// to `dir`, atomically. With an adapter attached, the weights written are the merged ones
+  /// (base + adapter) and the model in memory is unchanged.
   virtual void save(const std::filesystem::path& dir) const = 0;
+
+  /// Optional. Whether the add_lora() family is implemented (false by default).
+  virtual bool supports_lora() const;
+
+  /// Optional. Attaches a fresh adapter to every linear layer named in `settings`; from then on
+  /// parameters() returns the adapter's tensors only (the base weights are frozen). Throws
+  /// PluginError when unsupported, ConfigError for a target no layer matches.
+  virtual void add_lora(const LoraSettings& settings);
+
+  /// Optional. Whether forward() applies the attached adapter (true after add_lora()); false
+  /// gives the base model's outputs, e.g. DPO's reference log-probs without a second copy.
+  virtual void set_lora_enabled(bool enabled);
+
+  /// Optional. Writes the attached adapter to `dir` atomically in PEFT's layout
+  /// (adapter_config.json with base_model_name_or_path, adapter_model.safetensors with PEFT's
+  /// tensor names), so that PEFT's PeftModel.from_pretrained loads it.
+  virtual void save_lora(const std::filesystem::path& dir) const;
+
+  /// Optional. Folds the adapter into the base weights (W += alpha/r · B A, rounded to the
+  /// model dtype) and detaches it: parameters() is the full set again.
+  virtual void merge_lora();
+
+  /// Optional. Detaches the adapter without merging it (the base model as it was loaded); e.g.
+  /// after a failed training run. No-op without an adapter.
+  virtual void remove_lora();
+
+  /// Optional. true: forward() keeps only each decoder layer's input and recomputes the layer's
+  /// activations during backward (less memory, one more forward). Returns whether the model
+  /// does what was asked (false by default for true).
+  virtual bool set_gradient_checkpointing(bool enabled);
 };
 
 }  // namespace mr::sdk

@@ -37,8 +37,8 @@ using namespace mr::sdk;
 
 /// Learning-rate decay after the linear warm-up.
 enum class LrSchedule {
-  Cosine,    ///< Half cosine from the peak to 0.
-  Linear,    ///< Straight line from the peak to 0.
+  Cosine,    ///< Half cosine from the peak to min_learning_rate.
+  Linear,    ///< Straight line from the peak to min_learning_rate.
   Constant,  ///< Stays at the peak.
 };
 
@@ -51,6 +51,7 @@ LrSchedule parse_lr_schedule(const std::string& name);
 struct TrainingOptions {
   double learning_rate = 5e-6;  ///< Peak learning rate of AdamW.
   LrSchedule lr_schedule = LrSchedule::Cosine;
+  double min_learning_rate = 0.0;  ///< Where cosine/linear decay ends (<= learning_rate).
   double warmup_ratio = 0.1;       ///< Warm-up steps = ceil(ratio * total steps) ...
   std::int64_t warmup_steps = -1;  ///< ... unless this is >= 0 (not a config key).
   int epochs = 1;                  ///< Passes over the data.
@@ -85,6 +86,17 @@ struct TrainingOptions {
   /// Append the end-of-turn token after a response that was cut at max_new_tokens too (trains it
   /// as if it had ended). Off: such a response is trained as the unfinished text it is.
   bool close_truncated = false;
+  /// Train a LoRA adapter (TrainableModel::add_lora) instead of every weight. The reference
+  /// log-probs come from the base (adapter disabled); at the end the adapter is written to
+  /// TrainingJob::adapter_dir (when set), merged into the weights, and the merged model saved.
+  bool lora = false;
+  int lora_r = 16;             ///< LoRA rank.
+  double lora_alpha = 32.0;    ///< LoRA alpha (scale alpha / r).
+  double lora_dropout = 0.05;  ///< Dropout on the adapter input (trains in training mode).
+  std::vector<std::string> lora_target_modules{"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                               "gate_proj", "up_proj", "down_proj"};
+  /// Recompute each decoder layer in backward (TrainableModel::set_gradient_checkpointing).
+  bool gradient_checkpointing = false;
   /// Intra-op threads for libtorch (torch::set_num_threads); 0 leaves the current setting.
   int threads = 0;
 };
@@ -92,7 +104,9 @@ struct TrainingOptions {
 /// The config keys every training run accepts, in documentation order, with `defaults` as
 /// their default values: learning_rate, lr_schedule, warmup_ratio, epochs, batch_size,
 /// micro_batch_size, weight_decay, adam_beta1, adam_beta2, adam_eps, max_grad_norm, max_length,
-/// dropout, save_every_steps, master_weights, close_truncated, length_balanced. learning_rate and
+/// dropout, save_every_steps, master_weights, close_truncated, lora, lora_r, lora_alpha,
+/// lora_dropout, lora_target_modules, gradient_checkpointing, length_balanced (and
+/// min_learning_rate after lr_schedule). learning_rate and
 /// epochs may be per-iteration arrays. A loss plugin's schema is its own keys (e.g. `beta`)
 /// followed by these.
 Schema training_schema(const TrainingOptions& defaults = {});
@@ -119,8 +133,8 @@ std::int64_t warmup_steps(const TrainingOptions& options, std::int64_t total_ste
 
 /// Learning rate of optimizer step `step` (0-based) of `total_steps`. Warm-up: peak * (s+1)/W
 /// for s < W, so the first step already moves and step W-1 reaches the peak. Then with
-/// p = (s - W) / (total - W): cosine peak * (1 + cos(pi p)) / 2, linear peak * (1 - p),
-/// constant peak.
+/// p = (s - W) / (total - W) and floor = min_learning_rate: cosine
+/// floor + (peak - floor)(1 + cos(pi p)) / 2, linear floor + (peak - floor)(1 - p), constant peak.
 double learning_rate_at(const TrainingOptions& options,
                         std::int64_t step,
                         std::int64_t total_steps);

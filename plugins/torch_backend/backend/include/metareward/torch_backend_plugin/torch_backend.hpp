@@ -1,8 +1,9 @@
 /// @file torch_backend.hpp
 /// The `torch` model backend plugin: a Llama/Qwen2 causal LM on libtorch, loaded from a Hugging
 /// Face checkpoint, that generates (batched sampling with a KV cache, prefix sharing for n
-/// samples), scores completions and exposes a TrainableModel for the optimizer plugins; plus the
-/// library's CLI commands `init-model` and `tokenize`. Text-level header (no libtorch).
+/// samples), scores completions and exposes a TrainableModel (with LoRA adapters and activation
+/// checkpointing) for the optimizer plugins; plus the library's CLI commands `init-model`,
+/// `merge-lora` and `tokenize`. Text-level header (no libtorch).
 #pragma once
 
 #include <iosfwd>
@@ -22,7 +23,7 @@ inline constexpr const char* kLibraryName = "mr-torch-backend";
 inline constexpr const char* kLibraryVersion = "0.1.0";
 
 /// Config keys of `torch`: path (required), dtype, device, chat_template, chat_format,
-/// max_batch_size, max_context.
+/// max_batch_size, adapter, max_context.
 mr::sdk::Schema torch_backend_schema();
 
 /// Builds the backend from `ctx.config()` (a validated `torch` table): loads tokenizer, chat
@@ -42,6 +43,20 @@ extern const char* const kPlainChatTemplateJinja;
 /// usage on `err`); a runtime error throws (the host exits 1).
 int init_model_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
+/// Loads the checkpoint `model_dir` in float32, folds the PEFT LoRA adapter in `adapter_dir`
+/// into it and writes the merged checkpoint to `out_dir` (atomically, tokenizer files copied
+/// from `model_dir`) in `dtype` ("auto" = the base checkpoint's on-disk dtype, "float32",
+/// "bfloat16"). Returns a one-line summary. Throws BackendError naming the file that does not
+/// fit.
+std::string merge_lora_checkpoint(const std::string& model_dir,
+                                  const std::string& adapter_dir,
+                                  const std::string& out_dir,
+                                  const std::string& dtype);
+
+/// `metareward merge-lora --model BASE --adapter DIR --out DIR [--dtype auto|float32|bfloat16]`:
+/// merge_lora_checkpoint() from the command line. Returns the exit status as init_model_command.
+int merge_lora_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
 /// `metareward tokenize --tokenizer DIR`: JSONL {"text": ...} rows on `in`, one
 /// {"text", "ids"} row per input row on `out`; a bad row yields {"line", "error"} instead and is
 /// counted in the summary on `err`. Returns the exit status (0; 0 for --help; 2 for a usage
@@ -51,7 +66,7 @@ int tokenize_command(const std::vector<std::string>& args,
                      std::ostream& out,
                      std::ostream& err);
 
-/// Registers: model_backend `torch`; commands `init-model`, `tokenize`.
+/// Registers: model_backend `torch`; commands `init-model`, `merge-lora`, `tokenize`.
 void register_torch_backend_plugins(mr::sdk::Registrar& registrar);
 
 }  // namespace mr::plugins::torch_backend

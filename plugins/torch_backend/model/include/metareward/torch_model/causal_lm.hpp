@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "metareward/safetensors/safetensors.hpp"
 #include "metareward/torch_model/kv_cache.hpp"
@@ -23,6 +25,27 @@ namespace detail {
 class DecoderImpl;
 class LinearImpl;
 }  // namespace detail
+
+/// A LoRA adapter's settings, named as PEFT's LoraConfig names them.
+struct LoraConfig {
+  std::int64_t r = 16;    ///< Rank (>= 1).
+  double alpha = 32.0;    ///< lora_alpha: the update is scaled by alpha / r.
+  double dropout = 0.05;  ///< lora_dropout on the adapter's input in training mode.
+  /// Linear layers to adapt: a name matches a module whose HF name equals it or ends with
+  /// "." + it ("q_proj" matches every layer's self_attn.q_proj).
+  std::vector<std::string> target_modules{"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                          "gate_proj", "up_proj", "down_proj"};
+  bool use_rslora = false;  ///< Scale by alpha / sqrt(r) instead (PEFT's rsLoRA).
+  /// The factor applied to B A.
+  double scale() const;
+};
+
+/// One adapted linear layer; the tensors are the model's own (not copies).
+struct LoraLayer {
+  std::string module;  ///< HF module name, e.g. "model.layers.0.self_attn.q_proj".
+  torch::Tensor a;     ///< lora_A.weight [r, in], float32.
+  torch::Tensor b;     ///< lora_B.weight [out, r], float32.
+};
 
 /// Where and in which dtype a model's parameters and computations live.
 struct ModelOptions {
@@ -106,12 +129,48 @@ class CausalLMImpl : public torch::nn::Module {
   /// Sets every parameter to the value init_random_checkpoint() writes for `seed`.
   void initialize(std::uint64_t seed);
 
+  // ---- LoRA (lora.cpp) -------------------------------------------------------------------
+
+  /// Attaches a fresh adapter to every linear layer `config` targets: A ~ U(-1/sqrt(in),
+  /// 1/sqrt(in)) drawn from `seed` (PEFT's kaiming_uniform_(a=sqrt(5))), B = 0, so outputs are
+  /// unchanged until B trains. The base parameters stop requiring grad. The adapter is not a
+  /// registered parameter: named_parameters(), load_weights() and save_checkpoint() see the base
+  /// model. Throws BackendError when an adapter is attached already, r < 1, alpha <= 0, dropout
+  /// outside [0, 1) or a target matches no linear layer.
+  void add_lora(const LoraConfig& config, std::uint64_t seed);
+  /// Whether an adapter is attached.
+  bool has_lora() const { return lora_.has_value(); }
+  /// The attached adapter's settings. Throws BackendError without one.
+  const LoraConfig& lora_config() const;
+  /// The adapted layers in module order (empty without an adapter).
+  std::vector<LoraLayer> lora_layers() const;
+  /// Whether forward() applies the adapter (true after add_lora()).
+  void set_lora_enabled(bool enabled);
+  /// A parameter's value with the adapter folded in, W + scale·B A rounded to the model dtype
+  /// (what merge_lora() would store), or the parameter itself when its layer has no adapter.
+  torch::Tensor merged_parameter(const std::string& name) const;
+  /// Folds the adapter into the weights (W <- merged_parameter) and detaches it; the base
+  /// parameters require grad again. No-op without an adapter.
+  void merge_lora();
+  /// Detaches the adapter without merging; the base parameters require grad again. No-op
+  /// without an adapter.
+  void remove_lora();
+
+  /// On: a training forward (grad mode, no cache) keeps only each decoder layer's input and
+  /// recomputes the layer during backward, restoring the RNG so dropout draws the same masks.
+  /// Gradients are those of the plain path.
+  void set_gradient_checkpointing(bool enabled) { checkpointing_ = enabled; }
+  bool gradient_checkpointing() const { return checkpointing_; }
+
  private:
   ModelConfig config_;
   ModelOptions options_;
   std::shared_ptr<detail::DecoderImpl> model_;
   std::shared_ptr<detail::LinearImpl> lm_head_;  // nullptr when tied to the embeddings.
   torch::Tensor inv_freq_;                       // RoPE inverse frequencies [head_dim/2], f32.
+  std::optional<LoraConfig> lora_;
+  std::shared_ptr<bool> lora_enabled_ = std::make_shared<bool>(true);
+  bool checkpointing_ = false;
 };
 
 /// Module holder (shared pointer) of CausalLMImpl.
@@ -147,5 +206,21 @@ struct SaveOptions {
 void save_checkpoint(const CausalLMImpl& model,
                      const std::filesystem::path& dir,
                      const SaveOptions& options = {});
+
+/// Writes the attached adapter to `dir` atomically in PEFT's layout: adapter_config.json
+/// (peft_type LORA, task_type CAUSAL_LM, r, lora_alpha, lora_dropout, target_modules,
+/// `base_model_name_or_path`) and adapter_model.safetensors with PEFT's tensor names
+/// ("base_model.model.<module>.lora_A.weight" [r, in], "...lora_B.weight" [out, r], float32).
+/// Throws BackendError without an adapter.
+void save_lora_adapter(const CausalLMImpl& model,
+                       const std::filesystem::path& dir,
+                       const std::string& base_model_name_or_path);
+
+/// Reads the PEFT LoRA adapter in `dir` (adapter_config.json + adapter_model.safetensors),
+/// checks every tensor against `model`'s layers and folds it into the weights (model without an
+/// adapter of its own). Throws BackendError naming the file and tensor for what does not fit:
+/// another peft_type, DoRA, bias training, fan_in_fan_out, rank/alpha patterns,
+/// modules_to_save, unknown modules or wrong shapes.
+void merge_lora_adapter(CausalLMImpl& model, const std::filesystem::path& dir);
 
 }  // namespace mr::torch_backend
