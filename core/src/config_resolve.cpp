@@ -1,10 +1,8 @@
-// Validating a parsed config against the host schema and the plugins' schemas, filling defaults,
-// and writing the resolved tree back as TOML. Every problem is collected first so that a user
-// fixes a config in one round instead of one error per run.
+// Validating a parsed config against the host schema and the plugins' schemas and filling
+// defaults (config_write.cpp writes the result back as TOML). Every problem is collected first
+// so that a user fixes a config in one round instead of one error per run.
 #include <algorithm>
 #include <optional>
-#include <set>
-#include <sstream>
 
 #include "config_text.hpp"
 #include "metareward/core/config_loader.hpp"
@@ -48,6 +46,7 @@ const std::vector<std::string>& top_level_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out = {"run", "prompts", "plugins", "roles", "generation", "models"};
     for (const auto& slot : plugin_slots()) out.push_back(slot.path);
+    out.push_back(kSeedStageTable);
     return out;
   }();
   return names;
@@ -121,10 +120,7 @@ class IssueList {
   std::vector<Issue> issues_;
 };
 
-const Value* find_in(const Table& table, const std::string& key) {
-  auto it = table.find(key);
-  return it == table.end() ? nullptr : &it->second;
-}
+using detail::find_in;
 
 class Resolver {
  public:
@@ -198,6 +194,13 @@ class Resolver {
         continue;
       if (auto resolved = resolve_plugin(slot.path, slot.kind, given, slot.default_type, out))
         root.emplace(slot.path, std::move(*resolved));
+    }
+
+    // [seed_sft]: optional; an optimizer plugin's table plus the host's keys, trained once.
+    if (const Value* given = section_value(doc_.root, kSeedStageTable, "")) {
+      if (auto resolved = resolve_plugin(kSeedStageTable, PluginKind::Optimizer, given,
+                                         kSeedStageDefaultType, out, &seed_stage_host_schema()))
+        root.emplace(kSeedStageTable, std::move(*resolved));
     }
 
     issues_.throw_if_any();
@@ -440,11 +443,15 @@ class Resolver {
   }
 
   // Selects and validates the plugin of table `path`; records its section and plugin name.
+  // With `host_keys` (a plugin table the host also reads, e.g. [seed_sft]) those keys are
+  // validated too and kept out of the plugin's section, and no key may be per-iteration: the
+  // table describes one training run.
   std::optional<Value> resolve_plugin(const std::string& path,
                                       PluginKind kind,
                                       const Value* given,
                                       const char* default_type,
-                                      ResolvedConfig& out) {
+                                      ResolvedConfig& out,
+                                      const Schema* host_keys = nullptr) {
     const std::string kind_name = sdk::plugin_kind_name(kind);
     const std::string type_path = path + ".type";
     std::string name;
@@ -493,9 +500,18 @@ class Resolver {
       return std::nullopt;
     }
 
-    Value table = resolve_table(path, given, plugin->descriptor.schema,
-                                kind_name + " '" + name + "'", {"type"});
-    out.sections.emplace(path, sdk::Config(path, table.as_table(), iterations_or_one()));
+    Schema schema = plugin->descriptor.schema;
+    std::string owner = kind_name + " '" + name + "'";
+    if (host_keys) {
+      for (auto& spec : schema) spec.per_iteration = false;
+      schema.insert(schema.begin(), host_keys->begin(), host_keys->end());
+      owner = "[" + path + "] (" + owner + ")";
+    }
+    Value table = resolve_table(path, given, schema, owner, {"type"});
+    Table plugin_values = table.as_table();
+    if (host_keys)
+      for (const auto& spec : *host_keys) plugin_values.erase(spec.key);
+    out.sections.emplace(path, sdk::Config(path, std::move(plugin_values), iterations_or_one()));
     out.plugin_of.emplace(path, name);
     table.as_table().insert_or_assign("type", type_value);
     return table;
@@ -524,71 +540,12 @@ class Resolver {
   int iterations_ = 0;
 };
 
-// A string as a multi-line literal ('''...''') when it has newlines and can be written that way
-// verbatim; otherwise the escaped basic string.
-std::string string_literal(const Value& value) {
-  if (!value.is_string()) return value.to_toml();
-  const std::string& s = value.as_string();
-  bool multi_line =
-      s.find('\n') != std::string::npos && s.find("'''") == std::string::npos && s.back() != '\'';
-  for (unsigned char c : s)
-    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) multi_line = false;
-  if (!multi_line) return value.to_toml();
-  // The newline right after the opening delimiter is trimmed by TOML, so the text is kept exact.
-  return "'''\n" + s + "'''";
-}
-
-void write_table(std::ostringstream& out,
-                 const std::string& header,
-                 const Table& table,
-                 const std::vector<std::string>& first_keys) {
-  out << "\n[" << header << "]\n";
-  std::set<std::string> written;
-  auto write = [&](const std::string& key, const Value& value) {
-    out << detail::toml_key(key) << " = " << string_literal(value) << "\n";
-    written.insert(key);
-  };
-  for (const auto& key : first_keys)
-    if (auto it = table.find(key); it != table.end()) write(key, it->second);
-  for (const auto& [key, value] : table)
-    if (!written.count(key)) write(key, value);
-}
-
 }  // namespace
 
 ResolvedConfig resolve_config(const ConfigDocument& doc,
                               const PluginCatalog& plugins,
                               const ResolveOptions& options) {
   return Resolver(doc, plugins, options).run();
-}
-
-std::string ResolvedConfig::to_toml() const {
-  std::ostringstream out;
-  out << "# metareward resolved configuration (every default filled in)\n";
-  for (const auto& [path, schema] : host_sections()) {
-    auto dot = path.find('.');
-    const Value* table = nullptr;
-    if (dot == std::string::npos) {
-      table = find_in(root, path);
-    } else if (const Value* parent = find_in(root, path.substr(0, dot));
-               parent && parent->is_table()) {
-      table = find_in(parent->as_table(), path.substr(dot + 1));
-    }
-    if (!table || !table->is_table()) continue;
-    std::vector<std::string> order;
-    for (const auto& spec : schema) order.push_back(spec.key);
-    write_table(out, path, table->as_table(), order);
-  }
-  if (const Value* models = find_in(root, "models"); models && models->is_table()) {
-    for (const auto& [name, table] : models->as_table())
-      if (table.is_table())
-        write_table(out, detail::join_path("models", name), table.as_table(), {"type"});
-  }
-  for (const auto& slot : plugin_slots()) {
-    const Value* table = find_in(root, slot.path);
-    if (table && table->is_table()) write_table(out, slot.path, table->as_table(), {"type"});
-  }
-  return out.str();
 }
 
 const sdk::Config& ResolvedConfig::section(const std::string& path) const {

@@ -29,4 +29,10 @@ inline std::string join_path(const std::string& parent, const std::string& key) 
   return parent.empty() ? toml_key(key) : parent + "." + toml_key(key);
 }
 
+/// The value of `key` in `table`, or nullptr.
+inline const sdk::Value* find_in(const sdk::Table& table, const std::string& key) {
+  auto it = table.find(key);
+  return it == table.end() ? nullptr : &it->second;
+}
+
 }  // namespace mr::core::detail

@@ -1,5 +1,6 @@
-// The host's own config sections ([run], [prompts], [plugins], [roles], [generation.*]): declared
-// once here as data, with help text, so validation, `config show` and the docs share one source.
+// The host's own config sections ([run], [prompts], [plugins], [roles], [generation.*]) and the
+// host keys of the [seed_sft] plugin table: declared once here as data, with help text, so
+// validation, `config show` and the docs share one source.
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,12 @@ std::vector<std::pair<std::string, Schema>> build_host_sections() {
                            "Whether the iteration trains the judge with meta-judge pairs; the "
                            "paper uses [true, true, false, false].")
               .per_iteration_allowed(),
+          ParamSpec::bool_("keep_merged_models", true,
+                           "false: once an iteration is complete, delete the checkpoints "
+                           "iter_S/model of earlier iterations that trained a LoRA adapter "
+                           "(iter_S/adapter exists), since `metareward merge-lora --model "
+                           "<previous model> --adapter iter_S/adapter` rebuilds them; the latest "
+                           "iteration's model and the config's models are always kept."),
       });
 
   sections.emplace_back(
@@ -108,6 +115,15 @@ std::vector<std::pair<std::string, Schema>> build_host_sections() {
 const std::vector<std::pair<std::string, sdk::Schema>>& host_sections() {
   static const auto sections = build_host_sections();
   return sections;
+}
+
+const sdk::Schema& seed_stage_host_schema() {
+  static const Schema schema{
+      ParamSpec::required_("data", sdk::ParamType::String,
+                           "JSONL file of judge-format conversations {\"messages\": [...]}, "
+                           "relative to the config file; the loss is on the assistant turns."),
+  };
+  return schema;
 }
 
 }  // namespace mr::core

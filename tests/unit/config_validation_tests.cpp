@@ -28,13 +28,13 @@ TEST_CASE("config validation: unknown sections and keys", "[config]") {
     CHECK(single_error(std::string(kMinimalModels) + "[rn]\nseed = 1\n") ==
           "cfg.toml:3:1: [rn] unknown section 'rn'; did you mean 'run'? (valid sections: run, "
           "prompts, plugins, roles, generation, models, judge_rubric, meta_judge, pair_selection, "
-          "optimizer, evaluation)");
+          "optimizer, evaluation, seed_sft)");
   }
   SECTION("an unknown section with nothing close lists the valid ones only") {
     CHECK(single_error(std::string(kMinimalModels) + "[zzzzzzzzzzzz]\n") ==
           "cfg.toml:3:1: [zzzzzzzzzzzz] unknown section 'zzzzzzzzzzzz' (valid sections: run, "
           "prompts, plugins, roles, generation, models, judge_rubric, meta_judge, pair_selection, "
-          "optimizer, evaluation)");
+          "optimizer, evaluation, seed_sft)");
   }
   SECTION("a section key written at the top level says where it belongs") {
     CHECK(single_error(std::string("iterations = 3\n") + kMinimalModels) ==
@@ -44,7 +44,7 @@ TEST_CASE("config validation: unknown sections and keys", "[config]") {
   SECTION("an unknown key in a host section") {
     CHECK(single_error(std::string(kMinimalModels) + "[run]\niteratoins = 3\n") ==
           "cfg.toml:4:14: [run.iteratoins] unknown key 'iteratoins'; did you mean 'iterations'? "
-          "(valid keys: iterations, seed, threads, output_dir, train_judge)");
+          "(valid keys: iterations, seed, threads, output_dir, train_judge, keep_merged_models)");
   }
   SECTION("an unknown generation role") {
     CHECK(single_error(std::string(kMinimalModels) + "[generation.critic]\nsamples = 2\n") ==
@@ -303,7 +303,7 @@ TEST_CASE("config validation: every error is reported at once, in file order", "
   CHECK(resolve_error(text, {"optimizer.epochs=zero"}) ==
         "7 error(s) in cfg.toml:\n"
         "cfg.toml:3:7: [run.sed] unknown key 'sed'; did you mean 'seed'? (valid keys: "
-        "iterations, seed, threads, output_dir, train_judge)\n"
+        "iterations, seed, threads, output_dir, train_judge, keep_merged_models)\n"
         "cfg.toml:5:15: [generation.actor.temperature] expected float, got string \"hot\"\n"
         "cfg.toml:6:9: [generation.actor.top_p] 1.5 is out of range (0 < x <= 1)\n"
         "cfg.toml:7:1: [models.policy.path] missing required key 'path' for model_backend "
@@ -326,6 +326,6 @@ TEST_CASE("config validation: --set values are validated like file values", "[co
           "--set: [run.threads] -1 is out of range (x >= 0)");
     CHECK(single_error(kMinimalModels, {"run.colour=red"}) ==
           "--set: [run.colour] unknown key 'colour' (valid keys: iterations, seed, threads, "
-          "output_dir, train_judge)");
+          "output_dir, train_judge, keep_merged_models)");
   }
 }

@@ -185,6 +185,15 @@ void config_reference(std::ostream& out, const PluginRegistry& registry) {
     print_schema_markdown(out, schema);
     out << "\n";
   }
+  out << "### `[" << kSeedStageTable << "]`\n\n"
+      << "Optional: the seed stage, iteration 0 of `metareward run`, fine-tunes the actor's model "
+         "once before iteration 1 (the paper's SFT on judge-format EFT data); iteration 1 starts "
+         "from its checkpoint `iter_0/model`. `type` selects an optimizer plugin (default `"
+      << kSeedStageDefaultType
+      << "`), whose keys (below, under optimizer) the table takes too, one value each (no "
+         "per-iteration arrays). The host's own keys:\n\n";
+  print_schema_markdown(out, seed_stage_host_schema());
+  out << "\n";
   out << "## Plugins\n";
   for (const auto& kind_info : sdk::kPluginKinds) {
     const sdk::PluginKind kind = kind_info.kind;

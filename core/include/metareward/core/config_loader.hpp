@@ -85,6 +85,17 @@ ResolvedConfig resolve_config(const ConfigDocument& doc,
 /// ...), for validation and the docs.
 const std::vector<std::pair<std::string, sdk::Schema>>& host_sections();
 
+/// The optional seed-stage table (iteration 0: supervised fine-tuning before iteration 1). It
+/// selects an optimizer plugin with `type` (default "sft") and takes that plugin's keys, plus
+/// the host's own keys (seed_stage_host_schema()); every key is one value (the stage trains
+/// once). The plugin's section (ResolvedConfig::section) holds only the plugin's keys; the host
+/// keys are in ResolvedConfig::root.
+inline constexpr const char* kSeedStageTable = "seed_sft";
+/// The optimizer plugin an absent `type` in [seed_sft] selects.
+inline constexpr const char* kSeedStageDefaultType = "sft";
+/// The host's keys of [seed_sft]: `data` (required).
+const sdk::Schema& seed_stage_host_schema();
+
 /// Edit distance-based suggestion: the candidate closest to `word`, or "" if none is close.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
