@@ -207,6 +207,23 @@ std::vector<PairRow> read_sft_rows(std::istream& in, const std::string& source, 
       });
 }
 
+std::vector<sdk::PreferencePair> to_preference_pairs(std::vector<PairRow> rows) {
+  std::vector<sdk::PreferencePair> pairs;
+  pairs.reserve(rows.size());
+  for (auto& r : rows) {
+    sdk::PreferencePair p;
+    p.id = r.id;
+    p.prompt_id = r.id;
+    p.prompt = std::move(r.prompt);
+    p.chosen = std::move(r.chosen);
+    p.rejected = std::move(r.rejected);
+    p.chosen_complete = !r.chosen_truncated;
+    p.rejected_complete = !r.rejected_truncated;
+    pairs.push_back(std::move(p));
+  }
+  return pairs;
+}
+
 std::unique_ptr<std::istream> open_input(const std::string& path) {
   if (path == "-") {
     auto in = std::make_unique<std::istream>(std::cin.rdbuf());

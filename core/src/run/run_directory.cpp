@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include "metareward/sdk/error.hpp"
+
 namespace mr::core {
 
 namespace fs = std::filesystem;
@@ -33,6 +35,52 @@ int RunDirectory::first_incomplete(int iterations) const {
   int t = 1;
   while (t <= iterations && complete(t)) ++t;
   return t;
+}
+
+bool RunDirectory::seed_stage_complete() const {
+  std::error_code ec;
+  return fs::exists(seed_stage_metrics(), ec);
+}
+
+namespace {
+
+/// "x.tmp", "x.tmp.123" (write_file_atomic, the checkpoint writers), and anything a directory
+/// artifact's writer names "model.tmp*" / "adapter.tmp*".
+bool is_temporary(const std::string& name) {
+  for (const char* dir : {RunDirectory::kModel, RunDirectory::kAdapter})
+    if (name.rfind(std::string(dir) + ".tmp", 0) == 0) return true;
+  const auto pos = name.find(".tmp");
+  return pos != std::string::npos && (pos + 4 == name.size() || name[pos + 4] == '.');
+}
+
+}  // namespace
+
+std::vector<fs::path> RunDirectory::remove_stale_temporaries(int t) const {
+  std::vector<fs::path> removed;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(iteration(t), ec)) {
+    if (!is_temporary(e.path().filename().string())) continue;
+    std::error_code rm;
+    fs::remove_all(e.path(), rm);
+    removed.push_back(e.path());
+  }
+  return removed;
+}
+
+std::vector<fs::path> RunDirectory::remove_rebuildable_models(int latest) const {
+  std::vector<fs::path> removed;
+  for (const auto& [t, path] : iteration_dirs(/*with_seed=*/true)) {
+    if (t >= latest) break;
+    std::error_code ec;
+    const fs::path model = path / kModel;
+    if (!fs::is_directory(path / kAdapter, ec) || !fs::exists(model, ec)) continue;
+    fs::remove_all(model, ec);
+    if (ec)
+      throw sdk::DataError("cannot remove the merged model '" + model.string() +
+                           "' (run.keep_merged_models = false): " + ec.message());
+    removed.push_back(model);
+  }
+  return removed;
 }
 
 std::map<int, fs::path> RunDirectory::iteration_dirs(bool with_seed) const {

@@ -16,6 +16,7 @@
 #include "metareward/core/run/artifact_rows.hpp"
 #include "metareward/core/run/run_directory.hpp"
 #include "metareward/core/run/run_session.hpp"
+#include "metareward/core/run/seed_stage.hpp"
 #include "metareward/core/sha256.hpp"
 #include "metareward/sdk/error.hpp"
 #include "metareward/sdk/version.hpp"
@@ -92,6 +93,11 @@ class Runner {
                    iterations);
       return result;
     }
+    // The seed stage runs only before iteration 1 has: a later one would train a model that
+    // nothing starts from.
+    const bool seed_stage = session_.has_seed_stage();
+    const bool run_seed = seed_stage && first == 1 && !(resuming && dir_.seed_stage_complete());
+    if (run_seed) seed_data_.emplace(load_seed_stage_data(config_));
     session_.set_stage("plugin construction");
     session_.create_text_plugins();
     session_.create_models();
@@ -101,16 +107,25 @@ class Runner {
       if (first > 1)
         spdlog::info("run {}: iterations 1-{} complete, continuing with iteration {}",
                      dir_.root().string(), first - 1, first);
+      else if (seed_stage && !run_seed)
+        spdlog::info("run {}: the seed stage (iteration 0) is complete", dir_.root().string());
       write_manifest();
-      // The seed models are evaluated before any checkpoint is loaded, also when resuming.
-      if (session_.evaluator()) evaluate_seed_models();
-      if (first > 1) reload_policy(dir_.file(first - 1, RunDirectory::kModel));
+      if (run_seed) run_seed_iteration();
+      // M_0 is the seed stage's checkpoint when there is one, else the models as configured.
+      const fs::path seed_model = dir_.file(0, RunDirectory::kModel);
+      if (session_.evaluator() && !dir_.complete(0)) {
+        if (seed_stage) reload_policy(seed_model);
+        evaluate_seed_models();
+      }
+      if (first > 1)
+        reload_policy(dir_.file(first - 1, RunDirectory::kModel));
+      else if (seed_stage)
+        reload_policy(seed_model);
       for (int t = first; t <= iterations; ++t) {
         run_iteration(t);
         ++result.ran_iterations;
-        // With an evaluator, run_iteration() already reloaded M_t to evaluate it.
-        if (t < iterations && !session_.evaluator())
-          reload_policy(dir_.file(t, RunDirectory::kModel));
+        if (!config_.section("run").get_bool("keep_merged_models")) remove_merged_models(t);
+        if (t < iterations) reload_policy(dir_.file(t, RunDirectory::kModel));
       }
     } catch (const sdk::Interrupted& e) {
       log_to_files(spdlog::level::warn, std::string("interrupted: ") + e.what());
@@ -256,10 +271,30 @@ class Runner {
     }
   }
 
+  /// Loads `checkpoint` into the actor's model, unless it was the last one loaded (training
+  /// changes the model in memory, so the loop reloads after every training, never twice).
   void reload_policy(const fs::path& checkpoint) {
+    if (loaded_checkpoint_ == checkpoint) return;
+    std::error_code ec;
+    if (!fs::exists(checkpoint, ec))
+      throw sdk::DataError("cannot load model '" + session_.actor_name() + "' from '" +
+                           checkpoint.string() +
+                           "': it does not exist (removed by run.keep_merged_models = false? "
+                           "rebuild it with metareward merge-lora)");
     spdlog::info("model '{}' <- {}", session_.actor_name(), checkpoint.string());
     session_.set_stage("reload");
     session_.actor().reload(checkpoint);
+    loaded_checkpoint_ = checkpoint;
+  }
+
+  /// run.keep_merged_models = false, after iteration t: the merged models before M_t that an
+  /// adapter rebuilds.
+  void remove_merged_models(int t) {
+    for (const auto& model : dir_.remove_rebuildable_models(t))
+      spdlog::info(
+          "removed the merged model {} (run.keep_merged_models = false; rebuild it "
+          "with metareward merge-lora --adapter {})",
+          model.string(), (model.parent_path() / RunDirectory::kAdapter).string());
   }
 
   // ---- evaluation ----------------------------------------------------------------------------
@@ -295,12 +330,28 @@ class Runner {
                  duration(since(start)));
   }
 
+  // ---- the seed stage (iteration 0) ---------------------------------------------------------
+
+  void run_seed_iteration() {
+    fs::create_directories(dir_.iteration(0));
+    remove_stale_temporaries(0);
+    json timings = {{"stages", json::object()}, {"throughput", json::object()}};
+    const StageContext ctx{session_,
+                           dir_,
+                           0,
+                           "iter 0/" + std::to_string(config_.iterations),
+                           [this] { return stop_requested(); },
+                           timings};
+    run_seed_stage(ctx, *seed_data_);
+    loaded_checkpoint_.clear();  // Trained in memory.
+  }
+
   // ---- one iteration ---------------------------------------------------------------------------
 
   void run_iteration(int t) {
     const fs::path dir = dir_.iteration(t);
     fs::create_directories(dir);
-    remove_stale_temporaries(dir);
+    remove_stale_temporaries(t);
     const bool train_judge = config_.section("run").get_bool("train_judge", t);
     const int iterations = config_.iterations;
     const std::string tag = "iter " + std::to_string(t) + "/" + std::to_string(iterations);
@@ -319,6 +370,7 @@ class Runner {
     if (train_judge)
       meta = run_meta_judge_stage(ctx, groups, static_cast<std::int64_t>(selection.pairs.size()));
     const json training = run_train_stage(ctx, selection.pairs, meta.judge_pairs);
+    loaded_checkpoint_.clear();  // Trained in memory (or M_t copied from M_{t-1}).
 
     // Evaluation of M_t, before metrics.json (which marks the iteration complete) is written.
     json evaluation = json::object();
@@ -354,18 +406,11 @@ class Runner {
     log_summary(t, iterations, session_.evaluator() != nullptr, metrics, timings);
   }
 
-  /// Removes what atomic writers killed mid-write left behind ("x.tmp", "model.tmp.1234"): the
-  /// stage that wrote them runs again.
-  static void remove_stale_temporaries(const fs::path& dir) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      const std::string name = e.path().filename().string();
-      const auto pos = name.find(".tmp");
-      if (pos == std::string::npos) continue;
-      if (pos + 4 != name.size() && name[pos + 4] != '.') continue;
-      spdlog::info("removing '{}' left by an interrupted write", e.path().string());
-      fs::remove_all(e.path(), ec);
-    }
+  /// Removes what atomic writers killed mid-write left in iter_t: the stage that wrote them
+  /// runs again.
+  void remove_stale_temporaries(int t) const {
+    for (const auto& path : dir_.remove_stale_temporaries(t))
+      spdlog::info("removed '{}' left by an interrupted write", path.string());
   }
 
   const PluginRegistry& registry_;
@@ -374,6 +419,8 @@ class Runner {
   RunDirectory dir_;
   RunSession session_;
   std::optional<PromptPool> pool_;
+  std::optional<SeedStageData> seed_data_;  ///< Read only when the seed stage runs.
+  fs::path loaded_checkpoint_;  ///< What the actor's model holds; empty = changed in memory.
 };
 
 }  // namespace

@@ -49,6 +49,8 @@ void RunSession::create_text_plugins(bool with_optimizer) {
   if (!meta_) meta_ = make<sdk::MetaJudgeStrategy>("meta_judge");
   if (!pair_policy_) pair_policy_ = make<sdk::PairSelectionPolicy>("pair_selection");
   if (with_optimizer && !optimizer_) optimizer_ = make<sdk::Optimizer>("optimizer");
+  if (with_optimizer && !seed_optimizer_ && has_seed_stage())
+    seed_optimizer_ = make<sdk::Optimizer>(kSeedStageTable);
   if (!evaluator_ && config_.plugin_of.count("evaluation"))
     evaluator_ = make<sdk::Evaluator>("evaluation");
 }
@@ -64,6 +66,10 @@ void RunSession::create_models() {
                  config_.plugin_of.at(section));
     models_[name] = make<sdk::ModelBackend>(section);
   }
+}
+
+bool RunSession::has_seed_stage() const {
+  return config_.plugin_of.count(kSeedStageTable) > 0;
 }
 
 sdk::ModelBackend& RunSession::model(const std::string& name) const {

@@ -1,6 +1,7 @@
 // The stages of one iteration, each over the shared generation engine or one plugin call:
-// prompts, actor, judge, actor pairs, meta-judge (+ judge pairs), train. The run loop
-// (run_loop.cpp) only sequences them; evaluation is RunSession::evaluate(). Internal to core/run.
+// prompts, actor, judge, actor pairs, meta-judge (+ judge pairs), train; and the seed stage
+// (iteration 0). The run loop (run_loop.cpp) only sequences them; evaluation is
+// RunSession::evaluate(). Internal to core/run.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include "metareward/core/prompt_pool.hpp"
 #include "metareward/core/run/run_directory.hpp"
 #include "metareward/core/run/run_session.hpp"
+#include "metareward/core/run/seed_stage.hpp"
 
 namespace mr::core {
 
@@ -61,10 +63,22 @@ MetaJudgeOutcome run_meta_judge_stage(const StageContext& ctx,
                                       const std::vector<sdk::PromptGroup>& groups,
                                       std::int64_t actor_pairs);
 
+/// iter_t/model trained by `optimizer` on `pairs` from the actor as loaded now (resuming from
+/// iter_t/train_state; iter_t/adapter too when the optimizer trains a LoRA adapter), its steps
+/// in train_metrics.jsonl; no pairs copies M_{t-1}. Nothing is trained when iter_t/model
+/// exists. Returns {"steps", "final"} from the recorded steps.
+nlohmann::json train_checkpoint(const StageContext& ctx,
+                                sdk::Optimizer& optimizer,
+                                const std::vector<sdk::PreferencePair>& pairs);
+
 /// Train: the optimizer on the pooled pairs writes iter_t/model (resuming from train_state);
 /// no pairs copies the previous model. Returns metrics.json "training".
 nlohmann::json run_train_stage(const StageContext& ctx,
                                const std::vector<sdk::PreferencePair>& actor_pairs,
                                const std::vector<sdk::PreferencePair>& judge_pairs);
+
+/// The seed stage (t = 0, [seed_sft]): the seed optimizer on `data` writes iter_0/model,
+/// train_metrics.jsonl, timings.json and, last, metrics.json (which marks it complete).
+void run_seed_stage(const StageContext& ctx, const SeedStageData& data);
 
 }  // namespace mr::core

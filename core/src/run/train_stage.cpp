@@ -1,5 +1,6 @@
-// The train stage of one iteration (stages.hpp): the optimizer on the pooled actor and judge
-// pairs, its per-step metrics recorded durably, or a copy of the previous model without pairs.
+// Training a checkpoint (stages.hpp): an optimizer on the actor, its per-step metrics recorded
+// durably, or a copy of the previous model without examples; the train stage of an iteration
+// (the pooled actor and judge pairs) and the seed stage share it.
 #include <chrono>
 #include <cstdio>
 
@@ -18,13 +19,18 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+/// M_{t-1}: the previous iteration's checkpoint, iter_0/model after a seed stage, else the
+/// actor's configured path.
+fs::path previous_model(const StageContext& ctx) {
+  const int t = ctx.t;
+  if (t > 1 || (t == 1 && ctx.session.has_seed_stage()))
+    return ctx.dir.file(t - 1, RunDirectory::kModel);
+  return ctx.session.config().section("models." + ctx.session.actor_name()).get_string("path");
+}
+
 /// M_t = M_{t-1} when the iteration has no pairs.
 void copy_previous_model(const StageContext& ctx, const fs::path& model_dir) {
-  const int t = ctx.t;
-  const fs::path from = t > 1 ? ctx.dir.file(t - 1, RunDirectory::kModel)
-                              : fs::path(ctx.session.config()
-                                             .section("models." + ctx.session.actor_name())
-                                             .get_string("path"));
+  const fs::path from = previous_model(ctx);
   const fs::path tmp = model_dir.string() + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -36,8 +42,9 @@ void copy_previous_model(const StageContext& ctx, const fs::path& model_dir) {
   if (ec) throw sdk::DataError("cannot rename '" + tmp.string() + "': " + ec.message());
 }
 
-/// The optimizer on `pairs`, streaming each step's metrics to train_metrics.jsonl.partial.
+/// `optimizer` on `pairs`, streaming each step's metrics to train_metrics.jsonl.partial.
 void run_optimizer(const StageContext& ctx,
+                   sdk::Optimizer& optimizer,
                    const std::vector<sdk::PreferencePair>& pairs,
                    const fs::path& model_dir,
                    const fs::path& metrics_file) {
@@ -57,6 +64,8 @@ void run_optimizer(const StageContext& ctx,
   sdk::TrainingJob job;
   job.info = ctx.session.info(ctx.t, StageCode::Train);
   job.output_dir = model_dir;
+  // Written only by an optimizer that trains a LoRA adapter (keep_merged_models reads it).
+  job.adapter_dir = ctx.dir.file(ctx.t, RunDirectory::kAdapter);
   job.state_dir = ctx.dir.file(ctx.t, RunDirectory::kTrainState);
   job.on_step = [&](const sdk::StepMetrics& m) {
     json row = {{"step", m.step}};
@@ -74,8 +83,9 @@ void run_optimizer(const StageContext& ctx,
   };
   job.stop_requested = ctx.stop_requested;
   try {
-    const sdk::TrainingSummary summary = ctx.session.optimizer().train(*trainable, pairs, job);
-    (void)summary;
+    // The summary is not recorded: metrics.json is built from the recorded steps, so that a
+    // resumed stage (which may not train at all) reports the same numbers.
+    (void)optimizer.train(*trainable, pairs, job);
   } catch (...) {
     std::fclose(out);
     throw;
@@ -88,19 +98,12 @@ void run_optimizer(const StageContext& ctx,
 
 }  // namespace
 
-json run_train_stage(const StageContext& ctx,
-                     const std::vector<sdk::PreferencePair>& actor_pairs,
-                     const std::vector<sdk::PreferencePair>& judge_pairs) {
-  ctx.enter("train");
+json train_checkpoint(const StageContext& ctx,
+                      sdk::Optimizer& optimizer,
+                      const std::vector<sdk::PreferencePair>& pairs) {
   const int t = ctx.t;
   const fs::path model_dir = ctx.dir.file(t, RunDirectory::kModel);
   const fs::path metrics_file = ctx.dir.file(t, RunDirectory::kTrainMetrics);
-  std::vector<sdk::PreferencePair> pairs = actor_pairs;
-  pairs.insert(pairs.end(), judge_pairs.begin(), judge_pairs.end());
-  json training = {{"pairs", pairs.size()},
-                   {"actor_pairs", actor_pairs.size()},
-                   {"judge_pairs", judge_pairs.size()}};
-  const auto start = Clock::now();
   const fs::path partial = metrics_file.string() + ".partial";
   if (fs::exists(model_dir) && fs::exists(partial))
     rows::finalize_train_metrics(partial, metrics_file);  // Crashed after saving the model.
@@ -110,10 +113,9 @@ json run_train_stage(const StageContext& ctx,
       copy_previous_model(ctx, model_dir);
       write_file_atomic(metrics_file, "");
     } else {
-      run_optimizer(ctx, pairs, model_dir, metrics_file);
+      run_optimizer(ctx, optimizer, pairs, model_dir, metrics_file);
     }
   }
-  ctx.timings["stages"]["train"] = std::chrono::duration<double>(Clock::now() - start).count();
   // Summary from the recorded steps, so a resumed run reports the same numbers.
   std::int64_t steps = 0;
   json last = json::object();
@@ -122,8 +124,23 @@ json run_train_stage(const StageContext& ctx,
       ++steps;
       last = row;
     }
-  training["steps"] = steps;
-  training["final"] = last;
+  return {{"steps", steps}, {"final", last}};
+}
+
+json run_train_stage(const StageContext& ctx,
+                     const std::vector<sdk::PreferencePair>& actor_pairs,
+                     const std::vector<sdk::PreferencePair>& judge_pairs) {
+  ctx.enter("train");
+  std::vector<sdk::PreferencePair> pairs = actor_pairs;
+  pairs.insert(pairs.end(), judge_pairs.begin(), judge_pairs.end());
+  json training = {{"pairs", pairs.size()},
+                   {"actor_pairs", actor_pairs.size()},
+                   {"judge_pairs", judge_pairs.size()}};
+  const auto start = Clock::now();
+  const json recorded = train_checkpoint(ctx, ctx.session.optimizer(), pairs);
+  ctx.timings["stages"]["train"] = std::chrono::duration<double>(Clock::now() - start).count();
+  training["steps"] = recorded["steps"];
+  training["final"] = recorded["final"];
   return training;
 }
 

@@ -65,6 +65,10 @@ std::vector<PairRow> read_score_rows(std::istream& in,
                                      const std::string& source,
                                      JsonlStats& stats);
 
+/// Pair rows as the pairs an optimizer trains on (id = prompt_id = the row id; SFT rows leave
+/// `rejected` empty; a truncated side is marked incomplete).
+std::vector<sdk::PreferencePair> to_preference_pairs(std::vector<PairRow> rows);
+
 /// Opens `path` for reading ("-" = stdin); throws sdk::DataError naming the file.
 std::unique_ptr<std::istream> open_input(const std::string& path);
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mr::core {
 
@@ -28,9 +29,13 @@ class RunDirectory {
   static constexpr const char* kTrainMetrics = "train_metrics.jsonl";
   static constexpr const char* kTrainState = "train_state";
   static constexpr const char* kModel = "model";
+  /// A LoRA adapter in PEFT's layout, written beside `model` by an optimizer that trains one:
+  /// iter_T/model = `metareward merge-lora --model <M_{T-1}> --adapter iter_T/adapter`.
+  static constexpr const char* kAdapter = "adapter";
   static constexpr const char* kEval = "eval";
   static constexpr const char* kTimings = "timings.json";
-  /// Written last in an iteration (and in iter_0/eval): its presence marks it complete.
+  /// Written last in an iteration (in iter_0 by the seed stage, and in iter_0/eval): its
+  /// presence marks it complete.
   static constexpr const char* kMetrics = "metrics.json";
 
   explicit RunDirectory(std::filesystem::path root) : root_(std::move(root)) {}
@@ -39,7 +44,8 @@ class RunDirectory {
   std::filesystem::path config_record() const { return root_ / kConfigRecord; }
   std::filesystem::path manifest() const { return root_ / kManifest; }
   std::filesystem::path log() const { return root_ / kLog; }
-  /// RUN/iter_T (T = 0 holds only the seed models' evaluation, eval/).
+  /// RUN/iter_T (T = 0 holds the seed stage of a config with [seed_sft] and the seed models'
+  /// evaluation, eval/).
   std::filesystem::path iteration(int t) const;
   /// RUN/iter_T/NAME.
   std::filesystem::path file(int t, const char* name) const { return iteration(t) / name; }
@@ -53,6 +59,19 @@ class RunDirectory {
   bool complete(int t) const;
   /// The first of 1..iterations that is not complete; iterations + 1 when all are.
   int first_incomplete(int iterations) const;
+  /// iter_0/metrics.json, written last by the seed stage ([seed_sft]).
+  std::filesystem::path seed_stage_metrics() const { return file(0, kMetrics); }
+  /// True when the seed stage is recorded (iter_0/metrics.json exists).
+  bool seed_stage_complete() const;
+
+  /// Removes from iter_T what atomic writers killed mid-write left behind ("x.tmp",
+  /// "model.tmp.1234", "adapter.tmp*"); the stage that wrote them runs again. Returns them.
+  std::vector<std::filesystem::path> remove_stale_temporaries(int t) const;
+  /// `[run] keep_merged_models = false`: removes iter_S/model for every S < `latest` whose
+  /// iter_S/adapter exists (the model is rebuilt from the previous one and that adapter), so
+  /// that only the latest model, unrebuildable ones (an iteration without pairs copies its
+  /// model) and the config's own paths stay. Returns the removed directories.
+  std::vector<std::filesystem::path> remove_rebuildable_models(int latest) const;
   /// Every iter_T directory (T >= 1, or T >= 0 with `with_seed`), by T.
   std::map<int, std::filesystem::path> iteration_dirs(bool with_seed = false) const;
 

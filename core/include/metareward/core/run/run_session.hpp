@@ -18,7 +18,7 @@
 namespace mr::core {
 
 /// Stage codes of stage_seed(): 1 actor, 2 judge, 3 actor pairs, 4 meta-judge plan and decide,
-/// 5 meta-judge generation, 6 training, 7 evaluation.
+/// 5 meta-judge generation, 6 training (also the seed stage's, as iteration 0), 7 evaluation.
 enum class StageCode : int {
   Actor = 1,
   Judge = 2,
@@ -41,8 +41,9 @@ class RunSession {
              std::filesystem::path run_dir = {});
 
   /// Constructs the plugins that load no model: rubric, meta-judge strategy, pair policy,
-  /// optimizer and (with an [evaluation] table) the evaluator. `with_optimizer` false leaves the
-  /// optimizer out (eval). Errors name the plugin and its table.
+  /// optimizer, the seed stage's optimizer (with a [seed_sft] table) and (with an [evaluation]
+  /// table) the evaluator. `with_optimizer` false leaves both optimizers out (eval). Errors name
+  /// the plugin and its table.
   void create_text_plugins(bool with_optimizer = true);
   /// Loads each model [roles] names once (a model in several roles is one object).
   void create_models();
@@ -63,6 +64,11 @@ class RunSession {
   sdk::MetaJudgeStrategy& meta() const { return *meta_; }
   sdk::PairSelectionPolicy& pair_policy() const { return *pair_policy_; }
   sdk::Optimizer& optimizer() const { return *optimizer_; }
+  /// The [seed_sft] optimizer (iteration 0); null without that table or before
+  /// create_text_plugins().
+  sdk::Optimizer* seed_optimizer() const { return seed_optimizer_.get(); }
+  /// True when the config has a [seed_sft] table: M_0 is iter_0/model, not the actor's path.
+  bool has_seed_stage() const;
   /// Null without an [evaluation] table.
   sdk::Evaluator* evaluator() const { return evaluator_.get(); }
 
@@ -99,6 +105,7 @@ class RunSession {
   std::shared_ptr<sdk::MetaJudgeStrategy> meta_;
   std::shared_ptr<sdk::PairSelectionPolicy> pair_policy_;
   std::shared_ptr<sdk::Optimizer> optimizer_;
+  std::shared_ptr<sdk::Optimizer> seed_optimizer_;
   std::shared_ptr<sdk::Evaluator> evaluator_;
 };
 
