@@ -38,6 +38,9 @@ struct ModelSession {
 void add_model_options(po::options_description& options) {
   options.add_options()("model", po::value<std::string>()->value_name("DIR"),
                         "Model checkpoint directory (HF layout).")(
+      "adapter", po::value<std::string>()->value_name("DIR"),
+      "LoRA adapter (PEFT layout, e.g. a run's iter_T/adapter) merged into the model's weights "
+      "when it loads; sets models.policy.adapter.")(
       "backend", po::value<std::string>()->default_value("torch")->value_name("NAME"),
       "Model backend plugin.")(
       "set", po::value<std::vector<std::string>>()->composing()->value_name("KEY=VALUE"),
@@ -69,6 +72,8 @@ void open_session(ModelSession& s,
   sdk::Table policy;
   policy["type"] = sdk::Value(vm["backend"].as<std::string>());
   policy["path"] = sdk::Value(model);
+  // The backend merges it at load; validated by the backend's schema like any --set key.
+  if (vm.count("adapter")) policy["adapter"] = sdk::Value(vm["adapter"].as<std::string>());
   sdk::Table models;
   models["policy"] = sdk::Value(std::move(policy));
   sdk::Table run;
@@ -111,28 +116,23 @@ void log_input(const std::string& what, const std::string& source, const JsonlSt
     spdlog::info("{} {}: {}", what, source, stats.summary());
 }
 
-/// JSONL rows as the pairs an optimizer trains on (SFT rows leave `rejected` empty).
-std::vector<sdk::PreferencePair> to_pairs(std::vector<PairRow> rows) {
-  std::vector<sdk::PreferencePair> pairs;
-  pairs.reserve(rows.size());
-  for (auto& r : rows) {
-    sdk::PreferencePair p;
-    p.id = r.id;
-    p.prompt_id = r.id;
-    p.prompt = std::move(r.prompt);
-    p.chosen = std::move(r.chosen);
-    p.rejected = std::move(r.rejected);
-    p.chosen_complete = !r.chosen_truncated;
-    p.rejected_complete = !r.rejected_truncated;
-    pairs.push_back(std::move(p));
-  }
-  return pairs;
+/// --adapter-out DIR of the training commands, default OUT.adapter.
+void add_adapter_out_option(po::options_description& options) {
+  options.add_options()("adapter-out", po::value<std::string>()->value_name("DIR"),
+                        "Where an optimizer that trains a LoRA adapter writes it (PEFT layout; "
+                        "default: OUT.adapter); --out still gets the merged model.");
+}
+
+fs::path adapter_out(const po::variables_map& vm, const fs::path& out) {
+  return vm.count("adapter-out") ? fs::path(vm["adapter-out"].as<std::string>())
+                                 : fs::path(out.string() + ".adapter");
 }
 
 /// Trains with the session's optimizer and reports metrics; shared by train-dpo and sft.
 int train(ModelSession& s,
           const std::vector<sdk::PreferencePair>& pairs,
           const fs::path& out,
+          const fs::path& adapter_dir,
           const std::string& metrics_path) {
   sdk::TrainableModel* model = s.backend->trainable();
   if (model == nullptr)
@@ -143,6 +143,7 @@ int train(ModelSession& s,
   sdk::TrainingJob job;
   job.info = {1, 1, sdk::derive_seed(s.seed, 0x7261696e)};
   job.output_dir = out;
+  job.adapter_dir = adapter_dir;  // Written only when the optimizer trains an adapter.
   job.state_dir = fs::path(out.string() + ".state");
   job.on_step = [&](const sdk::StepMetrics& m) {
     json row = {{"step", m.step}};
@@ -298,6 +299,7 @@ int train_dpo_command(const GlobalOptions& globals, const std::vector<std::strin
       "optimizer", po::value<std::string>()->default_value("dpo"),
       "Optimizer plugin (dpo, rpo, ...); its options via --set optimizer.KEY=VALUE.")(
       "metrics", po::value<std::string>()->default_value(""), "Write per-step metrics JSONL here.");
+  add_adapter_out_option(options);
   po::variables_map vm;
   if (!parse_command_args("train-dpo", "--model DIR --pairs FILE --out DIR [options]", options, {},
                           args, vm))
@@ -309,7 +311,8 @@ int train_dpo_command(const GlobalOptions& globals, const std::vector<std::strin
   JsonlStats stats;
   std::vector<PairRow> rows = read_pair_rows(*open_input(pairs_path), pairs_path, stats);
   log_input("pairs", pairs_path, stats);
-  return train(s, to_pairs(std::move(rows)), out, vm["metrics"].as<std::string>());
+  return train(s, to_preference_pairs(std::move(rows)), out, adapter_out(vm, out),
+               vm["metrics"].as<std::string>());
 }
 
 int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
@@ -319,6 +322,7 @@ int sft_command(const GlobalOptions& globals, const std::vector<std::string>& ar
                         "JSONL conversations {\"messages\": [...]}; loss on assistant turns only.")(
       "out", po::value<std::string>()->value_name("DIR"), "Where the trained model is written.")(
       "metrics", po::value<std::string>()->default_value(""), "Write per-step metrics JSONL here.");
+  add_adapter_out_option(options);
   po::variables_map vm;
   if (!parse_command_args("sft", "--model DIR --data FILE --out DIR [options]", options, {}, args,
                           vm))
@@ -331,7 +335,8 @@ int sft_command(const GlobalOptions& globals, const std::vector<std::string>& ar
   std::vector<PairRow> rows = read_sft_rows(*open_input(data), data, stats);
   log_input("sft examples", data, stats);
   // The sft optimizer trains on `chosen` only; `rejected` stays empty.
-  return train(s, to_pairs(std::move(rows)), out, vm["metrics"].as<std::string>());
+  return train(s, to_preference_pairs(std::move(rows)), out, adapter_out(vm, out),
+               vm["metrics"].as<std::string>());
 }
 
 }  // namespace mr::core::cli
