@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "metareward/core/run/seed_stage.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core {
@@ -76,8 +77,28 @@ std::optional<std::int64_t> RunPlan::total_max_judge_pairs() const {
   return sum_known(iterations, [](const IterationPlan& i) { return i.max_judge_pairs; });
 }
 
+namespace {
+
+SeedStagePlan plan_seed_stage(const ResolvedConfig& config, std::optional<std::int64_t> examples) {
+  SeedStagePlan seed;
+  seed.optimizer = config.plugin_of.at(kSeedStageTable);
+  seed.data = seed_stage_data_file(config).string();
+  seed.examples = examples;
+  const sdk::Config& table = config.section(kSeedStageTable);
+  if (table.has("epochs")) seed.epochs = table.get_int("epochs");
+  if (table.has("batch_size")) seed.batch_size = table.get_int("batch_size");
+  if (seed.examples && seed.epochs && seed.batch_size && *seed.batch_size > 0)
+    seed.steps =
+        checked_mul(*seed.epochs, (*seed.examples + *seed.batch_size - 1) / *seed.batch_size,
+                    "seed stage steps", 0);
+  return seed;
+}
+
+}  // namespace
+
 RunPlan plan_run(const ResolvedConfig& config,
-                 const std::optional<std::vector<std::int64_t>>& actual_prompts) {
+                 const std::optional<std::vector<std::int64_t>>& actual_prompts,
+                 std::optional<std::int64_t> seed_examples) {
   const int n_iterations = config.iterations;
   if (actual_prompts && actual_prompts->size() != static_cast<std::size_t>(n_iterations))
     throw sdk::ConfigError("plan: " + std::to_string(actual_prompts->size()) +
@@ -90,6 +111,8 @@ RunPlan plan_run(const ResolvedConfig& config,
 
   RunPlan plan;
   plan.config_file = config.file.string();
+  if (config.plugin_of.count(kSeedStageTable))
+    plan.seed_stage = plan_seed_stage(config, seed_examples);
   const auto meta = config.plugin_of.find("meta_judge");
   plan.meta_judge = meta == config.plugin_of.end() ? "" : meta->second;
   const bool pairwise = plan.meta_judge == "pairwise_elo";
@@ -190,6 +213,16 @@ std::string format_plan_table(const RunPlan& plan) {
   if (!plan.response_selection.empty())
     out << " (response_selection = " << plan.response_selection << ")";
   out << "\n\n";
+  if (const auto& seed = plan.seed_stage) {
+    out << "Seed stage (iteration 0): " << seed->optimizer << " on " << text_of(seed->examples)
+        << " examples from " << seed->data;
+    if (seed->epochs && seed->batch_size)
+      out << ", " << *seed->epochs << (*seed->epochs == 1 ? " epoch" : " epochs") << " of batch "
+          << *seed->batch_size << ": " << text_of(seed->steps) << " optimizer steps at most";
+    out << "\n";
+    if (!plan.seed_note.empty()) out << "  (" << plan.seed_note << ")\n";
+    out << "\n";
+  }
   std::vector<std::string> heads;
   for (const auto& c : columns) heads.push_back(c.head);
   out << line(heads);
@@ -242,6 +275,16 @@ std::string format_plan_json(const RunPlan& plan) {
                    {"max_judge_pairs", json_of(it.max_judge_pairs)}});
   }
   doc["iterations"] = std::move(its);
+  if (const auto& seed = plan.seed_stage)
+    doc["seed_stage"] = {{"optimizer", seed->optimizer},
+                         {"data", seed->data},
+                         {"examples", json_of(seed->examples)},
+                         {"epochs", json_of(seed->epochs)},
+                         {"batch_size", json_of(seed->batch_size)},
+                         {"steps", json_of(seed->steps)},
+                         {"note", plan.seed_note}};
+  else
+    doc["seed_stage"] = nullptr;
   doc["totals"] = {{"prompts", plan.total_prompts()},
                    {"actor_generations", plan.total_actor_generations()},
                    {"judge_generations", plan.total_judge_generations()},

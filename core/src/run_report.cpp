@@ -1,7 +1,7 @@
 // `metareward report`: renders a RunRecord (run/run_record.cpp reads it) as report.html and
 // report.md.
 //
-// One file (~790 lines) on purpose: the HTML and Markdown renderers share every table builder
+// One file (~810 lines) on purpose: the HTML and Markdown renderers share every table builder
 // below (the Markdown report is the same tables, with the plot data as tables).
 #include "metareward/core/run_report.hpp"
 
@@ -138,6 +138,23 @@ Table summary_table(const RunRecord& run) {
          it->has_judge_pairs ? cell(it->metric("judge_pairs.pairs")) : kMissing,
          cell(it->metric("training.steps")), cell(it->metric("training.final.loss")),
          cell(it->metric("training.final.accuracy")), cell(it->metric("training.final.margin"))});
+  return t;
+}
+
+/// The seed stage (iteration 0), one row; no rows without one.
+Table seed_stage_table(const RunRecord& run) {
+  Table t{"table-seed-stage",
+          {"Optimizer", "Rows", "Rows dropped", "Examples", "Steps", "Final loss"},
+          {false, true, true, true, true, true},
+          {}};
+  if (run.seed_stage_type.empty()) return t;
+  double dropped = 0;
+  for (const auto& [key, value] : run.seed_stage)
+    if (key.rfind("drops.", 0) == 0) dropped += value;
+  t.rows.push_back({run.seed_stage_type, cell(lookup(run.seed_stage, "rows")),
+                    format_number(dropped), cell(lookup(run.seed_stage, "examples")),
+                    cell(lookup(run.seed_stage, "steps")),
+                    cell(lookup(run.seed_stage, "final.loss"))});
   return t;
 }
 
@@ -643,6 +660,8 @@ std::string render_report_html(const RunRecord& run) {
   }
 
   out << "<h2 id=\"iterations\">Iterations</h2>\n" << html_table(summary_table(run));
+  if (const Table seed = seed_stage_table(run); !seed.rows.empty())
+    out << "<h3 id=\"seed-stage\">Seed stage (iteration 0)</h3>\n" << html_table(seed);
 
   out << "<h2 id=\"scores\">Judge scores</h2>\n" << scores_plot(run) << histogram_plot(run);
   out << "<p class=\"caption\">Mean of every parsed judgment, and of the chosen and rejected "
@@ -709,6 +728,8 @@ std::string render_report_markdown(const RunRecord& run) {
     out << "No manifest.json.\n\n";
   }
   out << "## Iterations\n\n" << md_table(summary_table(run)) << "\n";
+  if (const Table seed = seed_stage_table(run); !seed.rows.empty())
+    out << "### Seed stage (iteration 0)\n\n" << md_table(seed) << "\n";
 
   out << "## Judge scores\n\n" << md_table(scores_data(run)) << "\n";
   const Table histogram = histogram_data(run);

@@ -1,12 +1,14 @@
 // `metareward plan`: validate a run config like `config check` and print its generation budget
-// per iteration (prompts, actor / judge / meta-judge generations, maximum pairs). No model is
-// loaded; prompt files are read only to count the real slice sizes.
+// per iteration (prompts, actor / judge / meta-judge generations, maximum pairs) and its seed
+// stage. No model is loaded; prompt and seed data files are read only to count.
 #include <fstream>
 #include <iostream>
 
 #include "commands.hpp"
 #include "metareward/core/prompt_pool.hpp"
+#include "metareward/core/run/seed_stage.hpp"
 #include "metareward/core/run_plan.hpp"
+#include "metareward/sdk/error.hpp"
 
 namespace mr::core::cli {
 
@@ -59,8 +61,27 @@ int plan_command(const GlobalOptions& globals, const std::vector<std::string>& a
     for (int t = 1; t <= resolved.iterations; ++t) actual->push_back(pool.slice_size(t));
     note = pool.stats().summary() + "; slice sizes read from the files";
   }
-  RunPlan plan = plan_run(resolved, actual);
+  // The seed stage's examples when its data file is there (a bad file is the run's error).
+  std::optional<std::int64_t> seed_examples;
+  std::string seed_note;
+  if (resolved.plugin_of.count(kSeedStageTable)) {
+    const fs::path data = seed_stage_data_file(resolved);
+    std::error_code ec;
+    if (!fs::is_regular_file(data, ec)) {
+      seed_note = "data file '" + data.string() + "' not found";
+    } else {
+      try {
+        const SeedStageData seed = load_seed_stage_data(resolved);
+        seed_examples = static_cast<std::int64_t>(seed.examples.size());
+        seed_note = seed.stats.summary();
+      } catch (const sdk::DataError& e) {
+        seed_note = e.what();
+      }
+    }
+  }
+  RunPlan plan = plan_run(resolved, actual, seed_examples);
   plan.prompts_note = note;
+  plan.seed_note = seed_note;
   std::cout << (vm.count("json") ? format_plan_json(plan) : format_plan_table(plan));
   return 0;
 }

@@ -133,6 +133,16 @@ const std::vector<std::string>& displayed_metrics() {
   return keys;
 }
 
+/// iter_0/metrics.json of a seed stage: its "seed_sft" object's numbers and type.
+void read_seed_stage(const fs::path& file, RunRecord& run) {
+  const json doc = read_json_object(file);
+  require_section(doc, "seed_sft", file);
+  if (!doc.contains("seed_sft") || doc["seed_sft"].is_null()) return;
+  const json& seed = doc["seed_sft"];
+  flatten(seed, "", run.seed_stage);
+  run.seed_stage_type = seed.value("type", std::string("?"));
+}
+
 /// Skipped rows of one .jsonl file, for a note.
 struct RowSkips {
   std::map<std::string, std::int64_t> reasons;
@@ -456,6 +466,7 @@ RunRecord read_run_directory(const fs::path& dir) {
   }
 
   if (layout.complete(0)) run.seed_evaluation = read_evaluation_metrics(layout.metrics(0));
+  if (layout.seed_stage_complete()) read_seed_stage(layout.seed_stage_metrics(), run);
 
   const auto complete = run.complete();
   if (complete.empty()) {

@@ -1,8 +1,9 @@
 /// @file run_plan.hpp
 /// The generation budget of a run (`metareward plan`): per iteration, how many prompts, actor,
-/// judge and meta-judge generations and at most how many preference pairs, computed from the
-/// resolved config alone (no model is loaded). All counts are upper bounds: duplicate
-/// responses, unparseable judgments and zero-variance responses only lower them.
+/// judge and meta-judge generations and at most how many preference pairs, and the seed stage's
+/// training steps, computed from the resolved config alone (no model is loaded). All counts are
+/// upper bounds: duplicate responses, unparseable judgments and zero-variance responses only lower
+/// them.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,19 @@ struct IterationPlan {
   std::optional<std::int64_t> max_judge_pairs;  ///< One per meta-judged response.
 };
 
+/// The seed stage of a config with [seed_sft] (iteration 0: supervised fine-tuning once).
+struct SeedStagePlan {
+  std::string optimizer;  ///< [seed_sft] type.
+  std::string data;       ///< The data file, resolved against the config's directory.
+  /// Training examples (one per assistant turn); nullopt when the file was not read.
+  std::optional<std::int64_t> examples;
+  /// The optimizer's `epochs` and `batch_size` keys; nullopt when its schema has no such key.
+  std::optional<std::int64_t> epochs, batch_size;
+  /// epochs x ceil(examples / batch_size): at most (the trainer drops examples too long for
+  /// max_length); nullopt when a factor is unknown.
+  std::optional<std::int64_t> steps;
+};
+
 /// A whole run's budget.
 struct RunPlan {
   std::string config_file;
@@ -43,6 +57,9 @@ struct RunPlan {
   /// pool of 20000 from 1 file"); set by the caller, printed under the table.
   std::string prompts_note;
   std::vector<IterationPlan> iterations;
+  std::optional<SeedStagePlan> seed_stage;  ///< Only with a [seed_sft] table.
+  /// Where the seed stage's example count comes from, or why it is unknown; set by the caller.
+  std::string seed_note;
 
   /// Sums over iterations; nullopt when any iteration's value is unknown.
   std::int64_t total_prompts() const;
@@ -57,10 +74,12 @@ struct RunPlan {
 /// each iteration (index 0 = iteration 1; must have config.iterations entries), else
 /// prompts.per_iteration is used and marked planned. Meta-judge counts are known for
 /// "pairwise_elo" (response_selection max_variance | random: one response per prompt; all: K)
-/// and "none" (0); another meta_judge plugin gives nullopt. Throws sdk::ConfigError when a
-/// count overflows 64 bits or `actual_prompts` has the wrong length.
+/// and "none" (0); another meta_judge plugin gives nullopt. `seed_examples` is the number of
+/// [seed_sft] examples when the caller read the data. Throws sdk::ConfigError when a count
+/// overflows 64 bits or `actual_prompts` has the wrong length.
 RunPlan plan_run(const ResolvedConfig& config,
-                 const std::optional<std::vector<std::int64_t>>& actual_prompts = std::nullopt);
+                 const std::optional<std::vector<std::int64_t>>& actual_prompts = std::nullopt,
+                 std::optional<std::int64_t> seed_examples = std::nullopt);
 
 /// The plan as an aligned text table with totals and footnotes.
 std::string format_plan_table(const RunPlan& plan);

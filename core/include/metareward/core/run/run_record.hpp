@@ -71,6 +71,10 @@ struct RunRecord {
   /// The seed model's evaluation (iter_0/eval/metrics.json "evaluation"), shown as iteration 0
   /// in the evaluation table and plots; empty without an evaluator.
   std::map<std::string, double> seed_evaluation;
+  /// The seed stage's numbers (iter_0/metrics.json "seed_sft": "examples", "steps",
+  /// "final.loss", "drops.<reason>", ...); empty when the run had none or it is not complete.
+  std::map<std::string, double> seed_stage;
+  std::string seed_stage_type;     ///< Its optimizer plugin ("sft"); "" without a seed stage.
   std::vector<std::string> notes;  ///< Incomplete/missing iterations, skipped rows.
 
   /// The complete iterations, by T.
