@@ -1,7 +1,7 @@
-// End-to-end: the host side of LoRA adapters. The run directory's pruning of merged models
-// (`[run] keep_merged_models = false`) and stale temporaries on fake adapter directories; the
-// model commands' --adapter / --adapter-out; and, when the optimizers train LoRA adapters, a run
-// that keeps only the models an adapter cannot rebuild.
+// End-to-end: the host side of LoRA adapters and the run directory's housekeeping. Pruning merged
+// models (`[run] keep_merged_models = false`), stale temporaries and a killed start's leftover
+// on fake directories; the model commands' --adapter / --adapter-out; and, when the optimizers
+// train LoRA adapters, a run that keeps only the models an adapter cannot rebuild.
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
@@ -81,6 +81,28 @@ TEST_CASE("run directory: stale temporaries of interrupted writes are removed, a
   for (const auto& p : removed) names.insert(p.filename().string());
   CHECK(names == std::set<std::string>(stale.begin(), stale.end()));
   for (const auto& f : kept) CHECK(fs::exists(dir.path() / "iter_1" / f));
+}
+
+TEST_CASE("run directory: a start killed while writing its config record is started over",
+          "[e2e][run]") {
+  ScratchDir dir("killed_start");
+  const RunDirectory run(dir.path() / "run");
+  fs::create_directories(run.root());
+  CHECK_FALSE(run.holds_only_interrupted_start());  // empty: nothing to start over
+  dir.write("run/config.resolved.toml.tmp", "# half written");
+  CHECK(run.holds_only_interrupted_start());
+  CHECK_FALSE(run.holds_run());
+  dir.write("run/notes.txt", "someone else's");
+  CHECK_FALSE(run.holds_only_interrupted_start());  // a foreign file: never written into
+#ifdef MR_E2E_HAVE_TORCH_BACKEND
+  fs::remove(run.root() / "notes.txt");
+  mr::tests::RunSetup s;
+  const CliResult r = s.run({"--iterations", "1", "--out", run.root().string(), "--resume"});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(run.complete(1));
+  CHECK_FALSE(fs::exists(run.root() / "config.resolved.toml.tmp"));
+#endif
 }
 
 TEST_CASE("model commands: --adapter and --adapter-out are documented in --help",

@@ -26,6 +26,17 @@ bool RunDirectory::holds_run() const {
   return fs::exists(config_record(), ec);
 }
 
+bool RunDirectory::holds_only_interrupted_start() const {
+  const std::string leftover = std::string(kConfigRecord) + ".tmp";
+  std::error_code ec;
+  bool any = false;
+  for (const auto& e : fs::directory_iterator(root_, ec)) {
+    if (e.path().filename().string().rfind(leftover, 0) != 0) return false;
+    any = true;
+  }
+  return any && !ec;
+}
+
 bool RunDirectory::complete(int t) const {
   std::error_code ec;
   return fs::exists(metrics(t), ec);

@@ -158,7 +158,8 @@ class Runner {
       throw sdk::ConfigError("run directory '" + root.string() +
                              "' already holds a run; continue it with --resume, or choose "
                              "another directory with --out DIR");
-    if (exists && !has_run && !fs::is_empty(root, ec))
+    // A start killed while writing the config record leaves only its temporary: start over.
+    if (exists && !has_run && !fs::is_empty(root, ec) && !dir_.holds_only_interrupted_start())
       throw sdk::ConfigError("run.output_dir '" + root.string() +
                              "' exists, is not empty and holds no run (no config.resolved.toml); "
                              "choose another directory with --out DIR");

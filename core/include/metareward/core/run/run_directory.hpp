@@ -55,6 +55,9 @@ class RunDirectory {
 
   /// True when RUN holds a run (its config record exists).
   bool holds_run() const;
+  /// True when RUN is not empty but holds only what a start killed while writing its config
+  /// record leaves (config.resolved.toml.tmp): such a directory is started like an empty one.
+  bool holds_only_interrupted_start() const;
   /// True when iteration T's metrics file exists (T = 0: the seed evaluation is recorded).
   bool complete(int t) const;
   /// The first of 1..iterations that is not complete; iterations + 1 when all are.
