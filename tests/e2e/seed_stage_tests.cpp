@@ -187,6 +187,30 @@ TEST_CASE("seed stage: --resume skips a complete seed stage and reruns an unfini
   }
 }
 
+TEST_CASE("seed stage: with an [evaluation] table the seed evaluation measures M_0",
+          "[e2e][run][seed][evaluation]") {
+  SeedRunSetup s;
+  mr::tests::write_text(s.config, "[plugins]\nlibraries = [\"" + std::string(MR_FIXTURE_EVALUATOR) +
+                                      "\"]\n" + read_text(s.config) +
+                                      "\n[evaluation]\ntype = \"fixture_eval\"\nprompts = 2\n");
+  const CliResult r = s.run({"--iterations", "1"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const fs::path iter0 = s.out / "iter_0";
+  // Iteration 0's evaluation is of the seed stage's checkpoint, after it was trained.
+  const json models = json::parse(read_text(iter0 / "eval" / "models.json"));
+  CHECK(models["actor"] == (iter0 / "model").string());
+  CHECK(fs::exists(iter0 / "metrics.json"));
+  CHECK(json::parse(read_text(iter0 / "eval" / "metrics.json"))["iteration"] == 0);
+  const auto trained = r.err.find("=== seed stage");
+  const auto evaluated = r.err.find("evaluating the seed models");
+  REQUIRE(trained != std::string::npos);
+  REQUIRE(evaluated != std::string::npos);
+  CHECK(trained < evaluated);
+  CHECK(json::parse(read_text(s.out / "iter_1" / "eval" / "models.json"))["actor"] ==
+        (s.out / "iter_1" / "model").string());
+}
+
 TEST_CASE("seed stage: [seed_sft] errors name the file, line and key, all at once",
           "[e2e][run][seed][config]") {
   RunSetup s;
