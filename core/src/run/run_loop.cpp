@@ -93,10 +93,13 @@ class Runner {
                    iterations);
       return result;
     }
-    // The seed stage runs only before iteration 1 has: a later one would train a model that
-    // nothing starts from.
+    // The seed stage runs only while iteration 1 is not complete: a later one would train a
+    // model that nothing starts from.
     const bool seed_stage = session_.has_seed_stage();
     const bool run_seed = seed_stage && first == 1 && !(resuming && dir_.seed_stage_complete());
+    // M_0 is the seed stage's checkpoint when it has one (a [seed_sft] added with --force after
+    // iteration 1 has none), else the models as configured.
+    const bool seed_model_exists = run_seed || (seed_stage && dir_.seed_stage_complete());
     if (run_seed) seed_data_.emplace(load_seed_stage_data(config_));
     session_.set_stage("plugin construction");
     session_.create_text_plugins();
@@ -111,15 +114,14 @@ class Runner {
         spdlog::info("run {}: the seed stage (iteration 0) is complete", dir_.root().string());
       write_manifest();
       if (run_seed) run_seed_iteration();
-      // M_0 is the seed stage's checkpoint when there is one, else the models as configured.
       const fs::path seed_model = dir_.file(0, RunDirectory::kModel);
       if (session_.evaluator() && !dir_.complete(0)) {
-        if (seed_stage) reload_policy(seed_model);
+        if (seed_model_exists) reload_policy(seed_model);
         evaluate_seed_models();
       }
       if (first > 1)
         reload_policy(dir_.file(first - 1, RunDirectory::kModel));
-      else if (seed_stage)
+      else if (seed_model_exists)
         reload_policy(seed_model);
       for (int t = first; t <= iterations; ++t) {
         run_iteration(t);
