@@ -157,9 +157,12 @@ TEST_CASE("seed stage: --resume skips a complete seed stage and reruns an unfini
              Catch::Contains("model 'policy' <- " + (s.out / "iter_0" / "model").string()));
   const auto expected = snapshot(s.out);
 
+  // One after the other (not SECTIONs, which would repeat the first run): each resume must
+  // leave the same bytes.
   std::vector<std::string> resume = args;
   resume.push_back("--resume");
-  SECTION("killed after the seed stage: iteration 0 is kept, iteration 1 is the same") {
+  {
+    INFO("killed after the seed stage: iteration 0 is kept, iteration 1 is the same");
     fs::remove_all(s.out / "iter_1");
     const CliResult r = s.run(resume);
     INFO(r.err);
@@ -168,7 +171,8 @@ TEST_CASE("seed stage: --resume skips a complete seed stage and reruns an unfini
                           !Catch::Contains("=== seed stage"));
     CHECK(snapshot(s.out) == expected);
   }
-  SECTION("killed before the seed stage finished: it runs again to the same bytes") {
+  {
+    INFO("killed before the seed stage finished: it runs again to the same bytes");
     fs::remove_all(s.out / "iter_1");
     fs::remove(s.out / "iter_0" / "metrics.json");
     fs::remove_all(s.out / "iter_0" / "model");
@@ -179,7 +183,8 @@ TEST_CASE("seed stage: --resume skips a complete seed stage and reruns an unfini
     CHECK_THAT(r.err, Catch::Contains("=== seed stage (iteration 0)"));
     CHECK(snapshot(s.out) == expected);
   }
-  SECTION("a complete run has nothing left to do") {
+  {
+    INFO("a complete run has nothing left to do");
     const CliResult r = s.run(resume);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.err, Catch::Contains("nothing to do"));
@@ -213,7 +218,15 @@ TEST_CASE("seed stage: with an [evaluation] table the seed evaluation measures M
 
 TEST_CASE("seed stage: [seed_sft] errors name the file, line and key, all at once",
           "[e2e][run][seed][config]") {
-  RunSetup s;
+  // Every error comes before a model is loaded: the config names a model that is not there.
+  struct {
+    mr::tests::ScratchDir dir{"seed_errors"};
+    fs::path config, out;
+    CliResult run() const { return run_cli({"run", config.string()}, dir.path()); }
+  } s;
+  s.dir.write("prompts.jsonl", mr::tests::kPrompts);
+  s.out = s.dir.path() / "run";
+  s.config = s.dir.write("run.toml", mr::tests::run_config(s.dir.path() / "no_model", s.out));
   const std::string base = read_text(s.config);
   // The line of the first key of the appended table.
   const std::string at = s.config.string() + ":" +
