@@ -2,19 +2,25 @@
 /// Training throughput and memory benchmark (issue 5; results in docs/benchmarks.md).
 ///
 ///   mr_training_bench gemm [--threads N]
-///       fp32 GEMM FLOP/s of torch::mm (best of several repetitions per shape).
+///       fp32 and bf16 GEMM FLOP/s of torch::mm (best of several repetitions per shape; the
+///       RESULT line is the best over the shapes, the peak MFU is measured against).
 ///   mr_training_bench dpo|sft [--threads N] [--pairs P] [--prompt T] [--response T]
 ///                             [--warmup S] [--steps S] [--config config.json]
+///                             [--dtype float32|bfloat16] [--micro M] [--lora R]
+///                             [--checkpointing 0|1]
 ///       DPO (cached reference log-probs, one model resident) or SFT on the same sequences,
 ///       through the SDK's shared loop (train_preference / train_sft); prints tokens/s, model
 ///       FLOPs/s and peak RSS. Run each mode in its own process so that peak RSS is its own.
+///       --dtype bfloat16 trains bf16 parameters with fp32 master weights; --lora R trains a
+///       rank-R adapter (alpha 2R) on every linear layer instead; --checkpointing 1 recomputes
+///       each decoder layer in backward; --micro M splits each step into micro-batches of M.
 ///   mr_training_bench breakdown [same options]
 ///       One DPO step built from the SDK blocks (collate, sequence_logps, dpo_loss, AdamW) with
 ///       the time of each phase: decoder forward, lm_head + loss, backward, optimizer step.
 ///
 /// The model is the config's shape with deterministic random weights (CausalLM::initialize), in
-/// float32 on the CPU. Token ids come from a byte-level stand-in tokenizer (one id per byte), so
-/// no tokenizer files are needed.
+/// float32 (or --dtype) on the CPU. Token ids come from a byte-level stand-in tokenizer (one id per
+/// byte), so no tokenizer files are needed.
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -75,6 +81,10 @@ struct Args {
   int response = 128;
   int warmup = 1;
   int steps = 2;
+  std::string dtype = "float32";
+  int micro = 0;  // 0 = the whole batch in one micro-batch.
+  int lora = 0;   // LoRA rank; 0 = full fine-tuning.
+  bool checkpointing = false;
   std::string config = std::string(MR_BENCH_CONFIG_DIR) + "/smollm2_135m.config.json";
 };
 
@@ -100,6 +110,14 @@ Args parse_args(int argc, char** argv) {
       a.steps = std::stoi(value);
     else if (key == "--config")
       a.config = value;
+    else if (key == "--dtype")
+      a.dtype = value;
+    else if (key == "--micro")
+      a.micro = std::stoi(value);
+    else if (key == "--lora")
+      a.lora = std::stoi(value);
+    else if (key == "--checkpointing")
+      a.checkpointing = value == "1";
     else
       throw std::invalid_argument("unknown option " + key);
   }
@@ -110,10 +128,14 @@ Args parse_args(int argc, char** argv) {
 // GEMM
 
 /// Best FLOP/s of torch::mm over `reps` repetitions of [m, k] x [k, n].
-double gemm_flops(std::int64_t m, std::int64_t k, std::int64_t n, int reps) {
+double gemm_flops(std::int64_t m,
+                  std::int64_t k,
+                  std::int64_t n,
+                  int reps,
+                  torch::Dtype dtype = torch::kFloat32) {
   torch::NoGradGuard no_grad;
-  const auto a = torch::randn({m, k});
-  const auto b = torch::randn({k, n});
+  const auto a = torch::randn({m, k}).to(dtype);
+  const auto b = torch::randn({k, n}).to(dtype);
   auto c = torch::mm(a, b);  // Warm-up (thread pool, BLAS buffers).
   double best = 0.0;
   for (int r = 0; r < reps; ++r) {
@@ -141,13 +163,22 @@ int run_gemm(const Args& args) {
   double reference = 0.0;
   for (const auto& s : shapes) {
     const double f = gemm_flops(s.m, s.k, s.n, 6);
-    if (s.m * s.k * s.n == 2048LL * 2048 * 2048 || s.k == 1024) reference = std::max(reference, f);
+    reference = std::max(reference, f);
     std::printf("gemm %lldx%lldx%lld (%s): %.1f GFLOP/s (threads %d, load %s)\n",
                 static_cast<long long>(s.m), static_cast<long long>(s.k),
                 static_cast<long long>(s.n), s.what, f / 1e9, args.threads, load_average().c_str());
   }
-  std::printf("RESULT gemm_gflops=%.1f (best of square/tall) load=%s\n", reference / 1e9,
-              load_average().c_str());
+  // bf16 GEMM (oneDNN) is the peak a bf16 model's MFU is measured against.
+  double bf16 = 0.0;
+  for (const auto& s : shapes) {
+    const double f = gemm_flops(s.m, s.k, s.n, 6, torch::kBFloat16);
+    bf16 = std::max(bf16, f);
+    std::printf("gemm bf16 %lldx%lldx%lld (%s): %.1f GFLOP/s (load %s)\n",
+                static_cast<long long>(s.m), static_cast<long long>(s.k),
+                static_cast<long long>(s.n), s.what, f / 1e9, load_average().c_str());
+  }
+  std::printf("RESULT gemm_gflops=%.1f gemm_bf16_gflops=%.1f (best over the shapes) load=%s\n",
+              reference / 1e9, bf16 / 1e9, load_average().c_str());
   return 0;
 }
 
@@ -165,7 +196,15 @@ class BenchModel : public mr::sdk::TrainableModel {
     return model_->forward(input_ids, attention_mask, tb::position_ids_from_mask(attention_mask));
   }
 
-  std::vector<torch::Tensor> parameters() override { return model_->parameters(); }
+  std::vector<torch::Tensor> parameters() override {
+    if (!model_->has_lora()) return model_->parameters();
+    std::vector<torch::Tensor> adapter;
+    for (auto& layer : model_->lora_layers()) {
+      adapter.push_back(layer.a);
+      adapter.push_back(layer.b);
+    }
+    return adapter;
+  }
 
   mr::sdk::TokenizedExample tokenize(const mr::sdk::Conversation& prompt,
                                      const std::string& response,
@@ -179,6 +218,26 @@ class BenchModel : public mr::sdk::TrainableModel {
   void set_training(bool training) override { model_->train(training); }
 
   void save(const std::filesystem::path& dir) const override { tb::save_checkpoint(*model_, dir); }
+
+  bool supports_lora() const override { return true; }
+  void add_lora(const mr::sdk::LoraSettings& s) override {
+    tb::LoraConfig c;
+    c.r = s.r;
+    c.alpha = s.alpha;
+    c.dropout = s.dropout;
+    c.target_modules = s.target_modules;
+    model_->add_lora(c, s.seed);
+  }
+  void set_lora_enabled(bool enabled) override { model_->set_lora_enabled(enabled); }
+  void save_lora(const std::filesystem::path& dir) const override {
+    tb::save_lora_adapter(*model_, dir, "bench");
+  }
+  void merge_lora() override { model_->merge_lora(); }
+  void remove_lora() override { model_->remove_lora(); }
+  bool set_gradient_checkpointing(bool enabled) override {
+    model_->set_gradient_checkpointing(enabled);
+    return true;
+  }
 
   tb::CausalLM& model() { return model_; }
 
@@ -228,7 +287,10 @@ struct Loaded {
 Loaded load_model(const Args& args) {
   const auto t0 = Clock::now();
   tb::ModelConfig config = tb::parse_model_config(args.config);
-  tb::CausalLM lm(config, tb::ModelOptions{torch::kFloat32, torch::kCPU});
+  const torch::Dtype dtype = args.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  if (args.dtype != "float32" && args.dtype != "bfloat16")
+    throw std::invalid_argument("--dtype must be float32 or bfloat16");
+  tb::CausalLM lm(config, tb::ModelOptions{dtype, torch::kCPU});
   lm->initialize(7);
   Loaded out;
   for (const auto& p : lm->parameters()) out.params += static_cast<double>(p.numel());
@@ -241,7 +303,13 @@ training::TrainingOptions bench_options(const Args& args, int examples) {
   training::TrainingOptions o;
   o.threads = args.threads;
   o.batch_size = examples;
-  o.micro_batch_size = examples;        // One forward/backward over the whole batch per step.
+  // One forward/backward over the whole batch per step unless --micro splits it.
+  o.micro_batch_size = args.micro > 0 ? std::min(args.micro, examples) : examples;
+  o.lora = args.lora > 0;
+  o.lora_r = std::max(args.lora, 1);
+  o.lora_alpha = 2.0 * o.lora_r;
+  o.lora_dropout = 0.0;
+  o.gradient_checkpointing = args.checkpointing;
   o.epochs = args.warmup + args.steps;  // One step per epoch.
   o.learning_rate = 1e-5;
   o.warmup_steps = 0;
@@ -303,10 +371,12 @@ int run_training(const Args& args) {
   const double tokens_per_s = measured > 0 ? measured / inv : 0.0;
   const double tokens_per_step = 2.0 * args.pairs * (args.prompt + args.response);
   std::printf(
-      "RESULT mode=%s params=%.0f tokens_per_step=%.0f threads=%d load_s=%.1f ref_pass_s=%.1f "
+      "RESULT mode=%s dtype=%s lora=%d checkpointing=%d micro=%d params=%.0f tokens_per_step=%.0f "
+      "threads=%d load_s=%.1f ref_pass_s=%.1f "
       "total_s=%.1f tokens_per_s=%.1f model_gflops=%.1f rss_after_model_mib=%.0f "
       "peak_rss_mib=%.0f load=%s\n",
-      args.mode.c_str(), loaded.params, tokens_per_step, args.threads, loaded.load_seconds,
+      args.mode.c_str(), args.dtype.c_str(), args.lora, args.checkpointing ? 1 : 0,
+      options.micro_batch_size, loaded.params, tokens_per_step, args.threads, loaded.load_seconds,
       reference_seconds, total_seconds, tokens_per_s, 6.0 * loaded.params * tokens_per_s / 1e9,
       rss_model, peak_rss_mib(), load_average().c_str());
   return 0;

@@ -400,6 +400,12 @@ void TorchTrainableModel::set_lora_enabled(bool enabled) {
 void TorchTrainableModel::save_lora(const std::filesystem::path& dir) const {
   // The adapter applies to the weights the backend loaded last (the iteration's start model).
   tb::save_lora_adapter(*backend_.model(), dir, backend_.loaded_from().string());
+  if (!backend_.merged_adapter().empty() && backend_.loaded_from() == backend_.checkpoint_dir())
+    backend_.logger().warn("the adapter in " + dir.string() + " was trained on " +
+                           backend_.checkpoint_dir().string() + " with the adapter " +
+                           backend_.merged_adapter().string() +
+                           " merged in; its base_model_name_or_path names the checkpoint only "
+                           "(merge-lora that adapter first to rebuild the base)");
 }
 
 void TorchTrainableModel::merge_lora() {

@@ -73,6 +73,10 @@ class TorchBackend : public mr::sdk::ModelBackend {
   const std::filesystem::path& checkpoint_dir() const { return path_; }
   /// Where the current weights came from (the configured path, or the last reload()).
   const std::filesystem::path& loaded_from() const { return loaded_from_; }
+  /// The `adapter` merged into the configured checkpoint at load ("" = none).
+  const std::filesystem::path& merged_adapter() const { return adapter_; }
+  /// The host's logger.
+  mr::sdk::Logger& logger() const { return ctx_.logger(); }
   std::int64_t max_context() const { return max_context_; }
 
  private:
