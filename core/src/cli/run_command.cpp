@@ -26,23 +26,15 @@ extern "C" void on_stop_signal(int sig) {
   }
 }
 
-/// Installs the handlers for the lifetime of a run and restores the previous ones.
-class StopSignals {
- public:
-  StopSignals() {
-    g_signal = 0;
-    previous_int_ = std::signal(SIGINT, on_stop_signal);
-    previous_term_ = std::signal(SIGTERM, on_stop_signal);
-  }
-  ~StopSignals() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
-  }
-
- private:
-  void (*previous_int_)(int);
-  void (*previous_term_)(int);
-};
+/// Installs the handlers for the rest of the process. They are not restored when the run
+/// returns: what follows is the process's exit (libtorch's teardown takes a while), and a signal
+/// landing there must not turn a completed run into one killed by SIGINT (exit 130, no message).
+/// A second signal still kills at once.
+void install_stop_signals() {
+  g_signal = 0;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
 
 std::string quote(const std::string& s) {
   if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -100,7 +92,7 @@ int run_command(const GlobalOptions& globals, const std::vector<std::string>& ar
 
   // Installed before the config and the plugins load (libtorch alone takes a while), so that
   // an interrupt at any point of a run says what to do next instead of dying silently.
-  StopSignals signals;
+  install_stop_signals();
   PluginRegistry registry;
   try {
     const ResolvedConfig resolved =
@@ -121,6 +113,9 @@ int run_command(const GlobalOptions& globals, const std::vector<std::string>& ar
                   e.what(), command);
     return sig != 0 ? 128 + sig : 1;
   }
+  if (const int sig = g_signal.load(); sig != 0)
+    spdlog::info("a stop signal ({}) arrived after the last stage: the run is complete",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
   return 0;
 }
 
