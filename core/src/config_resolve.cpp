@@ -302,6 +302,9 @@ class Resolver {
                       const std::vector<std::string>& extra) {
     Table out;
     const Table empty;
+    std::optional<Value> grouped;
+    if (given) grouped = expand_grouped_keys(path, *given, schema);
+    if (grouped) given = &*grouped;
     const Table& table = given ? given->as_table() : empty;
     SourceRef table_source = given ? given->source() : SourceRef{};
     for (const auto& spec : schema) {
@@ -326,6 +329,52 @@ class Resolver {
     }
     Value result{std::move(out)};
     result.set_source(table_source);
+    return result;
+  }
+
+  // A group of keys sharing a prefix may be written as one inline table:
+  // `lora = { r = 16, alpha = 32 }` is `lora = true, lora_r = 16, lora_alpha = 32` when the
+  // schema has a bool `lora` and `lora_*` keys (the `lora` switch is only set when it exists).
+  // Returns nullopt when `given` has no such table.
+  std::optional<Value> expand_grouped_keys(const std::string& path,
+                                           const Value& given,
+                                           const Schema& schema) {
+    if (!given.is_table()) return std::nullopt;
+    const auto has_prefix = [&](const std::string& key) {
+      for (const auto& spec : schema)
+        if (spec.key.rfind(key + "_", 0) == 0) return true;
+      return false;
+    };
+    bool any = false;
+    for (const auto& [key, value] : given.as_table())
+      any = any || (value.is_table() && has_prefix(key));
+    if (!any) return std::nullopt;
+    Table out;
+    for (const auto& [key, value] : given.as_table())
+      if (!(value.is_table() && has_prefix(key))) out.insert_or_assign(key, value);
+    for (const auto& [key, value] : given.as_table()) {
+      if (!(value.is_table() && has_prefix(key))) continue;
+      const bool has_switch = std::any_of(schema.begin(), schema.end(), [&](const ParamSpec& s) {
+        return s.key == key && s.type == sdk::ParamType::Bool;
+      });
+      if (has_switch) {
+        Value on(true);
+        on.set_source(value.source());
+        out.insert_or_assign(key, std::move(on));
+      }
+      for (const auto& [sub, sub_value] : value.as_table()) {
+        const std::string flat = key + "_" + sub;
+        if (out.count(flat) != 0) {
+          issues_.add(
+              sub_value.source(), detail::join_path(path, key + "." + sub),
+              "'" + flat + "' is given twice (as " + key + "." + sub + " and as " + flat + ")");
+          continue;
+        }
+        out.insert_or_assign(flat, sub_value);
+      }
+    }
+    Value result{std::move(out)};
+    result.set_source(given.source());
     return result;
   }
 

@@ -337,6 +337,25 @@ TEST_CASE("cli: config check and show validate run configs", "[e2e]") {
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::Contains("judge_rubric fixture_ok"));
   }
+  SECTION("a key group as an inline table: lora = { r = 8 } is lora = true, lora_r = 8") {
+    const fs::path cfg = dir.write("lora.toml", good_config() + "lora = { r = 8, alpha = 16.0 }\n");
+    const CliResult shown = run_cli({"config", "show", cfg.string()});
+    INFO(shown.err);
+    REQUIRE(shown.exit_code == 0);
+    CHECK_THAT(shown.out, Catch::Contains("\nlora = true\n"));
+    CHECK_THAT(shown.out, Catch::Contains("\nlora_r = 8\n"));
+    CHECK_THAT(shown.out, Catch::Contains("\nlora_alpha = 16.0\n"));
+    // A misspelt member is an unknown key with a suggestion; one given both ways is an error.
+    const fs::path typo = dir.write("typo.toml", good_config() + "lora = { rr = 8 }\n");
+    const CliResult t = run_cli(with(check, {typo.string()}));
+    CHECK(t.exit_code == 2);
+    CHECK_THAT(t.err, Catch::Contains("lora_rr") && Catch::Contains("did you mean 'lora_r'"));
+    const fs::path twice =
+        dir.write("twice.toml", good_config() + "lora_r = 4\nlora = { r = 8 }\n");
+    const CliResult w = run_cli(with(check, {twice.string()}));
+    CHECK(w.exit_code == 2);
+    CHECK_THAT(w.err, Catch::Contains("given twice"));
+  }
   SECTION("an [evaluation] table selects an evaluator, validated like every plugin table") {
     const std::string lib = "[plugins]\nlibraries = [\"" + std::string(MR_FIXTURE_EVALUATOR) +
                             "\"]\n\n" + good_config();
