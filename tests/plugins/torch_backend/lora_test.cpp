@@ -136,6 +136,24 @@ TEST_CASE("lora: a fresh adapter changes nothing, merged == base + adapter, disa
   CHECK(max_diff(logits(model), adapted) < 1e-5);
 }
 
+TEST_CASE("lora: an adapter on lm_head applies, and frozen parameters stay frozen",
+          "[torch_backend][lora]") {
+  auto model = tb::load_causal_lm(base_model());
+  const auto base = logits(model);
+  auto params = model->parameters();
+  params.front().requires_grad_(false);  // A caller's own freezing survives add/merge.
+  tb::LoraConfig c;
+  c.target_modules = {"lm_head"};
+  model->add_lora(c, 1);
+  REQUIRE(model->lora_layers().size() == 1);
+  randomize_b(*model, 5);
+  CHECK(max_diff(logits(model), base) > 1e-3);
+  model->merge_lora();
+  params = model->parameters();
+  CHECK_FALSE(params.front().requires_grad());
+  CHECK(params.back().requires_grad());
+}
+
 TEST_CASE("lora: bad settings are refused with the reason", "[torch_backend][lora]") {
   auto model = tb::load_causal_lm(base_model());
   tb::LoraConfig c;
@@ -254,6 +272,31 @@ TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
     bad["r"] = 8;
     std::ofstream(dora / "adapter_config.json", std::ios::trunc) << bad.dump();
     CHECK_THROWS_WITH(tb::merge_lora_adapter(*other, dora), Catch::Contains("shape"));
+    // Names of an adapter trained on a bare LlamaModel (no "model." level): not our layers.
+    const fs::path bare = tmp.path() / "bare";
+    fs::create_directories(bare);
+    std::ofstream(bare / "adapter_config.json") << cfg.dump();
+    {
+      mr::safetensors::Reader good(adapter / "adapter_model.safetensors");
+      std::vector<float> a(4 * 32, 0.1f), b(32 * 4, 0.1f);
+      std::vector<mr::safetensors::TensorData> t(2);
+      t[0].spec = {"base_model.model.layers.0.self_attn.q_proj.lora_A.weight",
+                   mr::safetensors::DType::kF32,
+                   {4, 32}};
+      t[0].data = std::as_bytes(std::span<const float>(a));
+      t[1].spec = {"base_model.model.layers.0.self_attn.q_proj.lora_B.weight",
+                   mr::safetensors::DType::kF32,
+                   {32, 4}};
+      t[1].data = std::as_bytes(std::span<const float>(b));
+      mr::safetensors::write_file(bare / "adapter_model.safetensors", t);
+    }
+    CHECK_THROWS_WITH(tb::merge_lora_adapter(*other, bare),
+                      Catch::Contains("base_model.model.layers.0.self_attn.q_proj.lora_A.weight") &&
+                          Catch::Contains("not a linear layer"));
+    bad = cfg;
+    bad["r"] = 4.5;
+    std::ofstream(dora / "adapter_config.json", std::ios::trunc) << bad.dump();
+    CHECK_THROWS_WITH(tb::merge_lora_adapter(*other, dora), Catch::Contains("integer"));
     CHECK_FALSE(other->has_lora());
     auto untouched = tb::load_causal_lm(base_model());
     CHECK(max_diff(logits(other), logits(untouched)) == 0.0);

@@ -235,6 +235,8 @@ namespace detail {
 void fingerprint_options(Fnv& f, const TrainingOptions& o) {
   for (const OptionRow& row : option_table()) {
     if (!row.changes_result) continue;
+    // The adapter's settings only matter with lora on (a full fine-tune keeps its state).
+    if (!o.lora && std::string_view(row.key).rfind("lora_", 0) == 0) continue;
     std::visit(
         [&](auto member) {
           using T = std::decay_t<decltype(o.*member)>;

@@ -180,8 +180,10 @@ TorchBackend::TorchBackend(sdk::HostContext& ctx)
   if (const std::string adapter = config.get_string("adapter"); !adapter.empty()) {
     try {
       tb::merge_lora_adapter(*model_, adapter);
-    } catch (const BackendError& e) {
-      throw ConfigError("[" + where + "] adapter: " + e.what());
+    } catch (const std::exception& e) {  // Also a corrupt file's DataError, libtorch's errors.
+      const std::string what = e.what();
+      throw ConfigError("[" + where + "] adapter '" + adapter +
+                        "': " + what.substr(0, what.find('\n')));
     }
     adapter_ = adapter;
     ctx_.logger().info("merged the LoRA adapter " + adapter + " into " + path_.string());

@@ -171,7 +171,9 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids_in,
 }
 
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
-  auto out = detail::linear(hidden, lm_head_ ? lm_head_->weight : model_->embed_weight, {});
+  // Through the module, so that an adapter on lm_head applies.
+  auto out =
+      lm_head_ ? lm_head_->forward(hidden) : detail::linear(hidden, model_->embed_weight, {});
   return out.scalar_type() == torch::kFloat32 ? out : out.to(torch::kFloat32);
 }
 

@@ -56,6 +56,13 @@ std::vector<std::pair<std::string, std::shared_ptr<detail::LinearImpl>>> linear_
 
 }  // namespace
 
+void CausalLMImpl::restore_requires_grad() {
+  auto params = parameters(/*recurse=*/true);
+  for (std::size_t i = 0; i < params.size(); ++i)
+    params[i].requires_grad_(i < base_requires_grad_.size() ? base_requires_grad_[i] : true);
+  base_requires_grad_.clear();
+}
+
 double LoraConfig::scale() const {
   return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
 }
@@ -105,7 +112,11 @@ void CausalLMImpl::add_lora(const LoraConfig& config, std::uint64_t seed) {
     adapter->enabled = lora_enabled_;
     layer->lora = std::move(adapter);
   }
-  for (auto& p : parameters(/*recurse=*/true)) p.requires_grad_(false);
+  base_requires_grad_.clear();
+  for (auto& p : parameters(/*recurse=*/true)) {
+    base_requires_grad_.push_back(p.requires_grad());
+    p.requires_grad_(false);
+  }
   *lora_enabled_ = true;
   lora_ = config;
 }
@@ -152,7 +163,7 @@ void CausalLMImpl::merge_lora() {
       layer->lora = nullptr;
     }
   }
-  for (auto& p : parameters(/*recurse=*/true)) p.requires_grad_(true);
+  restore_requires_grad();
   lora_.reset();
   *lora_enabled_ = true;
 }
@@ -160,7 +171,7 @@ void CausalLMImpl::merge_lora() {
 void CausalLMImpl::remove_lora() {
   if (!lora_) return;
   for (const auto& [name, layer] : linear_layers(*this)) layer->lora = nullptr;
-  for (auto& p : parameters(/*recurse=*/true)) p.requires_grad_(true);
+  restore_requires_grad();
   lora_.reset();
   *lora_enabled_ = true;
 }
@@ -216,6 +227,14 @@ void save_lora_adapter(const CausalLMImpl& model,
 
 namespace {
 
+/// A string key's value, "true"/"false" for a bool, "" when absent or of another type.
+std::string text_or_bool(const json& j, const char* key) {
+  if (!j.contains(key)) return "";
+  if (j[key].is_string()) return j[key].get<std::string>();
+  if (j[key].is_boolean()) return j[key].get<bool>() ? "true" : "false";
+  return "";
+}
+
 /// adapter_config.json as a LoraConfig (target_modules left empty: the tensors decide).
 LoraConfig read_adapter_config(const fs::path& file) {
   std::ifstream in(file);
@@ -259,8 +278,14 @@ LoraConfig read_adapter_config(const fs::path& file) {
     throw fail(concat("bias \"", bias, "\" is not supported (only \"none\")"));
   for (const char* key : {"rank_pattern", "alpha_pattern", "modules_to_save"})
     if (!empty_or_null(key)) throw fail(concat("\"", key, "\" is not supported"));
+  if (const auto init = text_or_bool(j, "init_lora_weights");
+      init.rfind("pissa", 0) == 0 || init == "olora" || init == "loftq" || init == "corda")
+    throw fail(concat("init_lora_weights \"", init,
+                      "\" adapters belong to a base model their initialisation changed; convert "
+                      "the adapter with PEFT (path_initial_model_for_weight_conversion) first"));
+  if (!j.contains("r") || !j["r"].is_number_integer()) throw fail("\"r\" must be an integer");
   LoraConfig c;
-  c.r = static_cast<std::int64_t>(number("r", 8));
+  c.r = j["r"].get<std::int64_t>();
   c.alpha = number("lora_alpha", 8);
   c.dropout = 0.0;  // Merging: no dropout.
   c.use_rslora = flag("use_rslora");
@@ -306,9 +331,26 @@ void merge_lora_adapter(CausalLMImpl& model, const fs::path& dir) {
                               "(base_model.model.<module>.lora_A.weight), e.g. '",
                               bad.front(), "'"));
   MR_CHECK_AS(BackendError, !modules.empty(), "'", weights.string(), "' holds no tensors");
+  // Every module must be one of the model's linear layers by its exact name, with A [r, in] and
+  // B [out, r], checked on the header before anything is allocated.
+  const auto params = model.named_parameters(/*recurse=*/true);
   for (const auto& [module, ab] : modules) {
     MR_CHECK_AS(BackendError, ab.first && ab.second, "'", weights.string(), "': module '", module,
                 "' has only its lora_", ab.first ? "A" : "B", " tensor");
+    const torch::Tensor* w = params.find(module + ".weight");
+    if (w == nullptr || w->dim() != 2)
+      throw BackendError(concat("'", weights.string(), "': ", ab.first->name, " adapts '", module,
+                                "', which is not a linear layer of the ",
+                                model.config().architecture_name,
+                                " model (its names look like "
+                                "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight)"));
+    const std::vector<std::int64_t> want_a{config.r, w->size(1)}, want_b{w->size(0), config.r};
+    for (const auto& [info, want] : {std::pair{ab.first, want_a}, std::pair{ab.second, want_b}})
+      if (info->shape != want)
+        throw BackendError(concat("'", weights.string(), "': ", info->name, " has shape ",
+                                  safetensors::format_shape(info->shape), ", the model needs ",
+                                  safetensors::format_shape(want), " (r = ", config.r,
+                                  " in adapter_config.json)"));
     config.target_modules.push_back(module);
   }
   try {
@@ -319,17 +361,12 @@ void merge_lora_adapter(CausalLMImpl& model, const fs::path& dir) {
   try {
     torch::NoGradGuard no_grad;
     for (auto& layer : model.lora_layers()) {
-      const auto& [ia, ib] = modules.at(layer.module);
-      for (const auto& [info, target, label] :
-           {std::tuple{ia, layer.a, "lora_A"}, std::tuple{ib, layer.b, "lora_B"}}) {
-        if (!std::equal(info->shape.begin(), info->shape.end(), target.sizes().begin(),
-                        target.sizes().end()))
-          throw BackendError(concat("'", weights.string(), "': ", info->name, " has shape ",
-                                    safetensors::format_shape(info->shape), ", the model needs ",
-                                    safetensors::format_shape(target.sizes()), " (r = ", config.r,
-                                    ")"));
-        target.copy_(detail::tensor_from_bytes(*info, reader.data(*info)));
-      }
+      const auto it = modules.find(layer.module);
+      MR_CHECK_AS(BackendError, it != modules.end(), "adapter '", dir.string(), "': layer '",
+                  layer.module, "' got an adapter without tensors");
+      const auto& [ia, ib] = it->second;
+      layer.a.copy_(detail::tensor_from_bytes(*ia, reader.data(*ia)));
+      layer.b.copy_(detail::tensor_from_bytes(*ib, reader.data(*ib)));
     }
     model.merge_lora();
   } catch (...) {

@@ -150,10 +150,10 @@ class CausalLMImpl : public torch::nn::Module {
   /// (what merge_lora() would store), or the parameter itself when its layer has no adapter.
   torch::Tensor merged_parameter(const std::string& name) const;
   /// Folds the adapter into the weights (W <- merged_parameter) and detaches it; the base
-  /// parameters require grad again. No-op without an adapter.
+  /// parameters get back the requires_grad they had before add_lora(). No-op without an adapter.
   void merge_lora();
-  /// Detaches the adapter without merging; the base parameters require grad again. No-op
-  /// without an adapter.
+  /// Detaches the adapter without merging; the base parameters get back their requires_grad.
+  /// No-op without an adapter.
   void remove_lora();
 
   /// On: a training forward (grad mode, no cache) keeps only each decoder layer's input and
@@ -171,6 +171,8 @@ class CausalLMImpl : public torch::nn::Module {
   std::optional<LoraConfig> lora_;
   std::shared_ptr<bool> lora_enabled_ = std::make_shared<bool>(true);
   bool checkpointing_ = false;
+  std::vector<bool> base_requires_grad_;  // Saved by add_lora(), restored on merge/remove.
+  void restore_requires_grad();
 };
 
 /// Module holder (shared pointer) of CausalLMImpl.
