@@ -196,15 +196,7 @@ class BenchModel : public mr::sdk::TrainableModel {
     return model_->forward(input_ids, attention_mask, tb::position_ids_from_mask(attention_mask));
   }
 
-  std::vector<torch::Tensor> parameters() override {
-    if (!model_->has_lora()) return model_->parameters();
-    std::vector<torch::Tensor> adapter;
-    for (auto& layer : model_->lora_layers()) {
-      adapter.push_back(layer.a);
-      adapter.push_back(layer.b);
-    }
-    return adapter;
-  }
+  std::vector<torch::Tensor> parameters() override { return model_->trainable_parameters(); }
 
   mr::sdk::TokenizedExample tokenize(const mr::sdk::Conversation& prompt,
                                      const std::string& response,
@@ -221,12 +213,7 @@ class BenchModel : public mr::sdk::TrainableModel {
 
   bool supports_lora() const override { return true; }
   void add_lora(const mr::sdk::LoraSettings& s) override {
-    tb::LoraConfig c;
-    c.r = s.r;
-    c.alpha = s.alpha;
-    c.dropout = s.dropout;
-    c.target_modules = s.target_modules;
-    model_->add_lora(c, s.seed);
+    model_->add_lora(tb::to_lora_config(s), s.seed);
   }
   void set_lora_enabled(bool enabled) override { model_->set_lora_enabled(enabled); }
   void save_lora(const std::filesystem::path& dir) const override {

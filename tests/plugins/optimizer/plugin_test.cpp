@@ -10,6 +10,7 @@
 #include "preference_optimizer.hpp"
 #include "test_host_context.hpp"
 #include "tiny_model.hpp"
+#include "training_keys.hpp"
 
 namespace fs = std::filesystem;
 namespace sdk = mr::sdk;
@@ -46,31 +47,7 @@ TEST_CASE("optimizer plugins: dpo and rpo register with their schemas", "[optimi
       CHECK(mr::test::check_value(spec, spec.default_value).empty());
       CHECK_FALSE(spec.help.empty());
     }
-    CHECK(keys == std::vector<std::string>{"beta",
-                                           "learning_rate",
-                                           "lr_schedule",
-                                           "min_learning_rate",
-                                           "warmup_ratio",
-                                           "epochs",
-                                           "batch_size",
-                                           "micro_batch_size",
-                                           "weight_decay",
-                                           "adam_beta1",
-                                           "adam_beta2",
-                                           "adam_eps",
-                                           "max_grad_norm",
-                                           "max_length",
-                                           "dropout",
-                                           "save_every_steps",
-                                           "master_weights",
-                                           "close_truncated",
-                                           "lora",
-                                           "lora_r",
-                                           "lora_alpha",
-                                           "lora_dropout",
-                                           "lora_target_modules",
-                                           "gradient_checkpointing",
-                                           "length_balanced"});
+    CHECK(keys == mr::test::keys_then_training({"beta"}));
     CHECK(defaults["beta"] == sdk::Value(0.1));
     CHECK(defaults["learning_rate"] == sdk::Value(5e-6));
     CHECK(defaults["lr_schedule"] == sdk::Value("cosine"));

@@ -6,6 +6,7 @@
 #include "metareward/sdk/error.hpp"
 #include "metareward/training/training.hpp"
 #include "test_host_context.hpp"
+#include "training_keys.hpp"
 
 namespace training = mr::training;
 using training::LrSchedule;
@@ -99,30 +100,7 @@ TEST_CASE("training options: read from a config built from the schema", "[optimi
   SECTION("the schema lists the documented keys in order") {
     std::vector<std::string> keys;
     for (const auto& spec : schema) keys.push_back(spec.key);
-    CHECK(keys == std::vector<std::string>{"learning_rate",
-                                           "lr_schedule",
-                                           "min_learning_rate",
-                                           "warmup_ratio",
-                                           "epochs",
-                                           "batch_size",
-                                           "micro_batch_size",
-                                           "weight_decay",
-                                           "adam_beta1",
-                                           "adam_beta2",
-                                           "adam_eps",
-                                           "max_grad_norm",
-                                           "max_length",
-                                           "dropout",
-                                           "save_every_steps",
-                                           "master_weights",
-                                           "close_truncated",
-                                           "lora",
-                                           "lora_r",
-                                           "lora_alpha",
-                                           "lora_dropout",
-                                           "lora_target_modules",
-                                           "gradient_checkpointing",
-                                           "length_balanced"});
+    CHECK(keys == mr::test::training_keys());
   }
   SECTION("overrides reach the options; per-iteration arrays select by iteration") {
     const auto config = mr::test::config_from_schema(schema,

@@ -27,6 +27,19 @@ std::vector<json> read_jsonl(const std::filesystem::path& path) {
   return rows;
 }
 
+/// `dir`/model written by `init-model` and `dir`/pairs.jsonl (4 pairs); returns the model path.
+std::string init_model_and_pairs(const std::filesystem::path& dir, const std::string& cli) {
+  std::ofstream(dir / "config.json") << mr::test::tiny_backend_config();
+  const std::string model = (dir / "model").string();
+  REQUIRE(run(cli + " init-model --config " + (dir / "config.json").string() + " --out " + model +
+              " --seed 5") == 0);
+  std::ofstream pairs(dir / "pairs.jsonl");
+  for (int i = 0; i < 4; ++i)
+    pairs << "{\"prompt\": \"Q" << i << "\", \"chosen\": \"good " << i
+          << "\", \"rejected\": \"bad\"}\n";
+  return model;
+}
+
 }  // namespace
 
 TEST_CASE("torch backend e2e: init-model, generate and train-dpo with the CLI",
@@ -34,10 +47,7 @@ TEST_CASE("torch backend e2e: init-model, generate and train-dpo with the CLI",
   mr::test::BackendTempDir tmp;
   const std::string cli = MR_CLI_PATH;
   const auto dir = tmp.path();
-  std::ofstream(dir / "config.json") << mr::test::tiny_backend_config();
-  const std::string model = (dir / "model").string();
-  REQUIRE(run(cli + " init-model --config " + (dir / "config.json").string() + " --out " + model +
-              " --seed 5") == 0);
+  const std::string model = init_model_and_pairs(dir, cli);
 
   std::ofstream(dir / "prompts.jsonl") << "{\"prompt\": \"Hello\"}\n"
                                        << "{\"messages\": [{\"role\": \"user\", \"content\": "
@@ -52,11 +62,6 @@ TEST_CASE("torch backend e2e: init-model, generate and train-dpo with the CLI",
     CHECK(row["completions"][0]["tokens"].get<int>() <= 6);
   }
 
-  std::ofstream pairs(dir / "pairs.jsonl");
-  for (int i = 0; i < 4; ++i)
-    pairs << "{\"prompt\": \"Q" << i << "\", \"chosen\": \"good " << i
-          << "\", \"rejected\": \"bad\"}\n";
-  pairs.close();
   const auto trained = dir / "trained";
   REQUIRE(run(cli + " train-dpo --model " + model + " --pairs " + (dir / "pairs.jsonl").string() +
               " --out " + trained.string() + " --metrics " + (dir / "m.jsonl").string() +
@@ -78,15 +83,7 @@ TEST_CASE("torch backend e2e: LoRA with train-dpo, merge-lora and --adapter",
   mr::test::BackendTempDir tmp;
   const std::string cli = MR_CLI_PATH;
   const auto dir = tmp.path();
-  std::ofstream(dir / "config.json") << mr::test::tiny_backend_config();
-  const std::string model = (dir / "model").string();
-  REQUIRE(run(cli + " init-model --config " + (dir / "config.json").string() + " --out " + model +
-              " --seed 5") == 0);
-  std::ofstream pairs(dir / "pairs.jsonl");
-  for (int i = 0; i < 4; ++i)
-    pairs << "{\"prompt\": \"Q" << i << "\", \"chosen\": \"good " << i
-          << "\", \"rejected\": \"bad\"}\n";
-  pairs.close();
+  const std::string model = init_model_and_pairs(dir, cli);
   const auto trained = dir / "trained";
   const auto adapter = dir / "adapter";
   REQUIRE(

@@ -348,14 +348,7 @@ torch::Tensor TorchTrainableModel::forward(const torch::Tensor& input_ids,
 }
 
 std::vector<torch::Tensor> TorchTrainableModel::parameters() {
-  auto& model = *backend_.model();
-  if (!model.has_lora()) return model.parameters(/*recurse=*/true);
-  std::vector<torch::Tensor> adapter;  // Only the adapter trains; A then B, in module order.
-  for (auto& layer : model.lora_layers()) {
-    adapter.push_back(layer.a);
-    adapter.push_back(layer.b);
-  }
-  return adapter;
+  return backend_.model()->trainable_parameters();  // Only the adapter's with LoRA.
 }
 
 sdk::TokenizedExample TorchTrainableModel::tokenize(const sdk::Conversation& prompt,
@@ -383,13 +376,8 @@ bool TorchTrainableModel::supports_lora() const {
 }
 
 void TorchTrainableModel::add_lora(const sdk::LoraSettings& settings) {
-  tb::LoraConfig config;
-  config.r = settings.r;
-  config.alpha = settings.alpha;
-  config.dropout = settings.dropout;
-  config.target_modules = settings.target_modules;
   try {
-    backend_.model()->add_lora(config, settings.seed);
+    backend_.model()->add_lora(tb::to_lora_config(settings), settings.seed);
   } catch (const BackendError& e) {
     throw ConfigError(std::string("lora: ") + e.what());
   }

@@ -14,6 +14,7 @@
 
 #include "decoder_layers.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/trainable_model.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/checkpoint_files.hpp"
 #include "tensor_bytes.hpp"
@@ -61,6 +62,25 @@ void CausalLMImpl::restore_requires_grad() {
   for (std::size_t i = 0; i < params.size(); ++i)
     params[i].requires_grad_(i < base_requires_grad_.size() ? base_requires_grad_[i] : true);
   base_requires_grad_.clear();
+}
+
+LoraConfig to_lora_config(const mr::sdk::LoraSettings& settings) {
+  LoraConfig c;
+  c.r = settings.r;
+  c.alpha = settings.alpha;
+  c.dropout = settings.dropout;
+  c.target_modules = settings.target_modules;
+  return c;
+}
+
+std::vector<torch::Tensor> CausalLMImpl::trainable_parameters() {
+  if (!lora_) return parameters(/*recurse=*/true);
+  std::vector<torch::Tensor> adapter;
+  for (auto& layer : lora_layers()) {
+    adapter.push_back(layer.a);
+    adapter.push_back(layer.b);
+  }
+  return adapter;
 }
 
 double LoraConfig::scale() const {

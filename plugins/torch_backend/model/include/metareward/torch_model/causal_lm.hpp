@@ -19,6 +19,10 @@
 #include "metareward/torch_model/kv_cache.hpp"
 #include "metareward/torch_model/model_config.hpp"
 
+namespace mr::sdk {
+struct LoraSettings;
+}  // namespace mr::sdk
+
 namespace mr::torch_backend {
 
 namespace detail {
@@ -39,6 +43,9 @@ struct LoraConfig {
   /// The factor applied to B A.
   double scale() const;
 };
+
+/// The model-side LoraConfig of the SDK's LoraSettings (r, alpha, dropout, target_modules).
+LoraConfig to_lora_config(const mr::sdk::LoraSettings& settings);
 
 /// One adapted linear layer; the tensors are the model's own (not copies).
 struct LoraLayer {
@@ -144,6 +151,9 @@ class CausalLMImpl : public torch::nn::Module {
   const LoraConfig& lora_config() const;
   /// The adapted layers in module order (empty without an adapter).
   std::vector<LoraLayer> lora_layers() const;
+  /// What trains: with an adapter its tensors (A then B per layer, in module order), else every
+  /// parameter. A stable order, as the trainer's resumable state needs.
+  std::vector<torch::Tensor> trainable_parameters();
   /// Whether forward() applies the adapter (true after add_lora()).
   void set_lora_enabled(bool enabled);
   /// A parameter's value with the adapter folded in, W + scale·B A rounded to the model dtype
