@@ -44,6 +44,8 @@ const std::vector<Command>& command_table() {
        train_dpo_command},
       {"sft", "Supervised fine-tuning on JSONL conversations (loss on assistant turns).",
        sft_command},
+      {"serve", "Serve a model over an OpenAI-compatible HTTP API (chat, completions, tokenize).",
+       serve_command},
   };
   return table;
 }

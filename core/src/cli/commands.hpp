@@ -81,5 +81,6 @@ int run_command(const GlobalOptions& globals, const std::vector<std::string>& ar
 int report_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int eval_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int compare_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int serve_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 
 }  // namespace mr::core::cli
