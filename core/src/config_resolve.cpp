@@ -383,6 +383,11 @@ class Resolver {
                                    const std::string& path) {
     const char* type = sdk::param_type_name(spec.type);
     if (spec.type == ParamType::StringList) {
+      if (value.is_string()) {  // One string = a list of one (`base_url = "http://..."`).
+        Value list{std::vector<Value>{value}};
+        list.set_source(value.source());
+        return list;
+      }
       if (!value.is_array()) {
         issues_.add(value.source(), path,
                     std::string("expected ") + type + ", got " + describe_value(value));
@@ -570,10 +575,11 @@ class Resolver {
   void check_roles(const Table& root, const std::vector<std::string>& model_names) {
     if (model_names.empty()) return;  // "no model is defined" already says it all
     const Table& roles = root.at("roles").as_table();
-    for (const auto& role : {"actor", "judge", "meta_judge"}) {
+    for (const auto& role : {"actor", "judge", "meta_judge", "train"}) {
       const Value* value = find_in(roles, role);
       if (!value || !value->is_string()) continue;  // a type error was reported
       const std::string& model = value->as_string();
+      if (model.empty() && std::string(role) == "train") continue;  // = the actor's model
       if (std::find(model_names.begin(), model_names.end(), model) != model_names.end()) continue;
       issues_.add(value->source(), std::string("roles.") + role,
                   "model '" + model + "' is not defined" + hint(model, model_names) +

@@ -102,6 +102,11 @@ std::vector<std::pair<std::string, Schema>> build_host_sections() {
           ParamSpec::string_("judge", "policy", "The [models.<name>] entry that scores responses."),
           ParamSpec::string_("meta_judge", "policy",
                              "The [models.<name>] entry that compares judgments."),
+          ParamSpec::string_("train", "",
+                             "The [models.<name>] entry the trainer trains, when the roles "
+                             "generate through a model that cannot train (an `openai` server): "
+                             "a `torch` model of the same checkpoint, loaded only for the train "
+                             "stage. \"\" = the actor's model."),
       });
 
   sections.emplace_back("generation.actor", generation_schema("actor", 7, 1024));

@@ -44,6 +44,11 @@ void ModelBackend::reload(const std::filesystem::path& checkpoint_dir) {
                      checkpoint_dir.string() + "' (reload not supported)");
 }
 
+std::vector<std::int64_t> ModelBackend::tokenize(std::string_view) const {
+  throw BackendError("model backend '" + info().name +
+                     "' cannot return token ids (tokenize not supported)");
+}
+
 std::vector<ScoreResult> ModelBackend::score(const std::vector<ScoreRequest>&) {
   throw BackendError("model backend '" + info().name +
                      "' cannot score completions (not supported)");

@@ -58,6 +58,16 @@ class GuardedModelBackend final : public sdk::ModelBackend, Guard<sdk::ModelBack
   void reload(const std::filesystem::path& checkpoint_dir) override {
     call("reload", [&](sdk::ModelBackend& m) { m.reload(checkpoint_dir); });
   }
+  std::vector<std::int64_t> tokenize(std::string_view text) const override {
+    return call("tokenize", [&](sdk::ModelBackend& m) { return m.tokenize(text); });
+  }
+  bool supports_prompt_text() const override {
+    return call("supports_prompt_text",
+                [](sdk::ModelBackend& m) { return m.supports_prompt_text(); });
+  }
+  void suspend() override {
+    call("suspend", [](sdk::ModelBackend& m) { m.suspend(); });
+  }
 };
 
 class GuardedJudgeRubric final : public sdk::JudgeRubric, Guard<sdk::JudgeRubric> {

@@ -218,6 +218,7 @@ class Runner {
     m["roles"] = {{"actor", session_.actor_name()},
                   {"judge", session_.judge_name()},
                   {"meta_judge", session_.meta_judge_name()}};
+    if (session_.train_name() != session_.actor_name()) m["roles"]["train"] = session_.train_name();
     const PromptPoolStats& s = pool_->stats();
     json files = json::array();
     for (const auto& f : pool_->options().files) files.push_back(f.string());
@@ -284,9 +285,11 @@ class Runner {
                            checkpoint.string() +
                            "': it does not exist (removed by run.keep_merged_models = false? "
                            "rebuild it with metareward merge-lora)");
-    spdlog::info("model '{}' <- {}", session_.actor_name(), checkpoint.string());
     session_.set_stage("reload");
-    session_.actor().reload(checkpoint);
+    for (const std::string& name : session_.policy_models()) {
+      spdlog::info("model '{}' <- {}", name, checkpoint.string());
+      session_.model(name).reload(checkpoint);
+    }
     loaded_checkpoint_ = checkpoint;
   }
 

@@ -31,6 +31,8 @@ RunSession::RunSession(const PluginRegistry& registry,
   actor_ = roles.get_string("actor");
   judge_ = roles.get_string("judge");
   meta_judge_ = roles.get_string("meta_judge");
+  train_ = roles.get_string("train");
+  if (train_.empty()) train_ = actor_;
 }
 
 template <class Interface>
@@ -66,6 +68,45 @@ void RunSession::create_models() {
                  config_.plugin_of.at(section));
     models_[name] = make<sdk::ModelBackend>(section);
   }
+}
+
+bool RunSession::separate_train_model() const {
+  return train_ != actor_ && train_ != judge_ && train_ != meta_judge_;
+}
+
+sdk::ModelBackend& RunSession::train_model(const fs::path& checkpoint) {
+  if (!separate_train_model()) return model(train_);
+  if (!train_model_) {
+    const std::string section = "models." + train_;
+    spdlog::info("loading model '{}' to train ([{}], plugin '{}')", train_, section,
+                 config_.plugin_of.at(section));
+    train_model_ = make<sdk::ModelBackend>(section);
+    const sdk::Config& c = config_.section(section);
+    const fs::path configured = c.has("path") ? fs::path(c.get_string("path")) : fs::path();
+    if (fs::weakly_canonical(configured) != fs::weakly_canonical(checkpoint)) {
+      spdlog::info("model '{}' <- {}", train_, checkpoint.string());
+      train_model_->reload(checkpoint);
+    }
+  }
+  return *train_model_;
+}
+
+void RunSession::release_train_model() {
+  train_model_.reset();
+}
+
+std::vector<std::string> RunSession::policy_models() const {
+  std::vector<std::string> out{actor_};
+  auto path_of = [&](const std::string& name) {
+    const sdk::Config& c = config_.section("models." + name);
+    return c.has("path") ? c.get_string("path") : std::string();
+  };
+  const std::string actor_path = path_of(actor_);
+  for (const std::string& name : {judge_, meta_judge_}) {
+    if (std::find(out.begin(), out.end(), name) != out.end()) continue;
+    if (!actor_path.empty() && path_of(name) == actor_path) out.push_back(name);
+  }
+  return out;
 }
 
 bool RunSession::has_seed_stage() const {

@@ -20,12 +20,13 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 /// M_{t-1}: the previous iteration's checkpoint, iter_0/model after a seed stage, else the
-/// actor's configured path.
+/// trained model's configured path.
 fs::path previous_model(const StageContext& ctx) {
   const int t = ctx.t;
   if (t > 1 || (t == 1 && ctx.session.has_seed_stage()))
     return ctx.dir.file(t - 1, RunDirectory::kModel);
-  return ctx.session.config().section("models." + ctx.session.actor_name()).get_string("path");
+  // The trained model's own path ([roles] train, else the actor's).
+  return ctx.session.config().section("models." + ctx.session.train_name()).get_string("path");
 }
 
 /// M_t = M_{t-1} when the iteration has no pairs.
@@ -48,12 +49,18 @@ void run_optimizer(const StageContext& ctx,
                    const std::vector<sdk::PreferencePair>& pairs,
                    const fs::path& model_dir,
                    const fs::path& metrics_file) {
-  const std::string& actor = ctx.session.actor_name();
-  sdk::TrainableModel* trainable = ctx.session.actor().trainable();
+  RunSession& session = ctx.session;
+  const std::string& trained = session.train_name();
+  if (session.separate_train_model())  // The role models give the accelerator back meanwhile.
+    for (const auto& [name, model] : session.models()) model->suspend();
+  sdk::TrainableModel* trainable = session.train_model(previous_model(ctx)).trainable();
   if (trainable == nullptr)
-    throw sdk::BackendError("model '" + actor + "' (plugin '" +
-                            ctx.session.config().plugin_of.at("models." + actor) +
-                            "') cannot train: its backend has no trainable view");
+    throw sdk::BackendError(
+        "model '" + trained + "' (plugin '" + session.config().plugin_of.at("models." + trained) +
+        "') cannot train: its backend has no trainable view" +
+        (trained == session.actor_name()
+             ? std::string("; set [roles] train to a `torch` model of the same checkpoint")
+             : std::string()));
   // Steps recorded before an interruption stay in the partial file; a step repeated after
   // resuming appends a new row, and finalize_train_metrics() keeps the last row per step.
   const fs::path partial = metrics_file.string() + ".partial";
@@ -91,6 +98,7 @@ void run_optimizer(const StageContext& ctx,
     throw;
   }
   std::fclose(out);
+  session.release_train_model();
   rows::finalize_train_metrics(partial, metrics_file);
   if (tokens_per_s_n > 0)
     ctx.timings["throughput"]["train_tokens_per_s"] = tokens_per_s_sum / tokens_per_s_n;

@@ -228,6 +228,10 @@ std::int64_t TorchBackend::count_tokens(std::string_view text) const {
   return static_cast<std::int64_t>(tokenizer_.encode(text).size());
 }
 
+std::vector<std::int64_t> TorchBackend::tokenize(std::string_view text) const {
+  return tokenizer_.encode(text);
+}
+
 std::vector<std::int64_t> TorchBackend::encode_prompt(const sdk::Conversation& conversation) const {
   return tokenizer_.encode(template_->render(conversation, /*add_generation_prompt=*/true));
 }

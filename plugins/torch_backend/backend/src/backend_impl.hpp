@@ -55,6 +55,8 @@ class TorchBackend : public mr::sdk::ModelBackend {
   std::vector<mr::sdk::GenerationResult> generate(
       const std::vector<mr::sdk::GenerationRequest>& requests) override;
   std::int64_t count_tokens(std::string_view text) const override;
+  std::vector<std::int64_t> tokenize(std::string_view text) const override;
+  bool supports_prompt_text() const override { return true; }
   std::vector<mr::sdk::ScoreResult> score(
       const std::vector<mr::sdk::ScoreRequest>& requests) override;
   mr::sdk::TrainableModel* trainable() override { return &trainable_; }

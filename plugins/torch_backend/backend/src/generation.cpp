@@ -170,7 +170,11 @@ std::vector<sdk::GenerationResult> TorchBackend::generate(
     results[i].request_id = request.id;
     try {
       if (auto why = check_sampling(request); !why.empty()) throw sdk::DataError(why);
-      prompts[i] = encode_prompt(request.messages);
+      // Raw text (OpenAI completions) is encoded as written: special tokens spelled in it
+      // match as added tokens, and nothing is prepended.
+      prompts[i] = request.prompt_text.empty() ? encode_prompt(request.messages)
+                                               : tokenizer_.encode(request.prompt_text);
+      results[i].prompt_tokens = static_cast<std::int64_t>(prompts[i].size());
       const auto length = static_cast<std::int64_t>(prompts[i].size());
       if (length == 0) throw sdk::DataError("the prompt renders to no tokens");
       if (length >= max_context_) {

@@ -61,6 +61,18 @@ class ModelBackend {
   /// Required. Number of tokens `text` encodes to (no special tokens added).
   virtual std::int64_t count_tokens(std::string_view text) const = 0;
 
+  /// Optional. The token ids `text` encodes to (no special tokens added), for tokenize
+  /// endpoints. Default: throws BackendError("tokenize not supported").
+  virtual std::vector<std::int64_t> tokenize(std::string_view text) const;
+
+  /// Optional. True when generate() honours GenerationRequest::prompt_text. Default: false.
+  virtual bool supports_prompt_text() const { return false; }
+
+  /// Optional. Frees what generation holds (an accelerator, managed inference servers) while the
+  /// host trains another model; the next generate(), score() or reload() takes it back.
+  /// Default: nothing.
+  virtual void suspend() {}
+
   /// Optional. Log-probabilities of each request's completion, one result per request in order.
   /// Default: throws BackendError("scoring not supported").
   virtual std::vector<ScoreResult> score(const std::vector<ScoreRequest>& requests);

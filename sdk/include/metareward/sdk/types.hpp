@@ -42,6 +42,10 @@ struct GenerationRequest {
   /// Seed of sample 0; sample i uses a seed derived from (seed, i). Same seed -> same text on the
   /// same machine, regardless of batching.
   std::uint64_t seed = 0;
+  /// When non-empty, the prompt verbatim (no chat template; `messages` is ignored), as
+  /// OpenAI's /v1/completions sends it. A backend that cannot take raw text
+  /// (ModelBackend::supports_prompt_text() false) fails such a request.
+  std::string prompt_text;
 };
 
 /// Why a completion ended.
@@ -60,6 +64,8 @@ struct GenerationResult {
   std::string request_id;
   std::vector<Completion> completions;
   std::string error;
+  /// Tokens of the rendered prompt, -1 when the backend does not know (usage counts).
+  std::int64_t prompt_tokens = -1;
 };
 
 /// The position of the current iteration within a run.

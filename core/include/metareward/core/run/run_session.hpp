@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "metareward/core/config_loader.hpp"
 #include "metareward/core/run/guarded_plugins.hpp"
@@ -55,6 +56,18 @@ class RunSession {
   const std::string& actor_name() const { return actor_; }
   const std::string& judge_name() const { return judge_; }
   const std::string& meta_judge_name() const { return meta_judge_; }
+  /// [roles] train: the model the trainer trains ("" in the config = the actor's).
+  const std::string& train_name() const { return train_; }
+  /// True when [roles] train names a model that plays no role (loaded only to train).
+  bool separate_train_model() const;
+  /// The model to train, holding `checkpoint`: the actor's model, or the [roles] train model,
+  /// loaded now (and moved to `checkpoint` when its config loads another one).
+  sdk::ModelBackend& train_model(const std::filesystem::path& checkpoint);
+  /// Frees a separate train model after the train stage (a no-op otherwise).
+  void release_train_model();
+  /// The role models that serve the trained policy and reload each new checkpoint: the actor's
+  /// model and every judge / meta-judge model whose configured `path` is the actor's.
+  std::vector<std::string> policy_models() const;
   /// The loaded models by name (after create_models()).
   const std::map<std::string, std::shared_ptr<sdk::ModelBackend>>& models() const {
     return models_;
@@ -98,7 +111,8 @@ class RunSession {
   std::filesystem::path run_dir_;
   std::uint64_t seed_ = 0;
   int threads_ = 1;
-  std::string actor_, judge_, meta_judge_;
+  std::string actor_, judge_, meta_judge_, train_;
+  std::shared_ptr<sdk::ModelBackend> train_model_;  ///< Only a separate [roles] train model.
   std::shared_ptr<CallContext> context_ = std::make_shared<CallContext>();
   std::map<std::string, std::shared_ptr<sdk::ModelBackend>> models_;
   std::shared_ptr<sdk::JudgeRubric> rubric_;
