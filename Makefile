@@ -12,6 +12,7 @@ all: build
 
 setup:
 	@bash scripts/setup.sh
+	@bash scripts/setup_npm.sh
 
 configure: setup
 	@test -f $(BUILD_DIR)/build.ninja || cmake --preset $(PRESET)

@@ -115,6 +115,18 @@ bool same_secret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+/// httplib 0.11 listens with a backlog of 5: a burst of connections (a client opening 16 at once)
+/// overflows the accept queue, and the kernel then drops or resets some of them. listen() again
+/// on the bound socket raises the backlog (the kernel caps it at net.core.somaxconn).
+class HttpServer : public httplib::Server {
+ public:
+  void raise_backlog(int backlog) {
+    const socket_t sock = svr_sock_;
+    if (sock != INVALID_SOCKET && ::listen(sock, backlog) != 0)
+      spdlog::warn("serve: cannot raise the listen backlog to {}", backlog);
+  }
+};
+
 class Server {
  public:
   Server(sdk::ModelBackend& backend, const ServeOptions& options)
@@ -299,7 +311,7 @@ void Server::routes(httplib::Server& http) {
 }
 
 int Server::run() {
-  httplib::Server http;
+  HttpServer http;
   // Every connection holds a pool thread (keep-alive included) while it is open; the pool must
   // take more connections than a batch holds requests.
   const std::size_t pool = static_cast<std::size_t>(std::max(64, 2 * options_.max_batch)) + 8;
@@ -326,6 +338,7 @@ int Server::run() {
     throw sdk::Error("serve: cannot listen on " + options_.host + ":" +
                      std::to_string(options_.port) +
                      " (the port is in use, or the address is not one of this machine's)");
+  http.raise_backlog(1024);
   queue_.start();
   const bool v6 = options_.host.find(':') != std::string::npos;
   spdlog::info("serve: '{}' ({} backend, context {}) listening on http://{}:{}",
