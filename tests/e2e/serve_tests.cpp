@@ -22,108 +22,27 @@
 #include "cli_runner.hpp"
 #include "jsonl_rows.hpp"
 #include "metareward/sdk/host.hpp"
+#include "serve_client.hpp"
 #include "serve_process.hpp"
 #include "tiny_model.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using mr::tests::chat_body;
 using mr::tests::CliResult;
+using mr::tests::error_of;
+using mr::tests::get;
+using mr::tests::post;
 using mr::tests::read_text;
+using mr::tests::Reply;
 using mr::tests::run_cli;
 using mr::tests::ScratchDir;
 using mr::tests::ServeProcess;
+using mr::tests::sse_data;
+using mr::tests::texts;
 using mr::tests::tiny_model;
 
 #ifdef MR_E2E_HAVE_TORCH_BACKEND
-namespace {
-
-struct Reply {
-  int status = -1;  ///< -1: no response (connection failed).
-  json body;
-  std::string text;  ///< The body, or why there is no response.
-};
-
-httplib::Client client(const ServeProcess& server) {
-  httplib::Client c(server.host(), server.port());
-  c.set_read_timeout(120, 0);
-  c.set_write_timeout(60, 0);
-  return c;
-}
-
-Reply parse(const httplib::Result& r) {
-  Reply out;
-  if (!r) {
-    out.text = "no response: " + httplib::to_string(r.error());
-    return out;
-  }
-  out.status = r->status;
-  out.text = r->body;
-  out.body = json::parse(r->body, nullptr, false);
-  return out;
-}
-
-Reply post(const ServeProcess& server,
-           const std::string& path,
-           const std::string& body,
-           const httplib::Headers& headers = {}) {
-  httplib::Client c = client(server);
-  return parse(c.Post(path.c_str(), headers, body, "application/json"));
-}
-
-Reply post(const ServeProcess& server, const std::string& path, const json& body) {
-  return post(server, path, body.dump());
-}
-
-Reply get(const ServeProcess& server, const std::string& path, const httplib::Headers& h = {}) {
-  httplib::Client c = client(server);
-  return parse(c.Get(path.c_str(), h));
-}
-
-json chat_body(const std::string& prompt, std::uint64_t seed, int n = 1, int max_tokens = 16) {
-  return {{"messages", {{{"role", "user"}, {"content", prompt}}}},
-          {"n", n},
-          {"seed", seed},
-          {"max_tokens", max_tokens},
-          {"temperature", 0.9},
-          {"top_p", 0.95},
-          {"top_k", 40}};
-}
-
-std::vector<std::string> texts(const json& response) {
-  std::vector<std::string> out;
-  for (const auto& c : response.at("choices"))
-    out.push_back(c.contains("message") ? c["message"]["content"].get<std::string>()
-                                        : c["text"].get<std::string>());
-  return out;
-}
-
-/// The `data:` payloads of a server-sent-event body, in order.
-std::vector<std::string> sse_data(const std::string& body) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while ((pos = body.find("data: ", pos)) != std::string::npos) {
-    const std::size_t end = body.find("\n\n", pos);
-    out.push_back(body.substr(pos + 6, end - pos - 6));
-    pos = end;
-  }
-  return out;
-}
-
-/// The error of an error reply, checked for OpenAI's shape.
-json error_of(const Reply& r) {
-  INFO(r.text);
-  REQUIRE(r.body.is_object());
-  REQUIRE(r.body.contains("error"));
-  const json& e = r.body["error"];
-  CHECK(e["message"].is_string());
-  CHECK(!e["message"].get<std::string>().empty());
-  CHECK(e["type"].is_string());
-  CHECK(e.contains("param"));
-  CHECK(e.contains("code"));
-  return e;
-}
-
-}  // namespace
 
 TEST_CASE("serve: endpoints, and chat n=3 equals `metareward generate` byte for byte",
           "[e2e][serve]") {
