@@ -45,9 +45,10 @@ inline Reply parse(const httplib::Result& r) {
 inline Reply post(const ServeProcess& server,
                   const std::string& path,
                   const std::string& body,
-                  const httplib::Headers& headers = {}) {
+                  const httplib::Headers& headers = {},
+                  const std::string& content_type = "application/json") {
   httplib::Client c = client(server);
-  return parse(c.Post(path.c_str(), headers, body, "application/json"));
+  return parse(c.Post(path.c_str(), headers, body, content_type.c_str()));
 }
 
 inline Reply post(const ServeProcess& server, const std::string& path, const json& body) {

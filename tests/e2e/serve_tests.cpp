@@ -131,6 +131,15 @@ TEST_CASE("serve: endpoints, and chat n=3 equals `metareward generate` byte for 
   CHECK(usage["completion_tokens"] == completion_tokens);
   CHECK(usage["prompt_tokens"].get<int>() > 0);
   CHECK(usage["total_tokens"] == usage["prompt_tokens"].get<int>() + completion_tokens);
+  // A large body is read whatever its Content-Type (curl -d sends a form type, whose bodies
+  // httplib itself would cap at 8 KiB).
+  json padded = chat_body("Sort 3 1 2", seed, 3, 24);
+  padded["padding"] = std::string(100000, 'p');
+  const Reply form =
+      post(server, "/v1/chat/completions", padded.dump(), {}, "application/x-www-form-urlencoded");
+  INFO(form.text.substr(0, 300));
+  CHECK(form.status == 200);
+  CHECK(texts(form.body) == texts(chat.body));
   // Same seed, same texts; the model's name may be given.
   json named = chat_body("Sort 3 1 2", seed, 3, 24);
   named["model"] = model.string();

@@ -146,16 +146,26 @@ class Server {
   int run();
 
  private:
-  using Handler = std::function<void(
-      const httplib::Request&, httplib::Response&, const std::shared_ptr<void>& hold)>;
-  /// Wraps a route: refuses it while draining, checks the API key, maps exceptions to errors.
-  httplib::Server::Handler route(bool authenticated, Handler handler);
+  using Handler = std::function<void(const httplib::Request&,
+                                     httplib::Response&,
+                                     const std::string& body,
+                                     const std::shared_ptr<void>& hold)>;
+  /// A route's handler wrapped: reads the body (POST), refuses the request while draining, checks
+  /// the API key, maps exceptions to error responses.
+  httplib::Server::Handler get_route(bool authenticated, Handler handler);
+  httplib::Server::HandlerWithContentReader post_route(Handler handler);
+  void answer(const httplib::Request& req,
+              httplib::Response& res,
+              const httplib::ContentReader* reader,
+              bool authenticated,
+              const Handler& handler);
   void routes(httplib::Server& http);
   void generation(const httplib::Request& req,
                   httplib::Response& res,
+                  const std::string& body,
                   const std::shared_ptr<void>& hold,
                   Endpoint endpoint);
-  void tokenize(const httplib::Request& req, httplib::Response& res);
+  void tokenize(httplib::Response& res, const std::string& body);
 
   sdk::ModelBackend& backend_;
   ServeOptions options_;
@@ -168,46 +178,78 @@ class Server {
   std::int64_t created_ = 0;
 };
 
-httplib::Server::Handler Server::route(bool authenticated, Handler handler) {
+httplib::Server::Handler Server::get_route(bool authenticated, Handler handler) {
   return [this, authenticated, handler](const httplib::Request& req, httplib::Response& res) {
-    try {
-      const std::shared_ptr<void> hold = in_flight_.enter();
-      if (!hold) {
-        res.set_header("Connection", "close");
-        throw ApiError(503, "the server is shutting down", "server_error");
-      }
-      if (authenticated && !options_.api_key.empty()) {
-        const std::string given = req.get_header_value("Authorization");
-        const std::string prefix = "Bearer ";
-        if (given.rfind(prefix, 0) != 0 ||
-            !same_secret(given.substr(prefix.size()), options_.api_key))
-          throw ApiError(401,
-                         given.empty() ? "missing API key: send 'Authorization: Bearer KEY'"
-                                       : "invalid API key",
-                         "authentication_error", std::nullopt, "invalid_api_key");
-      }
-      handler(req, res, hold);
-    } catch (const ApiError& e) {
-      if (e.status() >= 500)
-        spdlog::error("serve: {} {}: {}", req.method, req.path, e.what());
-      else
-        spdlog::debug("serve: {} {} -> {}: {}", req.method, req.path, e.status(), e.what());
-      send_error(res, e);
-    } catch (const std::exception& e) {
-      spdlog::error("serve: {} {}: {}", req.method, req.path, e.what());
-      send_error(res, ApiError(500, e.what(), "server_error"));
-    } catch (...) {
-      spdlog::error("serve: {} {}: unknown exception", req.method, req.path);
-      send_error(res, ApiError(500, "unknown error", "server_error"));
-    }
+    answer(req, res, nullptr, authenticated, handler);
   };
+}
+
+httplib::Server::HandlerWithContentReader Server::post_route(Handler handler) {
+  return [this, handler](const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& reader) {
+    answer(req, res, &reader, true, handler);
+  };
+}
+
+void Server::answer(const httplib::Request& req,
+                    httplib::Response& res,
+                    const httplib::ContentReader* reader,
+                    bool authenticated,
+                    const Handler& handler) {
+  try {
+    // The body is read first, whatever the answer: a connection closed with unread data is
+    // reset, and the client might lose the answer. Reading it here (rather than letting httplib
+    // do it) also avoids httplib's 8 KiB limit on form-encoded bodies (curl -d's default type).
+    std::string body;
+    if (reader != nullptr) {
+      const bool read = (*reader)([&](const char* data, std::size_t n) {
+        body.append(data, n);
+        return true;
+      });
+      if (!read && res.status == 413)
+        throw ApiError(413,
+                       "the request body is larger than the server's limit of " +
+                           std::to_string(options_.max_body_bytes) + " bytes",
+                       "invalid_request_error", std::nullopt, "request_too_large");
+      if (!read) throw ApiError(400, "the request body could not be read");
+    }
+    const std::shared_ptr<void> hold = in_flight_.enter();
+    if (!hold) {
+      res.set_header("Connection", "close");
+      throw ApiError(503, "the server is shutting down", "server_error");
+    }
+    if (authenticated && !options_.api_key.empty()) {
+      const std::string given = req.get_header_value("Authorization");
+      const std::string prefix = "Bearer ";
+      if (given.rfind(prefix, 0) != 0 ||
+          !same_secret(given.substr(prefix.size()), options_.api_key))
+        throw ApiError(
+            401,
+            given.empty() ? "missing API key: send 'Authorization: Bearer KEY'" : "invalid API key",
+            "authentication_error", std::nullopt, "invalid_api_key");
+    }
+    handler(req, res, body, hold);
+  } catch (const ApiError& e) {
+    if (e.status() >= 500)
+      spdlog::error("serve: {} {}: {}", req.method, req.path, e.what());
+    else
+      spdlog::debug("serve: {} {} -> {}: {}", req.method, req.path, e.status(), e.what());
+    send_error(res, e);
+  } catch (const std::exception& e) {
+    spdlog::error("serve: {} {}: {}", req.method, req.path, e.what());
+    send_error(res, ApiError(500, e.what(), "server_error"));
+  } catch (...) {
+    spdlog::error("serve: {} {}: unknown exception", req.method, req.path);
+    send_error(res, ApiError(500, "unknown error", "server_error"));
+  }
 }
 
 void Server::generation(const httplib::Request& req,
                         httplib::Response& res,
+                        const std::string& text,
                         const std::shared_ptr<void>& hold,
                         Endpoint endpoint) {
-  const json body = parse_body(req.body);
+  const json body = parse_body(text);
   const auto fresh_seed = [this] { return random_.seed(); };
   ParsedGeneration parsed = endpoint == Endpoint::Chat
                                 ? parse_chat_request(body, limits_, fresh_seed)
@@ -238,8 +280,8 @@ void Server::generation(const httplib::Request& req,
   send_json(res, 200, response_json(header, result_or_throw(outcome)));
 }
 
-void Server::tokenize(const httplib::Request& req, httplib::Response& res) {
-  const std::string text = parse_tokenize_request(parse_body(req.body), limits_);
+void Server::tokenize(httplib::Response& res, const std::string& body) {
+  const std::string text = parse_tokenize_request(parse_body(body), limits_);
   std::int64_t count = 0;
   std::optional<std::vector<std::int64_t>> tokens;
   queue_.run_exclusive([&](sdk::ModelBackend& backend) {
@@ -256,12 +298,15 @@ void Server::tokenize(const httplib::Request& req, httplib::Response& res) {
 }
 
 void Server::routes(httplib::Server& http) {
-  http.Get("/health", route(false, [](const httplib::Request&, httplib::Response& res,
-                                      const std::shared_ptr<void>&) {
+  using Request = httplib::Request;
+  using Response = httplib::Response;
+  using Hold = std::shared_ptr<void>;
+  http.Get("/health",
+           get_route(false, [](const Request&, Response& res, const std::string&, const Hold&) {
              send_json(res, 200, {{"status", "ok"}});
            }));
-  http.Get("/v1/models", route(true, [this](const httplib::Request&, httplib::Response& res,
-                                            const std::shared_ptr<void>&) {
+  http.Get("/v1/models",
+           get_route(true, [this](const Request&, Response& res, const std::string&, const Hold&) {
              const json model = {{"id", options_.served_model_name},
                                  {"object", "model"},
                                  {"created", created_},
@@ -270,19 +315,17 @@ void Server::routes(httplib::Server& http) {
                                  {"max_model_len", info_.context_length}};
              send_json(res, 200, {{"object", "list"}, {"data", json::array({model})}});
            }));
-  http.Post("/v1/chat/completions",
-            route(true, [this](const httplib::Request& req, httplib::Response& res,
-                               const std::shared_ptr<void>& hold) {
-              generation(req, res, hold, Endpoint::Chat);
+  http.Post("/v1/chat/completions", post_route([this](const Request& req, Response& res,
+                                                      const std::string& body, const Hold& hold) {
+              generation(req, res, body, hold, Endpoint::Chat);
             }));
-  http.Post("/v1/completions",
-            route(true, [this](const httplib::Request& req, httplib::Response& res,
-                               const std::shared_ptr<void>& hold) {
-              generation(req, res, hold, Endpoint::Completion);
+  http.Post("/v1/completions", post_route([this](const Request& req, Response& res,
+                                                 const std::string& body, const Hold& hold) {
+              generation(req, res, body, hold, Endpoint::Completion);
             }));
   for (const char* path : {"/tokenize", "/v1/tokenize"})
-    http.Post(path, route(true, [this](const httplib::Request& req, httplib::Response& res,
-                                       const std::shared_ptr<void>&) { tokenize(req, res); }));
+    http.Post(path, post_route([this](const Request&, Response& res, const std::string& body,
+                                      const Hold&) { tokenize(res, body); }));
 
   // Errors httplib answers itself (no route, body too large, unreadable request) get OpenAI's
   // shape too; responses that already have a body are left alone.
