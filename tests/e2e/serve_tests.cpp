@@ -446,28 +446,37 @@ TEST_CASE("serve: --api-key-env requires the bearer key and never logs it", "[e2
   CHECK(server.log().find(key) == std::string::npos);
 }
 
-TEST_CASE("serve: SIGTERM answers the request in flight, then exits 0", "[e2e][serve]") {
+TEST_CASE("serve: SIGTERM answers the request in flight, refuses new ones (503), exits 0",
+          "[e2e][serve]") {
   ScratchDir dir("serve_sigterm");
   const fs::path model = tiny_model(dir);
-  // The request waits 1.5 s in its batch window: SIGTERM lands while it is in flight.
+  // The request waits 3 s in its batch window: SIGTERM lands while it is in flight.
   ServeProcess server(dir.path() / "serve.log", {"--model", model.string(), "--batch-window-ms",
-                                                 "1500", "--log-level", "debug"});
+                                                 "3000", "--log-level", "debug"});
   Reply in_flight;
   std::thread request(
       [&] { in_flight = post(server, "/v1/chat/completions", chat_body("hi", 9, 2, 8)); });
-  // Until the server has the request (its debug line), then stop it.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (server.log().find("chatcmpl-") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto wait_for = [&](const std::string& text) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (server.log().find(text) == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  wait_for("chatcmpl-");  // The server has the request (its debug line).
   server.signal(SIGTERM);
+  wait_for("SIGTERM received");
+  // Draining: still listening, but new work is refused.
+  const Reply refused = post(server, "/v1/chat/completions", chat_body("hi", 10, 1, 4));
+  INFO(refused.text);
+  CHECK(refused.status == 503);
+  if (refused.status == 503) CHECK(error_of(refused)["type"] == "server_error");
   const int code = server.wait(std::chrono::seconds(60));
   request.join();
   INFO(server.log());
   CHECK(code == 0);
   CHECK(in_flight.status == 200);
   CHECK(in_flight.body["choices"].size() == 2);
-  CHECK_THAT(server.log(), Catch::Contains("SIGTERM"));
+  CHECK_THAT(server.log(), Catch::Contains("serve: stopped"));
 }
 
 TEST_CASE("serve: a streaming client that goes away while queued is taken out of the queue",

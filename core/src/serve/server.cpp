@@ -394,9 +394,9 @@ int Server::run() {
     const int sig = signals.wait();
     if (sig == 0) return;
     stop_signal = sig;
+    in_flight_.begin_draining();  // Before the log line: once it is out, new work gets 503.
     spdlog::info("serve: {} received: finishing {} requests in flight, refusing new ones",
                  sig == SIGTERM ? "SIGTERM" : "SIGINT", in_flight_.count());
-    in_flight_.begin_draining();
     if (!in_flight_.wait_idle(options_.shutdown_timeout)) {
       spdlog::error("serve: {} requests still in flight after {} s; exiting without them",
                     in_flight_.count(), options_.shutdown_timeout.count());
