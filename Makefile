@@ -12,7 +12,6 @@ all: build
 
 setup:
 	@bash scripts/setup.sh
-	@bash scripts/setup_npm.sh
 
 configure: setup
 	@test -f $(BUILD_DIR)/build.ninja || cmake --preset $(PRESET)
@@ -20,7 +19,10 @@ configure: setup
 build: configure
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
+# The npm test (tests/npm: the official openai client against `metareward serve`) needs Node.js
+# and tests/npm/node_modules: scripts/setup_npm.sh installs them when missing or stale.
 test: build
+	@bash scripts/setup_npm.sh
 	ctest --preset $(PRESET) -j $(JOBS)
 
 # Meta-Rewarding on the oracle testbed: 3 iterations from the committed seed model, the HTML

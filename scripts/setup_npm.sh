@@ -2,7 +2,7 @@
 # Installs what the npm test (tests/npm, ctest npm/openai_client) needs: Node.js (Debian's
 # nodejs + npm, only when `node` is not on PATH) and tests/npm/node_modules from the committed
 # package-lock.json (`npm ci`). Idempotent: does nothing when node_modules matches the lockfile
-# (a stamp holding the lockfile's sha256). Called by `make setup` after scripts/setup.sh.
+# (a stamp holding the lockfile's sha256). Called by `make test` before ctest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR="$ROOT/tests/npm"

@@ -9,7 +9,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 command -v node >/dev/null || { echo "FAIL: node is not on PATH (run scripts/setup_npm.sh)" >&2; exit 1; }
 if [ ! -f "$HERE/node_modules/openai/package.json" ]; then
-  echo "FAIL: $HERE/node_modules is missing (run scripts/setup_npm.sh, or make setup)" >&2
+  echo "FAIL: $HERE/node_modules is missing (run scripts/setup_npm.sh; make test does)" >&2
   exit 1
 fi
 
