@@ -585,6 +585,15 @@ class Resolver {
                   "model '" + model + "' is not defined" + hint(model, model_names) +
                       " (defined models: " + join(model_names) + ")");
     }
+    if (const Value* list = find_in(roles, "policy_models"); list && list->is_array())
+      for (const Value& item : list->as_array()) {
+        if (!item.is_string()) continue;  // a type error was reported
+        const std::string& model = item.as_string();
+        if (std::find(model_names.begin(), model_names.end(), model) != model_names.end()) continue;
+        issues_.add(item.source(), "roles.policy_models",
+                    "model '" + model + "' is not defined" + hint(model, model_names) +
+                        " (defined models: " + join(model_names) + ")");
+      }
   }
 
   const ConfigDocument& doc_;

@@ -107,6 +107,11 @@ std::vector<std::pair<std::string, Schema>> build_host_sections() {
                              "generate through a model that cannot train (an `openai` server): "
                              "a `torch` model of the same checkpoint, loaded only for the train "
                              "stage. \"\" = the actor's model."),
+          ParamSpec::string_list("policy_models", {},
+                                 "Other [models.<name>] entries that serve the trained policy "
+                                 "and reload each new checkpoint with the actor's model (e.g. a "
+                                 "second server pool for the judge); models not listed stay "
+                                 "fixed."),
       });
 
   sections.emplace_back("generation.actor", generation_schema("actor", 7, 1024));

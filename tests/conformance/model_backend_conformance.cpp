@@ -79,6 +79,15 @@ sdk::Table fixture_config(const std::string& name) {
     }();
     return {{"path", sdk::Value(path)}, {"max_context", sdk::Value(96)}};
   }
+  if (name == "openai") {
+    // The torch fixture behind a managed `metareward serve` (the build's binary).
+    const std::string model = fixture_config("torch").at("path").as_string();
+    sdk::Array launch;
+    for (const char* arg : {MR_CLI_PATH, "serve", "--model", "{model}", "--port", "{port}",
+                            "--threads", "1", "--set", "models.policy.max_context=96"})
+      launch.emplace_back(arg);
+    return {{"launch", sdk::Value(launch)}, {"path", sdk::Value(model)}};
+  }
   FAIL("no conformance fixture for model backend '" << name << "': add one to fixture_config()");
   return {};
 }
@@ -144,6 +153,7 @@ TEST_CASE("model_backend conformance: backends are registered", "[conformance][m
 #endif
   const auto names = backend_names();
   CHECK(std::find(names.begin(), names.end(), "torch") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "openai") != names.end());
 }
 
 TEST_CASE("model_backend conformance: schema", "[conformance][model_backend]") {

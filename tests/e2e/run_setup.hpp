@@ -86,9 +86,10 @@ inline const char* kPrompts =
 
 /// A scratch directory holding the model, the prompts and run.toml; run() runs `metareward run`.
 struct RunSetup {
-  ScratchDir dir{"run"};
+  ScratchDir dir;
   fs::path model, config, out;
-  RunSetup() {
+  /// `tag` names the scratch directory: two setups alive at once need two tags.
+  explicit RunSetup(const std::string& tag = "run") : dir(tag) {
     model = tiny_model(dir);
     dir.write("prompts.jsonl", kPrompts);
     out = dir.path() / "run";

@@ -97,15 +97,9 @@ void RunSession::release_train_model() {
 
 std::vector<std::string> RunSession::policy_models() const {
   std::vector<std::string> out{actor_};
-  auto path_of = [&](const std::string& name) {
-    const sdk::Config& c = config_.section("models." + name);
-    return c.has("path") ? c.get_string("path") : std::string();
-  };
-  const std::string actor_path = path_of(actor_);
-  for (const std::string& name : {judge_, meta_judge_}) {
-    if (std::find(out.begin(), out.end(), name) != out.end()) continue;
-    if (!actor_path.empty() && path_of(name) == actor_path) out.push_back(name);
-  }
+  for (const std::string& name : config_.section("roles").get_string_list("policy_models"))
+    if (std::find(out.begin(), out.end(), name) == out.end() && models_.count(name))
+      out.push_back(name);
   return out;
 }
 

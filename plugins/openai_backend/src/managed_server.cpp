@@ -12,9 +12,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include "http_client.hpp"
@@ -47,7 +50,8 @@ std::vector<std::string> substitute_launch(const std::vector<std::string>& argv,
       auto it = values.find(name);
       if (it == values.end())
         throw mr::sdk::ConfigError(key + ": unknown placeholder {" + name + "} in \"" + arg +
-                                   "\" (known: {model}, {port}, {host}, {index}, {metareward})");
+                                   "\" (known: {model}, {port}, {host}, {index}, {threads}, "
+                                   "{metareward})");
       s += it->second;
       i = close + 1;
     }
@@ -95,16 +99,68 @@ std::string self_executable() {
   return ec ? std::string("metareward") : p.string();
 }
 
+namespace {
+
+/// Runs `fork_child` on one thread that lives as long as the process. PR_SET_PDEATHSIG fires
+/// when the *thread* that forked the child ends, and servers are (re)started from worker
+/// threads that end with their batch: forking from them would kill the server with them.
+pid_t fork_on_spawner_thread(const std::function<pid_t()>& fork_child) {
+  struct Task {
+    const std::function<pid_t()>* fork_child;
+    pid_t pid = -1;
+    int error = 0;
+    bool done = false;
+  };
+  struct Spawner {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<Task*> queue;
+  };
+  // Never destroyed: the thread waits on it until the process ends (a static condition
+  // variable's destructor would block exit() on that waiter).
+  static Spawner* const spawner = [] {
+    auto* s = new Spawner;
+    std::thread([s] {
+      while (true) {
+        std::unique_lock lock(s->mutex);
+        s->cv.wait(lock, [s] { return !s->queue.empty(); });
+        Task* task = s->queue.front();
+        s->queue.pop_front();
+        lock.unlock();
+        const pid_t pid = (*task->fork_child)();
+        const int error = errno;
+        lock.lock();
+        task->pid = pid;
+        task->error = error;
+        task->done = true;
+        s->cv.notify_all();
+      }
+    }).detach();
+    return s;
+  }();
+  Task task{&fork_child};
+  std::unique_lock lock(spawner->mutex);
+  spawner->queue.push_back(&task);
+  spawner->cv.notify_all();
+  spawner->cv.wait(lock, [&] { return task.done; });
+  errno = task.error;
+  return task.pid;
+}
+
+}  // namespace
+
 ManagedServer::ManagedServer(std::vector<std::string> argv_template,
                              std::string host,
                              int port,
                              int index,
+                             int threads,
                              fs::path log_file,
                              double ready_timeout_s)
     : argv_template_(std::move(argv_template)),
       host_(std::move(host)),
       port_(port),
       index_(index),
+      threads_(threads),
       log_file_(std::move(log_file)),
       ready_timeout_s_(ready_timeout_s) {
   endpoint_ = parse_endpoint("http://" + host_ + ":" + std::to_string(port_) + "/v1", "launch");
@@ -131,6 +187,7 @@ void ManagedServer::start(const std::string& model) {
                              {"port", std::to_string(port_)},
                              {"host", host_},
                              {"index", std::to_string(index_)},
+                             {"threads", std::to_string(threads_)},
                              {"metareward", self_executable()}},
                             "launch");
   std::error_code ec;
@@ -146,13 +203,9 @@ void ManagedServer::start(const std::string& model) {
   for (auto& a : argv_) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int e = errno;
-    ::close(log_fd);
-    throw mr::sdk::BackendError("cannot start '" + argv_.front() + "': fork: " + std::strerror(e));
-  }
-  if (pid == 0) {
+  const pid_t pid = fork_on_spawner_thread([&]() -> pid_t {
+    const pid_t child = ::fork();
+    if (child != 0) return child;
     // Child: its own process group (a terminal's Ctrl-C reaches only metareward, which stops
     // the server in order), SIGTERM if metareward dies without stopping it.
     ::setpgid(0, 0);
@@ -169,6 +222,11 @@ void ManagedServer::start(const std::string& model) {
     (void)!::write(2, why, std::strlen(why));
     (void)!::write(2, "\n", 1);
     ::_exit(127);
+  });
+  if (pid < 0) {
+    const int e = errno;
+    ::close(log_fd);
+    throw mr::sdk::BackendError("cannot start '" + argv_.front() + "': fork: " + std::strerror(e));
   }
   ::setpgid(pid, pid);  // Also in the parent, so that stop() works even before the child runs.
   const std::string started = "==== metareward: pid " + std::to_string(pid) + "\n";

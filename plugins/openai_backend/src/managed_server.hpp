@@ -15,11 +15,13 @@ namespace mr::plugins::openai_backend {
 
 class ManagedServer {
  public:
-  /// `argv_template` with {model}, {port}, {host}, {index} and {metareward} placeholders.
+  /// `argv_template` with {model}, {port}, {host}, {index}, {threads} and {metareward}
+  /// placeholders.
   ManagedServer(std::vector<std::string> argv_template,
                 std::string host,
                 int port,
                 int index,
+                int threads,
                 std::filesystem::path log_file,
                 double ready_timeout_s);
   ~ManagedServer();
@@ -50,6 +52,7 @@ class ManagedServer {
   std::string host_;
   int port_ = 0;
   int index_ = 0;
+  int threads_ = 1;
   std::filesystem::path log_file_;
   double ready_timeout_s_ = 600;
   Endpoint endpoint_;
@@ -58,7 +61,7 @@ class ManagedServer {
   std::string exit_description_;
 };
 
-/// Replaces {model}, {port}, {host}, {index} and {metareward} in `argv`; throws
+/// Replaces {model}, {port}, {host}, {index}, {threads} and {metareward} in `argv`; throws
 /// sdk::ConfigError naming `key` on another {placeholder} or an empty command.
 std::vector<std::string> substitute_launch(const std::vector<std::string>& argv,
                                            const std::map<std::string, std::string>& values,

@@ -152,10 +152,14 @@ OpenAIBackend::OpenAIBackend(mr::sdk::HostContext& ctx) : ctx_(ctx), logger_(ctx
   if (!launch.empty()) {
     checkpoint_ = c.get_string("path");
     // Checked here so that a typo fails before anything starts.
-    (void)substitute_launch(
-        launch,
-        {{"model", checkpoint_}, {"port", "0"}, {"host", ""}, {"index", "0"}, {"metareward", ""}},
-        where + "launch");
+    (void)substitute_launch(launch,
+                            {{"model", checkpoint_},
+                             {"port", "0"},
+                             {"host", ""},
+                             {"index", "0"},
+                             {"threads", "1"},
+                             {"metareward", ""}},
+                            where + "launch");
     bool uses_model = false;
     for (const auto& a : launch) uses_model = uses_model || a.find("{model}") != std::string::npos;
     if (uses_model && checkpoint_.empty())
@@ -171,8 +175,8 @@ OpenAIBackend::OpenAIBackend(mr::sdk::HostContext& ctx) : ctx_(ctx), logger_(ctx
     for (int k = 0; k < count; ++k) {
       const int port = base_port > 0 ? base_port + k : free_port(host);
       managed_.push_back(std::make_unique<ManagedServer>(
-          launch, host, port, k, log_dir / (name_ + "-" + std::to_string(k) + ".log"),
-          c.get_float("ready_timeout_s")));
+          launch, host, port, k, ctx.threads(),
+          log_dir / (name_ + "-" + std::to_string(k) + ".log"), c.get_float("ready_timeout_s")));
       endpoints.push_back(managed_.back()->endpoint());
       managed.push_back(managed_.back().get());
     }

@@ -55,7 +55,8 @@ mr::sdk::Schema openai_backend_schema() {
           "Managed servers: the command that starts one, e.g. [\"vllm\", \"serve\", \"{model}\", "
           "\"--port\", \"{port}\"] or [\"{metareward}\", \"serve\", \"--model\", \"{model}\", "
           "\"--port\", \"{port}\"]; {model} = `path` (then each new checkpoint), {port}, {host}, "
-          "{index} (0-based server number), {metareward} = this executable. Output goes to "
+          "{index} (0-based server number), {threads} (the run's threads), {metareward} = this "
+          "executable. Output goes to "
           "RUN/servers/NAME-K.log."),
       ParamSpec::int_("servers", 1, "Managed servers to start (with `launch`).").range(1, 256),
       ParamSpec::string_("host", "127.0.0.1", "Host the managed servers bind ({host})."),

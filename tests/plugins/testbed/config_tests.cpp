@@ -66,6 +66,7 @@ TEST_CASE("testbed configs: validate and use the testbed templates", "[testbed][
       {"meta_rewarding.toml", "meta_judge pairwise_elo, pair_selection length_control"},
       {"self_rewarding.toml", "meta_judge none, pair_selection length_control"},
       {"no_length_control.toml", "meta_judge pairwise_elo, pair_selection length_control"},
+      {"meta_rewarding_http.toml", "meta_judge pairwise_elo, pair_selection length_control"},
   };
   for (const auto& c : cases) {
     INFO(c.file);
@@ -98,5 +99,9 @@ TEST_CASE("testbed configs: validate and use the testbed templates", "[testbed][
     CHECK_THAT(config_command("show", "no_length_control.toml").out, Catch::Contains("rho = 0.0"));
     CHECK_THAT(config_command("show", "self_rewarding.toml").out,
                Catch::Contains("train_judge = false"));
+    const std::string http = config_command("show", "meta_rewarding_http.toml").out;
+    CHECK_THAT(http, Catch::Contains("actor = \"served\"") &&
+                         Catch::Contains("train = \"policy\"") &&
+                         Catch::Contains("type = \"openai\"") && Catch::Contains("rho = 0.3"));
   }
 }

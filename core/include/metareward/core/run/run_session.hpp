@@ -66,7 +66,7 @@ class RunSession {
   /// Frees a separate train model after the train stage (a no-op otherwise).
   void release_train_model();
   /// The role models that serve the trained policy and reload each new checkpoint: the actor's
-  /// model and every judge / meta-judge model whose configured `path` is the actor's.
+  /// model and those [roles] policy_models lists (a model in several roles is one object).
   std::vector<std::string> policy_models() const;
   /// The loaded models by name (after create_models()).
   const std::map<std::string, std::shared_ptr<sdk::ModelBackend>>& models() const {
