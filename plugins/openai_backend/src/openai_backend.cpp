@@ -16,6 +16,7 @@
 #include "chat_protocol.hpp"
 #include "managed_server.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/chat/chat_template.hpp"
 #include "metareward/tokenizer/tokenizer.hpp"
 #include "server_set.hpp"
 
@@ -62,6 +63,8 @@ class OpenAIBackend final : public mr::sdk::ModelBackend {
   std::int64_t count_tokens(std::string_view text) const override;
   std::vector<std::int64_t> tokenize(std::string_view text) const override;
   bool supports_prompt_text() const override { return true; }
+  std::vector<mr::sdk::ScoreResult> score(
+      const std::vector<mr::sdk::ScoreRequest>& requests) override;
   void reload(const fs::path& checkpoint_dir) override;
   void suspend() override;
 
@@ -92,6 +95,7 @@ class OpenAIBackend final : public mr::sdk::ModelBackend {
   int concurrency_ = 16;
   int per_server_limit_ = 0;
   std::optional<mr::tokenizer::Tokenizer> tokenizer_;
+  std::optional<mr::chat::ChatTemplate> template_;  ///< With `tokenizer`: score() renders.
   // Managed servers (empty without `launch`).
   std::vector<std::unique_ptr<ManagedServer>> managed_;
   std::string checkpoint_;  ///< {model} of the managed servers.
@@ -138,6 +142,8 @@ OpenAIBackend::OpenAIBackend(mr::sdk::HostContext& ctx) : ctx_(ctx), logger_(ctx
     const fs::path p(dir);
     tokenizer_.emplace(fs::is_directory(p) ? mr::tokenizer::Tokenizer::from_directory(p)
                                            : mr::tokenizer::Tokenizer::from_files(p, std::nullopt));
+    template_.emplace(mr::chat::ChatTemplate::from_tokenizer(c.get_string("chat_template"),
+                                                             *tokenizer_));
   }
 
   const auto urls = c.get_string_list("base_url");
@@ -504,6 +510,107 @@ std::vector<std::int64_t> OpenAIBackend::tokenize(std::string_view text) const {
                        "': token ids are not available (set `tokenizer`, or serve with a "
                        "server whose /tokenize returns them)");
   return *ids;
+}
+
+std::vector<mr::sdk::ScoreResult> OpenAIBackend::score(
+    const std::vector<mr::sdk::ScoreRequest>& requests) {
+  if (!template_)
+    throw BackendError("model '" + name_ +
+                       "' cannot score without `tokenizer`: the prompt is rendered with the "
+                       "model's chat template locally and scored through /v1/completions "
+                       "(echo + logprobs)");
+  ensure_ready();
+  std::vector<mr::sdk::ScoreResult> results(requests.size());
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> abort{false};
+  std::exception_ptr failure;
+  std::mutex mutex;
+  auto worker = [&](ConnectionCache& connections) {
+    for (std::size_t i = next++; i < requests.size() && !abort; i = next++) {
+      const auto& r = requests[i];
+      auto& out = results[i];
+      out.request_id = r.id;
+      try {
+        const auto text = template_->render_for_training(r.messages, r.completion, true);
+        const std::string full = text.prompt_text + text.response_text;
+        // One generated token (some servers refuse 0); echo returns the prompt's own
+        // log-probs, of which the completion's are those at or after its offset.
+        const std::string body = json{{"model", model_},
+                                      {"prompt", full},
+                                      {"max_tokens", 1},
+                                      {"temperature", 0.0},
+                                      {"echo", true},
+                                      {"logprobs", 0},
+                                      {"seed", 0},
+                                      {"stream", false}}
+                                     .dump();
+        std::string problem;
+        const HttpReply reply =
+            servers_->call(connections, "/completions", &body, [](const HttpReply& reply) {
+              const auto j = json::parse(reply.body, nullptr, false);
+              return j.is_object() && j.contains("choices") ? std::string()
+                                                            : std::string("no choices");
+            });
+        if (!reply.ok()) {
+          out.error = describe_failure(reply);
+          continue;
+        }
+        const json j = json::parse(reply.body);
+        const json& lp = j["choices"][0].value("logprobs", json());
+        if (!lp.is_object() || !lp.contains("token_logprobs") || !lp.contains("text_offset") ||
+            !lp["token_logprobs"].is_array() || !lp["text_offset"].is_array() ||
+            lp["token_logprobs"].size() != lp["text_offset"].size()) {
+          out.error = "the server returned no prompt log-probs (echo with logprobs unsupported)";
+          continue;
+        }
+        const auto start = static_cast<std::int64_t>(text.prompt_text.size());
+        const auto end = static_cast<std::int64_t>(full.size());
+        for (std::size_t k = 0; k < lp["text_offset"].size(); ++k) {
+          const json& offset = lp["text_offset"][k];
+          const json& value = lp["token_logprobs"][k];
+          if (!offset.is_number_integer()) continue;
+          const auto at = offset.get<std::int64_t>();
+          if (at < start || at >= end) continue;
+          if (!value.is_number()) {
+            out.error = "the server gave no log-prob for the completion token at offset " +
+                        std::to_string(at);
+            break;
+          }
+          out.token_logprobs.push_back(value.get<double>());
+          out.logprob_sum += value.get<double>();
+        }
+        if (out.error.empty() && out.token_logprobs.empty())
+          out.error = "the server's log-probs cover none of the completion";
+        if (!out.error.empty()) {
+          out.token_logprobs.clear();
+          out.logprob_sum = 0;
+          continue;
+        }
+        auto ids = tokenizer_->encode(text.response_text);
+        if (ids.size() == out.token_logprobs.size()) out.token_ids = std::move(ids);
+      } catch (const ServersUnavailable&) {
+        std::lock_guard lock(mutex);
+        if (!failure) failure = std::current_exception();
+        abort = true;
+      } catch (const mr::sdk::Error& e) {
+        out.error = e.what();
+      }
+    }
+  };
+  const std::size_t threads =
+      std::min<std::size_t>(static_cast<std::size_t>(concurrency_), requests.size());
+  std::vector<std::thread> pool;
+  std::vector<ConnectionCache> caches(threads);
+  for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(caches[t]));
+  for (auto& t : pool) t.join();
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const ServersUnavailable& e) {
+      throw BackendError("model '" + name_ + "': " + e.what());
+    }
+  }
+  return results;
 }
 
 void OpenAIBackend::reload(const fs::path& checkpoint_dir) {

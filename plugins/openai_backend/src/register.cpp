@@ -48,6 +48,10 @@ mr::sdk::Schema openai_backend_schema() {
                          "for count_tokens and completion token counts; \"\" = the server's "
                          "/tokenize endpoint where it has one (vLLM, llama.cpp, metareward), else "
                          "unavailable (-1)."),
+      ParamSpec::string_("chat_template", "auto",
+                         "With `tokenizer`: the chat template score() renders prompts with "
+                         "(auto, llama3, chatml, plain), as the torch backend's key.")
+          .one_of({"auto", "llama3", "chatml", "plain"}),
       ParamSpec::string_("ca_bundle", "",
                          "CA certificate file for https URLs; \"\" = OpenSSL's default paths."),
       ParamSpec::string_list(

@@ -54,6 +54,32 @@ class FakeServer {
                    if (handler_) return handler_(body, res, call);
                    answer(body, res);
                  });
+    // Echo + logprobs as vLLM answers it: one "token" per byte of the prompt (log-prob
+    // -0.01 x offset, null for the first), then the one generated token.
+    server_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      record(req);
+      const json body = json::parse(req.body);
+      if (!body.value("echo", false)) {
+        res.status = 400;
+        return;
+      }
+      const std::string prompt = body.at("prompt").get<std::string>();
+      json tokens = json::array(), logprobs = json::array(), offsets = json::array();
+      for (std::size_t i = 0; i <= prompt.size(); ++i) {
+        tokens.push_back(i < prompt.size() ? prompt.substr(i, 1) : std::string("!"));
+        logprobs.push_back(i == 0 ? json(nullptr) : json(-0.01 * static_cast<double>(i)));
+        offsets.push_back(i);
+      }
+      res.set_content(
+          json{{"choices", {{{"index", 0},
+                             {"text", prompt + "!"},
+                             {"finish_reason", "length"},
+                             {"logprobs", {{"tokens", tokens},
+                                           {"token_logprobs", logprobs},
+                                           {"text_offset", offsets}}}}}}}
+              .dump(),
+          "application/json");
+    });
     server_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
       record(req);
       if (!tokenize_) {
@@ -396,4 +422,31 @@ TEST_CASE("a server that ignores n (one choice back) also gets one request per s
   CHECK(results[0].completions[1].text ==
         "q0|seed=" + std::to_string(sdk::derive_seed(1000, 1) & 0x7FFFFFFFFFFFFFFFULL) + "|i=0");
   CHECK(logged(backend, "does not take n = 2"));
+}
+
+TEST_CASE("score() renders the chat template locally and sums the completion's echoed log-probs") {
+  FakeServer s;
+  const std::string tokenizer = std::string(MR_SHARED_DIR) + "/fixtures/tokenizers/llama3";
+  auto backend = make_backend({{"base_url", urls({s.url()})}, {"tokenizer", sdk::Value(tokenizer)}});
+  sdk::ScoreRequest r;
+  r.id = "s1";
+  r.messages = {{"user", "Hi"}};
+  r.completion = "Hello";
+  const auto results = backend.model->score({r});
+  REQUIRE(results.size() == 1);
+  INFO(results[0].error);
+  REQUIRE(results[0].error.empty());
+  // Llama-3: the prompt ends with the assistant header; the completion is "Hello<|eot_id|>".
+  const std::string prompt =
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  const std::string completion = "Hello<|eot_id|>";
+  REQUIRE(results[0].token_logprobs.size() == completion.size());
+  double sum = 0;
+  for (std::size_t i = 0; i < completion.size(); ++i) sum += -0.01 * double(prompt.size() + i);
+  CHECK(results[0].logprob_sum == Approx(sum));
+  CHECK(results[0].token_logprobs.front() == Approx(-0.01 * double(prompt.size())));
+
+  auto no_tokenizer = make_backend({{"base_url", urls({s.url()})}});
+  CHECK_THROWS_WITH(no_tokenizer.model->score({r}), Catch::Contains("without `tokenizer`"));
 }
