@@ -7,6 +7,7 @@
 //   cmake --build build --target mr_serve_bench
 //   build/bin/metareward init-model --config bench/configs/smollm2_135m.config.json --out /tmp/m
 //   build/bin/mr_serve_bench --model /tmp/m [--clients 1,8,32] [--new-tokens 32] [--threads 2]
+//       [--requests-per-client 4] [--rounds 3]
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -91,7 +92,8 @@ Rate in_process(sdk::ModelBackend& backend, int requests, int batch, int new_tok
   const auto t0 = Clock::now();
   for (int lo = 0; lo < requests; lo += batch) {
     std::vector<sdk::GenerationRequest> reqs;
-    for (int i = lo; i < std::min(requests, lo + batch); ++i) reqs.push_back(request(i, new_tokens));
+    for (int i = lo; i < std::min(requests, lo + batch); ++i)
+      reqs.push_back(request(i, new_tokens));
     for (const auto& r : backend.generate(reqs)) {
       if (!r.error.empty()) throw std::runtime_error("in-process request failed: " + r.error);
       rate.tokens += r.completions.at(0).tokens;
@@ -144,15 +146,23 @@ std::vector<int> parse_list(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::string model, clients_arg = "1,8,32", metareward = MR_BENCH_CLI_PATH;
-  int new_tokens = 32, threads = 2, per_client = 4;
+  int new_tokens = 32, threads = 2, per_client = 4, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--model") model = v;
-    else if (k == "--clients") clients_arg = v;
-    else if (k == "--new-tokens") new_tokens = std::stoi(v);
-    else if (k == "--threads") threads = std::stoi(v);
-    else if (k == "--requests-per-client") per_client = std::stoi(v);
-    else if (k == "--metareward") metareward = v;
+    if (k == "--model")
+      model = v;
+    else if (k == "--clients")
+      clients_arg = v;
+    else if (k == "--new-tokens")
+      new_tokens = std::stoi(v);
+    else if (k == "--threads")
+      threads = std::stoi(v);
+    else if (k == "--requests-per-client")
+      per_client = std::stoi(v);
+    else if (k == "--metareward")
+      metareward = v;
+    else if (k == "--rounds")
+      rounds = std::stoi(v);
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;
@@ -179,43 +189,47 @@ int main(int argc, char** argv) {
   BenchContext ctx(sdk::Config("models.bench", table, 1), threads);
   auto backend = mr::plugins::torch_backend::make_torch_backend(ctx);
 
-  // In-process first, then the server with the in-process model freed: an idle second copy's
-  // threads would share the 2 cores with the server.
-  std::vector<Rate> local;
-  (void)in_process(*backend, 2, 2, 4);  // warm-up
-  for (int c : clients) local.push_back(in_process(*backend, std::max(8, c * per_client), c, new_tokens));
-  backend.reset();
-
+  // Interleaved rounds, best of `rounds` per path: the machine's speed drifts (a shared VM's
+  // steal time) more than the difference being measured. The idle path's threads sleep.
   const std::filesystem::path logs = std::filesystem::temp_directory_path() / "mr_serve_bench";
-  const std::vector<std::string> serve = {metareward, "serve", "--model", "{model}", "--port",
-                                          "{port}", "--threads", "{threads}", "--log-level",
-                                          "warn"};
+  const std::vector<std::string> serve = {metareward,    "serve",  "--model",   "{model}",
+                                          "--port",      "{port}", "--threads", "{threads}",
+                                          "--log-level", "warn"};
   oa::ManagedServer server(serve, "127.0.0.1", oa::free_port("127.0.0.1"), 0, threads,
                            logs / "serve.log", 600);
   server.start(model);
-  const int port = std::stoi(server.endpoint().origin.substr(server.endpoint().origin.rfind(':') + 1));
-  std::printf("model %s, %d new tokens per request, %d threads\n", model.c_str(), new_tokens,
-              threads);
-  std::printf("| clients | requests | in-process (batch = clients) req/s, tok/s | serve req/s, "
-              "tok/s | HTTP overhead |\n|---|---|---|---|---|\n");
-  (void)over_http(port, 2, 2, 4);  // warm-up
-  for (std::size_t k = 0; k < clients.size(); ++k) {
-    const int c = clients[k];
+  const int port =
+      std::stoi(server.endpoint().origin.substr(server.endpoint().origin.rfind(':') + 1));
+  std::printf("model %s, %d new tokens per request, %d threads, best of %d interleaved rounds\n",
+              model.c_str(), new_tokens, threads, rounds);
+  std::printf(
+      "| clients | requests | in-process (batch = clients) req/s, tok/s | serve req/s, "
+      "tok/s | HTTP overhead |\n|---|---|---|---|---|\n");
+  (void)in_process(*backend, 2, 2, 4);  // warm-up
+  (void)over_http(port, 2, 2, 4);
+  for (int c : clients) {
     const int requests = std::max(8, c * per_client);
-    const Rate& a = local[k];
-    const Rate b = over_http(port, requests, c, new_tokens);
-    if (a.tokens != b.tokens)
-      std::printf("(token counts differ: %lld in process vs %lld over HTTP)\n",
-                  static_cast<long long>(a.tokens), static_cast<long long>(b.tokens));
+    Rate a, b;
+    for (int round = 0; round < rounds; ++round) {
+      const Rate x = in_process(*backend, requests, c, new_tokens);
+      const Rate y = over_http(port, requests, c, new_tokens);
+      if (x.tokens != y.tokens)
+        std::printf("(token counts differ: %lld in process vs %lld over HTTP)\n",
+                    static_cast<long long>(x.tokens), static_cast<long long>(y.tokens));
+      if (round == 0 || x.tps() > a.tps()) a = x;
+      if (round == 0 || y.tps() > b.tps()) b = y;
+    }
     std::printf("| %d | %d | %.2f, %.1f | %.2f, %.1f | %.1f %% |\n", c, requests, a.rps(), a.tps(),
                 b.rps(), b.tps(), 100.0 * (1.0 - b.tps() / a.tps()));
     std::fflush(stdout);
   }
+  backend.reset();
   server.stop();
 
   // The openai backend over 1 vs 2 managed servers (threads split between them).
-  std::printf("\n| openai backend | servers x threads | requests | req/s | tok/s |\n"
-              "|---|---|---|---|---|\n");
+  std::printf(
+      "\n| openai backend | servers x threads | requests | req/s | tok/s |\n"
+      "|---|---|---|---|---|\n");
   const int requests = std::max(8, max_clients * per_client);
   for (int servers : {1, 2}) {
     sdk::Table o;
@@ -230,7 +244,11 @@ int main(int argc, char** argv) {
     BenchContext octx(sdk::Config("models.served", o, 1), per_server_threads);
     auto remote = oa::make_openai_backend(octx);
     (void)in_process(*remote, 2, 2, 4);
-    const Rate r = in_process(*remote, requests, requests, new_tokens);
+    Rate r;
+    for (int round = 0; round < rounds; ++round) {
+      const Rate x = in_process(*remote, requests, requests, new_tokens);
+      if (round == 0 || x.tps() > r.tps()) r = x;
+    }
     std::printf("| generate() of %d requests | %d x %d | %d | %.2f | %.1f |\n", requests, servers,
                 per_server_threads, requests, r.rps(), r.tps());
     std::fflush(stdout);

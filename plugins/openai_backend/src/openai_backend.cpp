@@ -15,8 +15,8 @@
 
 #include "chat_protocol.hpp"
 #include "managed_server.hpp"
-#include "metareward/sdk/error.hpp"
 #include "metareward/chat/chat_template.hpp"
+#include "metareward/sdk/error.hpp"
 #include "metareward/tokenizer/tokenizer.hpp"
 #include "server_set.hpp"
 
@@ -73,6 +73,7 @@ class OpenAIBackend final : public mr::sdk::ModelBackend {
   void stop_servers();
   /// Servers running (after suspend()) and /v1/models read (model name, dialect, context).
   void ensure_ready();
+  void ensure_ready_unguarded();
   void run_job(const Job& job,
                ConnectionCache& connections,
                std::vector<mr::sdk::GenerationResult>& results,
@@ -142,8 +143,8 @@ OpenAIBackend::OpenAIBackend(mr::sdk::HostContext& ctx) : ctx_(ctx), logger_(ctx
     const fs::path p(dir);
     tokenizer_.emplace(fs::is_directory(p) ? mr::tokenizer::Tokenizer::from_directory(p)
                                            : mr::tokenizer::Tokenizer::from_files(p, std::nullopt));
-    template_.emplace(mr::chat::ChatTemplate::from_tokenizer(c.get_string("chat_template"),
-                                                             *tokenizer_));
+    template_.emplace(
+        mr::chat::ChatTemplate::from_tokenizer(c.get_string("chat_template"), *tokenizer_));
   }
 
   const auto urls = c.get_string_list("base_url");
@@ -237,6 +238,16 @@ void OpenAIBackend::stop_servers() {
 }
 
 void OpenAIBackend::ensure_ready() {
+  try {
+    ensure_ready_unguarded();
+  } catch (const ServersUnavailable& e) {
+    throw BackendError("model '" + name_ + "': " + e.what() +
+                       "\nfix the server(s) and rerun with --resume (everything written so far "
+                       "is kept)");
+  }
+}
+
+void OpenAIBackend::ensure_ready_unguarded() {
   if (suspended_) {
     start_servers(checkpoint_);
     suspended_ = false;
@@ -439,8 +450,8 @@ std::vector<mr::sdk::GenerationResult> OpenAIBackend::generate(
       std::rethrow_exception(failure);
     } catch (const ServersUnavailable& e) {
       throw BackendError("model '" + name_ + "': " + e.what() +
-                         "\nthe batches written so far are kept; fix the server(s) and rerun "
-                         "with --resume");
+                         "\nfix the server(s) and rerun with --resume (everything written so "
+                         "far is kept)");
     }
   }
   for (auto& r : results) {
@@ -465,15 +476,20 @@ std::optional<std::vector<std::int64_t>> OpenAIBackend::server_tokens(std::strin
                   ? json{{"content", text}, {"add_special", false}}
                   : json{{"model", model_}, {"prompt", text}, {"add_special_tokens", false}};
   const std::string s = body.dump();
-  const HttpReply reply = servers_->call(
-      main_connections_, "/tokenize", &s,
-      [](const HttpReply& r) {
-        const auto j = json::parse(r.body, nullptr, false);
-        return j.is_object() && (j.contains("tokens") || j.contains("count"))
-                   ? std::string()
-                   : std::string("no tokens or count");
-      },
-      /*at_root=*/true);
+  HttpReply reply;
+  try {
+    reply = servers_->call(
+        main_connections_, "/tokenize", &s,
+        [](const HttpReply& r) {
+          const auto j = json::parse(r.body, nullptr, false);
+          return j.is_object() && (j.contains("tokens") || j.contains("count"))
+                     ? std::string()
+                     : std::string("no tokens or count");
+        },
+        /*at_root=*/true);
+  } catch (const ServersUnavailable& e) {
+    throw BackendError("model '" + name_ + "': " + e.what());
+  }
   if (!reply.ok()) {
     server_tokenize_ = false;
     logger_.info("model '" + name_ + "': the server has no usable /tokenize (" +
@@ -535,15 +551,10 @@ std::vector<mr::sdk::ScoreResult> OpenAIBackend::score(
         const std::string full = text.prompt_text + text.response_text;
         // One generated token (some servers refuse 0); echo returns the prompt's own
         // log-probs, of which the completion's are those at or after its offset.
-        const std::string body = json{{"model", model_},
-                                      {"prompt", full},
-                                      {"max_tokens", 1},
-                                      {"temperature", 0.0},
-                                      {"echo", true},
-                                      {"logprobs", 0},
-                                      {"seed", 0},
-                                      {"stream", false}}
-                                     .dump();
+        const std::string body =
+            json{{"model", model_}, {"prompt", full}, {"max_tokens", 1}, {"temperature", 0.0},
+                 {"echo", true},    {"logprobs", 0},  {"seed", 0},       {"stream", false}}
+                .dump();
         std::string problem;
         const HttpReply reply =
             servers_->call(connections, "/completions", &body, [](const HttpReply& reply) {

@@ -450,3 +450,32 @@ TEST_CASE("score() renders the chat template locally and sums the completion's e
   auto no_tokenizer = make_backend({{"base_url", urls({s.url()})}});
   CHECK_THROWS_WITH(no_tokenizer.model->score({r}), Catch::Contains("without `tokenizer`"));
 }
+
+TEST_CASE("max_in_flight_per_server bounds each server's concurrent requests") {
+  struct Peak {
+    std::atomic<int> now{0}, peak{0};
+  };
+  Peak pa, pb;
+  auto slow = [](Peak& p) {
+    return [&p](const json& body, httplib::Response& res, int) {
+      const int n = ++p.now;
+      for (int seen = p.peak; n > seen && !p.peak.compare_exchange_weak(seen, n);) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      --p.now;
+      FakeServer::answer(body, res);
+    };
+  };
+  FakeServer a, b;
+  a.on_chat(slow(pa));
+  b.on_chat(slow(pb));
+  auto backend = make_backend({{"base_url", urls({a.url(), b.url()})},
+                               {"concurrency", sdk::Value(8)},
+                               {"max_in_flight_per_server", sdk::Value(2)}});
+  const auto results = backend.model->generate(requests(24, 1));
+  for (const auto& r : results) CHECK(r.error.empty());
+  CHECK(pa.peak <= 2);
+  CHECK(pb.peak <= 2);
+  CHECK(pa.peak + pb.peak >= 3);  // both used, in parallel
+  CHECK(a.chat_calls() + b.chat_calls() == 24);
+}
