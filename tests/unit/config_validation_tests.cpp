@@ -96,10 +96,15 @@ TEST_CASE("config validation: wrong types", "[config]") {
           "cfg.toml:4:10: [prompts.dedupe] expected bool, got string \"yes\"");
     CHECK(single_error(std::string(kMinimalModels) + "[roles]\nactor = true\n") ==
           "cfg.toml:4:9: [roles.actor] expected string, got boolean true");
-    CHECK(single_error(std::string(kMinimalModels) + "[prompts]\nfiles = \"a.jsonl\"\n") ==
-          "cfg.toml:4:9: [prompts.files] expected string list, got string \"a.jsonl\"");
+    CHECK(single_error(std::string(kMinimalModels) + "[prompts]\nfiles = true\n") ==
+          "cfg.toml:4:9: [prompts.files] expected string list, got boolean true");
     CHECK(single_error(std::string(kMinimalModels) + "[prompts]\nfiles = [\"a.jsonl\", 3]\n") ==
           "cfg.toml:4:21: [prompts.files] element 2: expected string, got integer 3");
+  }
+  SECTION("one string where a string list is expected is a list of one") {
+    auto resolved = resolve_text(std::string(kMinimalModels) + "[prompts]\nfiles = \"a.jsonl\"\n");
+    CHECK(resolved.section("prompts").get_string_list("files") ==
+          std::vector<std::string>{"a.jsonl"});
   }
   SECTION("a table where a scalar is expected") {
     CHECK(single_error(std::string(kMinimalModels) + "[run]\nseed = { value = 1 }\n") ==

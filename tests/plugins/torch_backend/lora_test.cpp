@@ -133,7 +133,11 @@ TEST_CASE("lora: a fresh adapter changes nothing, merged == base + adapter, disa
   model->merge_lora();
   CHECK_FALSE(model->has_lora());
   for (const auto& p : model->parameters()) CHECK(p.requires_grad());
-  CHECK(max_diff(logits(model), adapted) < 1e-5);
+  // x (W + s B A) vs x W + s (x A) B: equal up to fp32 rounding, whose size follows the
+  // logits' scale and the BLAS kernel's summation order (differs between CPUs).
+  const double scale = std::max(1.0, adapted.abs().max().item<double>());
+  CHECK(max_diff(logits(model), adapted) < 1e-5 * scale);
+  CHECK(max_diff(logits(model), adapted) < 1e-3 * max_diff(adapted, base));
 }
 
 TEST_CASE("lora: an adapter on lm_head applies, and frozen parameters stay frozen",
