@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -74,6 +75,13 @@ class OpenAIBackend final : public mr::sdk::ModelBackend {
   /// Servers running (after suspend()) and /v1/models read (model name, dialect, context).
   void ensure_ready();
   void ensure_ready_unguarded();
+  /// The stage-stopping error for servers that stayed unavailable past the retry budget.
+  [[noreturn]] void unavailable(const ServersUnavailable& e) const;
+  /// Runs `worker` on `threads` threads (each with its own connections; inline for one) and
+  /// rethrows the first failure they recorded in `failure`.
+  void run_pool(std::size_t threads,
+                const std::function<void(ConnectionCache&)>& worker,
+                const std::exception_ptr& failure);
   void run_job(const Job& job,
                ConnectionCache& connections,
                std::vector<mr::sdk::GenerationResult>& results,
@@ -241,9 +249,32 @@ void OpenAIBackend::ensure_ready() {
   try {
     ensure_ready_unguarded();
   } catch (const ServersUnavailable& e) {
-    throw BackendError("model '" + name_ + "': " + e.what() +
-                       "\nfix the server(s) and rerun with --resume (everything written so far "
-                       "is kept)");
+    unavailable(e);
+  }
+}
+
+void OpenAIBackend::unavailable(const ServersUnavailable& e) const {
+  throw BackendError("model '" + name_ + "': " + e.what() +
+                     "\nfix the server(s) and rerun with --resume (everything written so far "
+                     "is kept)");
+}
+
+void OpenAIBackend::run_pool(std::size_t threads,
+                             const std::function<void(ConnectionCache&)>& worker,
+                             const std::exception_ptr& failure) {
+  if (threads <= 1) {
+    worker(main_connections_);
+  } else {
+    std::vector<std::thread> pool;
+    std::vector<ConnectionCache> caches(threads);
+    for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(caches[t]));
+    for (auto& t : pool) t.join();
+  }
+  if (!failure) return;
+  try {
+    std::rethrow_exception(failure);
+  } catch (const ServersUnavailable& e) {
+    unavailable(e);
   }
 }
 
@@ -435,25 +466,8 @@ std::vector<mr::sdk::GenerationResult> OpenAIBackend::generate(
       }
     }
   };
-  const std::size_t threads =
-      std::min<std::size_t>(static_cast<std::size_t>(concurrency_), jobs.size());
-  if (threads <= 1) {
-    worker(main_connections_);
-  } else {
-    std::vector<std::thread> pool;
-    std::vector<ConnectionCache> caches(threads);
-    for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(caches[t]));
-    for (auto& t : pool) t.join();
-  }
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const ServersUnavailable& e) {
-      throw BackendError("model '" + name_ + "': " + e.what() +
-                         "\nfix the server(s) and rerun with --resume (everything written so "
-                         "far is kept)");
-    }
-  }
+  run_pool(std::min<std::size_t>(static_cast<std::size_t>(concurrency_), jobs.size()), worker,
+           failure);
   for (auto& r : results) {
     if (!r.error.empty()) {
       r.completions.clear();
@@ -488,7 +502,7 @@ std::optional<std::vector<std::int64_t>> OpenAIBackend::server_tokens(std::strin
         },
         /*at_root=*/true);
   } catch (const ServersUnavailable& e) {
-    throw BackendError("model '" + name_ + "': " + e.what());
+    unavailable(e);
   }
   if (!reply.ok()) {
     server_tokenize_ = false;
@@ -608,19 +622,8 @@ std::vector<mr::sdk::ScoreResult> OpenAIBackend::score(
       }
     }
   };
-  const std::size_t threads =
-      std::min<std::size_t>(static_cast<std::size_t>(concurrency_), requests.size());
-  std::vector<std::thread> pool;
-  std::vector<ConnectionCache> caches(threads);
-  for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(caches[t]));
-  for (auto& t : pool) t.join();
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const ServersUnavailable& e) {
-      throw BackendError("model '" + name_ + "': " + e.what());
-    }
-  }
+  run_pool(std::min<std::size_t>(static_cast<std::size_t>(concurrency_), requests.size()), worker,
+           failure);
   return results;
 }
 

@@ -71,12 +71,12 @@ class FakeServer {
         offsets.push_back(i);
       }
       res.set_content(
-          json{{"choices", {{{"index", 0},
-                             {"text", prompt + "!"},
-                             {"finish_reason", "length"},
-                             {"logprobs", {{"tokens", tokens},
-                                           {"token_logprobs", logprobs},
-                                           {"text_offset", offsets}}}}}}}
+          json{{"choices",
+                {{{"index", 0},
+                  {"text", prompt + "!"},
+                  {"finish_reason", "length"},
+                  {"logprobs",
+                   {{"tokens", tokens}, {"token_logprobs", logprobs}, {"text_offset", offsets}}}}}}}
               .dump(),
           "application/json");
     });
@@ -427,7 +427,8 @@ TEST_CASE("a server that ignores n (one choice back) also gets one request per s
 TEST_CASE("score() renders the chat template locally and sums the completion's echoed log-probs") {
   FakeServer s;
   const std::string tokenizer = std::string(MR_SHARED_DIR) + "/fixtures/tokenizers/llama3";
-  auto backend = make_backend({{"base_url", urls({s.url()})}, {"tokenizer", sdk::Value(tokenizer)}});
+  auto backend =
+      make_backend({{"base_url", urls({s.url()})}, {"tokenizer", sdk::Value(tokenizer)}});
   sdk::ScoreRequest r;
   r.id = "s1";
   r.messages = {{"user", "Hi"}};
