@@ -8,7 +8,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libboost-dev libboost-program-options-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev
-  libpcre2-dev libcpp-httplib-dev libssl-dev
+  libpcre2-dev libcpp-httplib-dev libssl-dev libgloo-dev
   chromium
 )
 

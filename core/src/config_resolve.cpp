@@ -44,7 +44,8 @@ const std::vector<PluginSlot>& plugin_slots() {
 
 const std::vector<std::string>& top_level_names() {
   static const std::vector<std::string> names = [] {
-    std::vector<std::string> out = {"run", "prompts", "plugins", "roles", "generation", "models"};
+    std::vector<std::string> out = {"run",        "prompts", "plugins",    "roles",
+                                    "generation", "models",  "distributed"};
     for (const auto& slot : plugin_slots()) out.push_back(slot.path);
     out.push_back(kSeedStageTable);
     return out;

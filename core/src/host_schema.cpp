@@ -114,6 +114,28 @@ std::vector<std::pair<std::string, Schema>> build_host_sections() {
                                  "fixed."),
       });
 
+  sections.emplace_back(
+      "distributed",
+      Schema{
+          ParamSpec::string_("backend", "auto",
+                             "Process group for training tensors when the run has several "
+                             "ranks (torchrun or `metareward launch`): \"gloo\" (CPU), "
+                             "\"nccl\" (CUDA builds) or \"auto\" (nccl when this build and "
+                             "machine have CUDA, else gloo). The host's own messages always use "
+                             "gloo.")
+              .one_of({"auto", "gloo", "nccl"}),
+          ParamSpec::float_("timeout_s", 1800.0,
+                            "Seconds a rank waits in a collective (for a command, results, "
+                            "gradients) before it stops with an error naming the ranks that "
+                            "did not answer.")
+              .range(1.0, std::nullopt),
+          ParamSpec::int_("check_replicas_every_steps", 0,
+                          "Compare a checksum of the trained weights across ranks every this "
+                          "many optimizer steps (0: once, after the last step); a mismatch "
+                          "stops the run.")
+              .range(0, std::nullopt),
+      });
+
   sections.emplace_back("generation.actor", generation_schema("actor", 7, 1024));
   sections.emplace_back("generation.judge", generation_schema("judge", 11, 512));
   sections.emplace_back("generation.meta_judge", generation_schema("meta_judge", 0, 512));

@@ -16,6 +16,7 @@ Error::~Error() = default;
 ConfigError::~ConfigError() = default;
 PluginError::~PluginError() = default;
 BackendError::~BackendError() = default;
+DistributedError::~DistributedError() = default;
 DataError::~DataError() = default;
 Interrupted::~Interrupted() = default;
 

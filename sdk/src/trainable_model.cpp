@@ -1,6 +1,8 @@
-// Key function and the optional members' defaults of TrainableModel; lives in libmr_sdk_torch,
-// the only SDK part linking libtorch.
+// Key functions of TrainableModel and Collective, and TrainableModel's optional members'
+// defaults; lives in libmr_sdk_torch, the only SDK part linking libtorch.
 #include "metareward/sdk/trainable_model.hpp"
+
+#include "metareward/sdk/collective.hpp"
 
 #include "metareward/sdk/error.hpp"
 
@@ -14,6 +16,8 @@ namespace {
 }  // namespace
 
 TrainableModel::~TrainableModel() = default;
+CollectiveWork::~CollectiveWork() = default;
+Collective::~Collective() = default;
 
 bool TrainableModel::supports_lora() const {
   return false;

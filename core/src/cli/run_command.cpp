@@ -7,7 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "metareward/core/distributed/process_group.hpp"
+#include "metareward/core/run/distributed_run.hpp"
 #include "metareward/core/run/run_loop.hpp"
+#include "metareward/core/run/run_session.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core::cli {
@@ -43,6 +46,61 @@ std::string quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
+}
+
+DistributedOptions distributed_options(const ResolvedConfig& config) {
+  const sdk::Config& d = config.section("distributed");
+  DistributedOptions o;
+  o.backend = d.get_string("backend");
+  o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(d.get_float("timeout_s") * 1000));
+  return o;
+}
+
+/// One rank of a distributed run: rank 0 runs the loop and coordinates, the others serve it.
+/// Returns the exit code of a rank other than 0 that stopped because rank 0 did (0 otherwise);
+/// rank 0's own failures are thrown as in a one-process run.
+int run_distributed(const PluginRegistry& registry,
+                    const ResolvedConfig& config,
+                    const WorldEnv& world,
+                    RunLoopOptions run_options) {
+  const std::unique_ptr<ProcessGroup> group =
+      connect_process_group(world, distributed_options(config));
+  if (world.rank == 0) {
+    RankCoordinator coordinator(*group);
+    run_options.coordinator = &coordinator;
+    run_options.local_ranks = world.local_world_size;
+    try {
+      run_loop(registry, config, run_options);
+    } catch (const sdk::Interrupted& e) {
+      coordinator.finish(e.what(), /*interrupted=*/true);
+      throw;
+    } catch (const std::exception& e) {
+      group->report_failure(e.what());
+      coordinator.finish(e.what());
+      throw;
+    }
+    coordinator.finish();
+    return 0;
+  }
+  RunSession session(registry, config, config.section("run").get_string("output_dir"));
+  session.share_threads(world.local_world_size);
+  try {
+    session.set_stage("plugin construction");
+    session.create_text_plugins();
+    const RankWorkerResult result = serve_rank_commands(*group, session, run_options.stop_requested,
+                                                        session.check_replicas_every_steps());
+    if (result.exit_code == 0) {
+      spdlog::info("rank {}: the run is complete", world.rank);
+    } else if (result.exit_code > 128) {
+      spdlog::warn("rank {}: rank 0 stopped the run: {}", world.rank, result.message);
+    } else {
+      spdlog::error("rank {}: rank 0 failed: {}", world.rank, result.message);
+    }
+    return result.exit_code;
+  } catch (const std::exception& e) {
+    group->report_failure(e.what());
+    throw;
+  }
 }
 
 }  // namespace
@@ -99,7 +157,13 @@ int run_command(const GlobalOptions& globals, const std::vector<std::string>& ar
         load_run_config(registry, globals, vm["file"].as<std::string>(), overrides);
     if (run_options.stop_requested())
       throw sdk::Interrupted("while loading the config and the plugins, before the run started");
-    run_loop(registry, resolved, run_options);
+    const WorldEnv world = read_world_env();
+    if (world.world_size > 1) {
+      const int code = run_distributed(registry, resolved, world, run_options);
+      if (code != 0) return code;
+    } else {
+      run_loop(registry, resolved, run_options);
+    }
   } catch (const sdk::Interrupted& e) {
     const int sig = g_signal.load();
     // The user's own arguments, so the printed command reads like the one they typed.

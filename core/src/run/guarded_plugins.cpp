@@ -65,6 +65,9 @@ class GuardedModelBackend final : public sdk::ModelBackend, Guard<sdk::ModelBack
     return call("supports_prompt_text",
                 [](sdk::ModelBackend& m) { return m.supports_prompt_text(); });
   }
+  bool generates_remotely() const override {
+    return call("generates_remotely", [](sdk::ModelBackend& m) { return m.generates_remotely(); });
+  }
   void suspend() override {
     call("suspend", [](sdk::ModelBackend& m) { m.suspend(); });
   }

@@ -73,7 +73,10 @@ class Runner {
         config_(config),
         options_(options),
         dir_(fs::path(config.section("run").get_string("output_dir"))),
-        session_(registry, config, dir_.root()) {}
+        session_(registry, config, dir_.root()) {
+    session_.share_threads(options.local_ranks);
+    session_.distribute(options.coordinator);
+  }
 
   RunLoopResult run() {
     // Nothing is written before the prompts are read, the directory is checked and every plugin

@@ -1,6 +1,8 @@
 // The plugin objects of a config in their roles (run_session.hpp).
 #include "metareward/core/run/run_session.hpp"
 
+#include "metareward/core/run/distributed_run.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <thread>
@@ -58,16 +60,33 @@ void RunSession::create_text_plugins(bool with_optimizer) {
 }
 
 void RunSession::create_models() {
-  for (const std::string& name : {actor_, judge_, meta_judge_}) {
-    if (models_.count(name)) continue;
-    const std::string section = "models." + name;
-    if (!config_.plugin_of.count(section))
-      throw sdk::ConfigError(config_.file.string() + ": [roles] names model '" + name +
-                             "' but there is no [" + section + "] table");
-    spdlog::info("loading model '{}' ([{}], plugin '{}')", name, section,
-                 config_.plugin_of.at(section));
-    models_[name] = make<sdk::ModelBackend>(section);
+  for (const std::string& name : {actor_, judge_, meta_judge_}) create_model(name);
+}
+
+void RunSession::create_model(const std::string& name) {
+  if (models_.count(name)) return;
+  const std::string section = "models." + name;
+  if (!config_.plugin_of.count(section))
+    throw sdk::ConfigError(config_.file.string() + ": [roles] names model '" + name +
+                           "' but there is no [" + section + "] table");
+  spdlog::info("loading model '{}' ([{}], plugin '{}')", name, section,
+               config_.plugin_of.at(section));
+  std::shared_ptr<sdk::ModelBackend> model = make<sdk::ModelBackend>(section);
+  if (coordinator_ != nullptr) {
+    if (model->generates_remotely())
+      spdlog::info("model '{}' generates remotely: rank 0 alone sends it requests", name);
+    else
+      model = shard_model(std::move(model), name, *coordinator_);
   }
+  models_[name] = std::move(model);
+}
+
+void RunSession::share_threads(int local_ranks) {
+  if (local_ranks > 1) threads_ = std::max(1, threads_ / local_ranks);
+}
+
+std::int64_t RunSession::check_replicas_every_steps() const {
+  return config_.section("distributed").get_int("check_replicas_every_steps");
 }
 
 bool RunSession::separate_train_model() const {

@@ -8,6 +8,7 @@
 
 #include "metareward/core/artifact_io.hpp"
 #include "metareward/core/run/artifact_rows.hpp"
+#include "metareward/core/run/distributed_run.hpp"
 #include "metareward/sdk/error.hpp"
 #include "stages.hpp"
 
@@ -89,10 +90,20 @@ void run_optimizer(const StageContext& ctx,
     std::fflush(out);
   };
   job.stop_requested = ctx.stop_requested;
+  // The summary is not recorded: metrics.json is built from the recorded steps, so that a
+  // resumed stage (which may not train at all) reports the same numbers.
+  auto train_here = [&] { (void)optimizer.train(*trainable, pairs, job); };
   try {
-    // The summary is not recorded: metrics.json is built from the recorded steps, so that a
-    // resumed stage (which may not train at all) reports the same numbers.
-    (void)optimizer.train(*trainable, pairs, job);
+    if (RankCoordinator* ranks = session.coordinator()) {
+      // Data-parallel: every rank trains its copy on its share of each step.
+      job.collective = ranks->group().collective();
+      job.check_replicas_every_steps = session.check_replicas_every_steps();
+      const std::string table =
+          &optimizer == session.seed_optimizer() ? kSeedStageTable : "optimizer";
+      ranks->train(table, previous_model(ctx), pairs, job, train_here);
+    } else {
+      train_here();
+    }
   } catch (...) {
     std::fclose(out);
     throw;

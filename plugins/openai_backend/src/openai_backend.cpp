@@ -64,6 +64,7 @@ class OpenAIBackend final : public mr::sdk::ModelBackend {
   std::int64_t count_tokens(std::string_view text) const override;
   std::vector<std::int64_t> tokenize(std::string_view text) const override;
   bool supports_prompt_text() const override { return true; }
+  bool generates_remotely() const override { return true; }
   std::vector<mr::sdk::ScoreResult> score(
       const std::vector<mr::sdk::ScoreRequest>& requests) override;
   void reload(const fs::path& checkpoint_dir) override;

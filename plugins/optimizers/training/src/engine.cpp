@@ -86,6 +86,124 @@ class EvalModeOnExit {
   TrainableModel& model_;
 };
 
+namespace {
+
+/// Bytes of the per-step agreement message (the ranks are one build on one kind of machine).
+class ByteWriter {
+ public:
+  template <class T>
+  void put(const T& v) {
+    const auto* p = reinterpret_cast<const char*>(&v);
+    out.append(p, sizeof v);
+  }
+  void put_string(const std::string& s) {
+    put<std::uint64_t>(s.size());
+    out += s;
+  }
+  std::string out;
+};
+
+class ByteReader {
+ public:
+  explicit ByteReader(const std::string& s) : s_(s) {}
+  template <class T>
+  T get() {
+    MR_CHECK_AS(DistributedError, pos_ + sizeof(T) <= s_.size(),
+                "truncated step message from another rank");
+    T v;
+    std::memcpy(&v, s_.data() + pos_, sizeof v);
+    pos_ += sizeof v;
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<std::uint64_t>();
+    MR_CHECK_AS(DistributedError, pos_ + n <= s_.size(),
+                "truncated step message from another rank");
+    std::string v = s_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+
+ private:
+  const std::string& s_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+StepTotals agree_on_step(Collective& ranks,
+                         const std::vector<MicroOutcome>& mine,
+                         const GradientReducer::Result& summed,
+                         bool stop_here) {
+  ByteWriter w;
+  w.put<std::uint8_t>(stop_here ? 1 : 0);
+  w.put<std::uint8_t>(summed.hooks_fired_twice ? 1 : 0);
+  w.put<std::uint64_t>(summed.got_gradient.size());
+  for (bool g : summed.got_gradient) w.put<std::uint8_t>(g ? 1 : 0);
+  w.put<std::uint64_t>(mine.size());
+  for (const auto& o : mine) {
+    w.put<std::uint64_t>(o.index);
+    w.put<double>(o.loss);
+    w.put<std::int64_t>(o.tokens);
+    w.put<std::uint64_t>(o.sums.size());
+    for (const auto& [key, v] : o.sums) {
+      w.put_string(key);
+      w.put<double>(v);
+    }
+  }
+  StepTotals totals;
+  totals.got_gradient.assign(summed.got_gradient.size(), false);
+  bool twice = false;
+  for (const std::string& bytes : ranks.all_gather_bytes(w.out)) {
+    ByteReader r(bytes);
+    totals.stop = (r.get<std::uint8_t>() != 0) || totals.stop;
+    twice = (r.get<std::uint8_t>() != 0) || twice;
+    const auto n = r.get<std::uint64_t>();
+    MR_CHECK_AS(DistributedError, n == totals.got_gradient.size(),
+                "the ranks train different numbers of parameters (", n, " vs ",
+                totals.got_gradient.size(), ")");
+    for (std::size_t i = 0; i < n; ++i)
+      if (r.get<std::uint8_t>() != 0) totals.got_gradient[i] = true;
+    const auto count = r.get<std::uint64_t>();
+    for (std::uint64_t c = 0; c < count; ++c) {
+      MicroOutcome o;
+      o.index = r.get<std::uint64_t>();
+      o.loss = r.get<double>();
+      o.tokens = r.get<std::int64_t>();
+      const auto keys = r.get<std::uint64_t>();
+      for (std::uint64_t k = 0; k < keys; ++k) {
+        std::string key = r.get_string();
+        o.sums[key] = r.get<double>();
+      }
+      totals.outcomes.push_back(std::move(o));
+    }
+  }
+  MR_CHECK_AS(PluginError, !twice,
+              "a parameter's gradient hook fired twice in one backward pass (the model reuses a "
+              "parameter across separate backward passes), so data-parallel training cannot sum "
+              "its gradients; train with one rank");
+  std::sort(totals.outcomes.begin(), totals.outcomes.end(),
+            [](const MicroOutcome& a, const MicroOutcome& b) { return a.index < b.index; });
+  return totals;
+}
+
+void check_replicas(Collective& ranks,
+                    const std::vector<torch::Tensor>& params,
+                    std::int64_t step) {
+  Fnv f;
+  for (const auto& p : params) {
+    const torch::Tensor c = p.detach().to(torch::kCPU).contiguous();
+    f.bytes(c.data_ptr(), static_cast<std::size_t>(c.numel()) * c.element_size());
+  }
+  const std::vector<std::string> all = ranks.all_gather_bytes(f.hex());
+  for (std::size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      throw DistributedError("after step " + std::to_string(step) +
+                             " the trained weights differ between ranks (checksum " + all[0] +
+                             " on rank 0, " + all[r] + " on rank " + std::to_string(r) +
+                             "): the replicas diverged");
+}
+
 void log(HostContext* host, LogLevel level, const std::string& message) {
   if (host != nullptr) host->logger().log(level, message);
 }
@@ -97,6 +215,15 @@ TrainingSummary run_training(TrainableModel& model,
                              HostContext* host) {
   validate(options);
   if (options.threads > 0) torch::set_num_threads(options.threads);
+  // Data-parallel: the micro-batches of every step are dealt to the ranks round-robin, the
+  // gradients summed (GradientReducer), and every rank takes the same optimizer step. Only rank
+  // 0 writes files and logs.
+  Collective* const ranks =
+      job.collective != nullptr && job.collective->world_size() > 1 ? job.collective : nullptr;
+  const int rank = ranks != nullptr ? ranks->rank() : 0;
+  const int world = ranks != nullptr ? ranks->world_size() : 1;
+  const bool writer = rank == 0;
+  if (!writer) host = nullptr;
   ModelSetupOnExit setup(model);
   if (options.lora) {
     // From here on parameters() are the adapter's: only they train, get moments and are saved
@@ -175,6 +302,8 @@ TrainingSummary run_training(TrainableModel& model,
   } else if (task.before_training) {
     task.before_training();
   }
+  std::unique_ptr<GradientReducer> reducer;
+  if (ranks != nullptr) reducer = std::make_unique<GradientReducer>(params, *ranks);
 
   log(host, LogLevel::Info,
       "training on " + std::to_string(n) + " " + task.noun + ": " + std::to_string(total) +
@@ -230,18 +359,30 @@ TrainingSummary run_training(TrainableModel& model,
     for (std::size_t i : step_items)
       for (const auto* seq : task.items[i]) info.response_tokens += scored_tokens(*seq);
 
-    // Per-step dropout masks, so a resumed run draws the same masks as an uninterrupted one.
-    if (stochastic)
-      torch::manual_seed(
-          derive_seed(options.seed, 0x9e3779b9ULL + static_cast<std::uint64_t>(step)));
+    // Dropout masks per (step, micro-batch), so a resumed run, and a micro-batch on any rank,
+    // draws the same masks as an uninterrupted one-process run.
+    const std::uint64_t step_seed =
+        derive_seed(options.seed, 0x9e3779b9ULL + static_cast<std::uint64_t>(step));
     clear_grads();
     double step_loss = 0.0;
     std::int64_t step_tokens = 0;
     std::map<std::string, double> sums;
-    for (std::size_t m0 = 0; m0 < step_items.size(); m0 += static_cast<std::size_t>(micro)) {
+    // This rank's micro-batches (all of them in one process), and each one's loss and sums for
+    // the in-order totals across ranks.
+    const std::size_t micro_count =
+        (step_items.size() + static_cast<std::size_t>(micro) - 1) / static_cast<std::size_t>(micro);
+    std::size_t last_mine = micro_count;
+    for (std::size_t k = 0; k < micro_count; ++k)
+      if (static_cast<int>(k % static_cast<std::size_t>(world)) == rank) last_mine = k;
+    std::vector<MicroOutcome> outcomes;
+    for (std::size_t mi = 0; mi < micro_count; ++mi) {
+      if (static_cast<int>(mi % static_cast<std::size_t>(world)) != rank) continue;
+      const std::size_t m0 = mi * static_cast<std::size_t>(micro);
       const std::vector<std::size_t> mb(step_items.begin() + static_cast<std::ptrdiff_t>(m0),
                                         step_items.begin() + static_cast<std::ptrdiff_t>(std::min(
                                                                  step_items.size(), m0 + micro)));
+      if (stochastic) torch::manual_seed(derive_seed(step_seed, mi));
+      if (reducer && mi == last_mine) reducer->arm();
       std::vector<const TokenizedExample*> seqs;
       const std::size_t k = task.items[mb.front()].size();
       for (std::size_t s = 0; s < k; ++s)
@@ -254,12 +395,34 @@ TrainingSummary run_training(TrainableModel& model,
         (r.loss * loss_scale.scale).backward();
       else
         r.loss.backward();
-      step_loss += r.loss.item<double>();
-      step_tokens += sb.real_tokens;
-      for (const auto& [key, v] : r.sums) sums[key] += v;
+      outcomes.push_back({mi, r.loss.item<double>(), sb.real_tokens, std::move(r.sums)});
+    }
+    bool stop_agreed = false;
+    if (reducer) {
+      GradientReducer::Result summed = reducer->finish();
+      const StepTotals totals = agree_on_step(
+          *ranks, outcomes, summed, job.stop_requested && step + 1 < total && job.stop_requested());
+      outcomes = totals.outcomes;
+      stop_agreed = totals.stop;
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        if (!totals.got_gradient[i]) continue;  // As in one process: no gradient, no update.
+        torch::Tensor g = summed.gradients[i];
+        if (mixed) {
+          masters[i].mutable_grad() = loss_scale.scale != 1.0 ? g.div(loss_scale.scale) : g.clone();
+        } else {
+          params[i].mutable_grad() = g.to(params[i].scalar_type(), /*non_blocking=*/false,
+                                          /*copy=*/true);
+        }
+      }
+    }
+    for (const auto& o : outcomes) {  // In micro-batch order, as one process sums them.
+      step_loss += o.loss;
+      step_tokens += o.tokens;
+      for (const auto& [key, v] : o.sums) sums[key] += v;
     }
 
-    if (mixed) {
+    if (mixed && !reducer) {
       // fp32 gradients of the masters, unscaled.
       torch::NoGradGuard no_grad;
       for (std::size_t i = 0; i < params.size(); ++i)
@@ -328,9 +491,14 @@ TrainingSummary run_training(TrainableModel& model,
     // Report before saving: a crash in between repeats this step on resume (the host keeps the
     // last row per step) instead of losing its metrics.
     if (job.on_step) job.on_step(metrics);
-    const bool stop = done < total && job.stop_requested && job.stop_requested();
-    if (resumable && (epoch_end || stop ||
-                      (options.save_every_steps > 0 && done % options.save_every_steps == 0)))
+    const bool stop =
+        reducer ? stop_agreed : done < total && job.stop_requested && job.stop_requested();
+    if (ranks != nullptr && (done == total || (job.check_replicas_every_steps > 0 &&
+                                               done % job.check_replicas_every_steps == 0)))
+      check_replicas(*ranks, params, done);
+    if (writer && resumable &&
+        (epoch_end || stop ||
+         (options.save_every_steps > 0 && done % options.save_every_steps == 0)))
       save_state(job.state_dir, task, fingerprint, done, total, updated, optimizer, epoch_sums,
                  loss_scale);
     if (stop)
@@ -354,14 +522,14 @@ TrainingSummary run_training(TrainableModel& model,
     setup.checkpointing = false;
   }
   if (options.lora) {
-    if (!job.adapter_dir.empty()) {
+    if (writer && !job.adapter_dir.empty()) {
       model.save_lora(job.adapter_dir);
       log(host, LogLevel::Info, "saved the LoRA adapter to '" + job.adapter_dir.string() + "'");
     }
     model.merge_lora();  // The caller gets the trained model, as without LoRA.
     setup.lora = false;
   }
-  if (!job.output_dir.empty()) {
+  if (writer && !job.output_dir.empty()) {
     model.save(job.output_dir);
     log(host, LogLevel::Info, "saved the trained model to '" + job.output_dir.string() + "'");
   }

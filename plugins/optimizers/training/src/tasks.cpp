@@ -77,15 +77,66 @@ std::vector<std::pair<double, double>> pair_logps(TrainableModel& model,
   return out;
 }
 
+namespace {
+
+/// pair_logps() with the batches dealt to the ranks round-robin (the same batches as in one
+/// process, so the same values), gathered on every rank.
+std::vector<std::pair<double, double>> sharded_pair_logps(TrainableModel& model,
+                                                          const std::vector<PreparedPair>& pairs,
+                                                          int micro_batch_size,
+                                                          Collective& ranks) {
+  const std::size_t mb = static_cast<std::size_t>(std::max(micro_batch_size, 1));
+  const auto world = static_cast<std::size_t>(ranks.world_size());
+  const auto rank = static_cast<std::size_t>(ranks.rank());
+  std::string mine;  // (first pair index, chosen, rejected) triples of this rank's batches.
+  for (std::size_t b = rank; b * mb < pairs.size(); b += world) {
+    const std::size_t i0 = b * mb, i1 = std::min(pairs.size(), i0 + mb);
+    const std::vector<PreparedPair> batch(pairs.begin() + static_cast<std::ptrdiff_t>(i0),
+                                          pairs.begin() + static_cast<std::ptrdiff_t>(i1));
+    const auto lps = pair_logps(model, batch, micro_batch_size);
+    for (std::size_t j = 0; j < lps.size(); ++j) {
+      const std::uint64_t index = i0 + j;
+      mine.append(reinterpret_cast<const char*>(&index), sizeof index);
+      mine.append(reinterpret_cast<const char*>(&lps[j].first), sizeof(double));
+      mine.append(reinterpret_cast<const char*>(&lps[j].second), sizeof(double));
+    }
+  }
+  std::vector<std::pair<double, double>> out(pairs.size());
+  std::vector<bool> seen(pairs.size(), false);
+  constexpr std::size_t kRecord = sizeof(std::uint64_t) + 2 * sizeof(double);
+  for (const std::string& bytes : ranks.all_gather_bytes(mine)) {
+    MR_CHECK_AS(DistributedError, bytes.size() % kRecord == 0,
+                "malformed reference log-probs from another rank");
+    for (std::size_t off = 0; off < bytes.size(); off += kRecord) {
+      std::uint64_t index;
+      std::memcpy(&index, bytes.data() + off, sizeof index);
+      MR_CHECK_AS(DistributedError, index < pairs.size(), "reference log-prob for pair ", index,
+                  " of ", pairs.size());
+      std::memcpy(&out[index].first, bytes.data() + off + sizeof index, sizeof(double));
+      std::memcpy(&out[index].second, bytes.data() + off + sizeof index + sizeof(double),
+                  sizeof(double));
+      seen[index] = true;
+    }
+  }
+  for (std::size_t i = 0; i < pairs.size(); ++i)
+    MR_CHECK_AS(DistributedError, seen[i], "no rank computed the reference log-probs of pair ", i);
+  return out;
+}
+
+}  // namespace
+
 void compute_reference_logps(TrainableModel& model,
                              PreparedPairs& prepared,
-                             const TrainingOptions& options) {
+                             const TrainingOptions& options,
+                             Collective* ranks) {
   // With an adapter attached, the reference is the base: the adapter is switched off instead of
   // keeping a second copy of the model.
   if (options.lora) model.set_lora_enabled(false);
   std::vector<std::pair<double, double>> lps;
   try {
-    lps = pair_logps(model, prepared.pairs, options.micro_batch_size);
+    lps = ranks != nullptr && ranks->world_size() > 1
+              ? sharded_pair_logps(model, prepared.pairs, options.micro_batch_size, *ranks)
+              : pair_logps(model, prepared.pairs, options.micro_batch_size);
   } catch (...) {
     if (options.lora) model.set_lora_enabled(true);
     throw;
@@ -132,7 +183,7 @@ TrainingSummary train_prepared_pairs(TrainableModel& model,
       if (!prepared.reference_ready) {
         log(host, LogLevel::Info,
             "computing reference log-probs of " + std::to_string(prepared.pairs.size()) + " pairs");
-        compute_reference_logps(model, prepared, options);
+        compute_reference_logps(model, prepared, options, job.collective);
       }
     };
     // The reference log-probs travel with the state: a resumed run never needs the initial model.

@@ -145,6 +145,73 @@ struct EpochSums {
   std::map<std::string, double> sums;
 };
 
+/// Sums the gradients of `params` over the ranks of a data-parallel run in ~bucket_bytes
+/// buckets (fp32), each started from autograd hooks as soon as backward has produced all of its
+/// gradients (gradient_reducer.cpp). Per step: arm() before the backward of this rank's last
+/// micro-batch, finish() after it (or without any backward when the rank had no micro-batch).
+class GradientReducer {
+ public:
+  struct Result {
+    std::vector<torch::Tensor> gradients;  ///< Summed over the ranks, fp32, shaped as the params.
+    std::vector<bool> got_gradient;        ///< Whether this rank computed one for the param.
+    bool hooks_fired_twice = false;        ///< A param's hook fired twice in one backward.
+  };
+  GradientReducer(std::vector<torch::Tensor> params,
+                  Collective& ranks,
+                  std::int64_t bucket_bytes = 25LL << 20);
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+  ~GradientReducer();
+  void arm();
+  /// Starts the buckets not started yet, waits for all; valid until the next finish().
+  Result finish();
+
+ private:
+  struct Bucket {
+    std::vector<std::size_t> params;
+    torch::Tensor buffer;
+    std::vector<torch::Tensor> slices;
+    std::size_t filled = 0;
+    std::unique_ptr<CollectiveWork> work;
+  };
+  void on_gradient(std::size_t i, const torch::Tensor& grad);
+  void launch_ready();
+
+  std::vector<torch::Tensor> params_;
+  Collective& ranks_;
+  std::vector<Bucket> buckets_;
+  std::vector<std::pair<std::size_t, std::size_t>> slot_of_;  ///< (bucket, slice) per param.
+  std::vector<unsigned> hooks_;
+  std::vector<bool> filled_, got_grad_;
+  std::size_t next_launch_ = 0;
+  bool armed_ = false;
+  bool twice_ = false;
+};
+
+/// One micro-batch's share of a step, for the totals summed in micro-batch order.
+struct MicroOutcome {
+  std::size_t index = 0;  ///< Micro-batch within the step.
+  double loss = 0.0;
+  std::int64_t tokens = 0;
+  std::map<std::string, double> sums;
+};
+
+/// What the ranks agree on after a step's backward (engine.cpp).
+struct StepTotals {
+  std::vector<MicroOutcome> outcomes;  ///< Every rank's, in micro-batch order.
+  std::vector<bool> got_gradient;      ///< Per parameter: some rank computed a gradient.
+  bool stop = false;                   ///< Some rank was asked to stop.
+};
+
+/// Exchanges the step's micro-batch outcomes, gradient flags and stop requests of all ranks.
+StepTotals agree_on_step(Collective& ranks,
+                         const std::vector<MicroOutcome>& mine,
+                         const GradientReducer::Result& summed,
+                         bool stop_here);
+
+/// Throws DistributedError when the weights' checksum differs between ranks after `step`.
+void check_replicas(Collective& ranks, const std::vector<torch::Tensor>& params, std::int64_t step);
+
 /// Writes the resumable state of `task` after `step` of `total_steps` steps (trainer_state.cpp),
 /// atomically.
 void save_state(const fs::path& state_dir,

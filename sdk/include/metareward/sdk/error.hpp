@@ -49,6 +49,14 @@ class DataError : public Error {
   ~DataError() override;
 };
 
+/// A collective operation across the ranks of a distributed run failed: a rank exited, hung past
+/// the configured timeout, or the ranks disagree. The message names the rank(s) when known.
+class DistributedError : public Error {
+ public:
+  using Error::Error;
+  ~DistributedError() override;
+};
+
 /// Work stopped early because the user asked (SIGINT/SIGTERM, TrainingJob::stop_requested). What
 /// was finished has been saved; the run can be resumed.
 class Interrupted : public Error {

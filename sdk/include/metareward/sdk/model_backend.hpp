@@ -73,6 +73,11 @@ class ModelBackend {
   /// Default: nothing.
   virtual void suspend() {}
 
+  /// Optional. True when generation runs outside this process, on servers every rank of a
+  /// distributed run would share (an inference server): the host then generates through this
+  /// object on rank 0 only instead of sharding requests across ranks. Default: false.
+  virtual bool generates_remotely() const { return false; }
+
   /// Optional. Log-probabilities of each request's completion, one result per request in order.
   /// Default: throws BackendError("scoring not supported").
   virtual std::vector<ScoreResult> score(const std::vector<ScoreRequest>& requests);

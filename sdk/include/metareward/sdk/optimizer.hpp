@@ -16,6 +16,7 @@
 namespace mr::sdk {
 
 class TrainableModel;  // trainable_model.hpp (needs libtorch)
+class Collective;      // collective.hpp (needs libtorch)
 
 /// Metrics of one optimizer step ("loss", "rewards/chosen", "lr", "grad_norm", ...).
 struct StepMetrics {
@@ -41,6 +42,15 @@ struct TrainingJob {
   /// Polled after every step; when it returns true the optimizer saves its resumable state to
   /// `state_dir` (if set) and throws sdk::Interrupted. Empty = never stop early.
   std::function<bool()> stop_requested;
+  /// The ranks of a data-parallel run (null or world size 1: one process). Every rank calls
+  /// Optimizer::train() with the same pairs and job; each computes the gradients of its share of
+  /// every step and the ranks sum them, so that the steps equal a one-process run's. Only rank 0
+  /// writes `output_dir`, `adapter_dir` and `state_dir`; every rank reads `state_dir` to resume.
+  /// A collective that fails throws DistributedError.
+  Collective* collective = nullptr;
+  /// With a collective: compare a checksum of the trained weights across ranks after every this
+  /// many steps (0: only after the last step); a mismatch is a DistributedError.
+  std::int64_t check_replicas_every_steps = 0;
 };
 
 /// Final summary of a training run.

@@ -17,6 +17,8 @@
 
 namespace mr::core {
 
+class RankCoordinator;  // distributed_run.hpp
+
 /// How `metareward run` was asked to treat an existing run directory.
 struct RunLoopOptions {
   /// Continue the run in the output directory from its first incomplete stage. Without it an
@@ -27,6 +29,11 @@ struct RunLoopOptions {
   /// Polled between batches and training steps; true stops the run cleanly (sdk::Interrupted is
   /// thrown after the work in flight is saved).
   std::function<bool()> stop_requested;
+  /// Rank 0 of a distributed run: generation is sharded and training data-parallel over the
+  /// coordinator's ranks. Null: one process.
+  RankCoordinator* coordinator = nullptr;
+  /// Processes of this run on this machine (LOCAL_WORLD_SIZE): they share its threads.
+  int local_ranks = 1;
 };
 
 /// What a finished (or already complete) run did.

@@ -18,6 +18,8 @@
 
 namespace mr::core {
 
+class RankCoordinator;  // distributed_run.hpp
+
 /// Stage codes of stage_seed(): 1 actor, 2 judge, 3 actor pairs, 4 meta-judge plan and decide,
 /// 5 meta-judge generation, 6 training (also the seed stage's, as iteration 0), 7 evaluation.
 enum class StageCode : int {
@@ -48,6 +50,21 @@ class RunSession {
   void create_text_plugins(bool with_optimizer = true);
   /// Loads each model [roles] names once (a model in several roles is one object).
   void create_models();
+  /// Loads model `name` ([models.NAME]) unless it is loaded (the other ranks of a distributed
+  /// run load models on first use).
+  void create_model(const std::string& name);
+  /// True when model `name` is loaded.
+  bool has_model(const std::string& name) const { return models_.count(name) > 0; }
+  /// Rank 0 of a distributed run: models created from now on generate sharded over the ranks
+  /// (except those that generate remotely) and reload on every rank.
+  void distribute(RankCoordinator* coordinator) { coordinator_ = coordinator; }
+  /// The coordinator given to distribute(); null in a one-process run and on the other ranks.
+  RankCoordinator* coordinator() const { return coordinator_; }
+  /// Divides the run's threads among `local_ranks` processes of one machine (at least one
+  /// each). Call before any plugin is constructed.
+  void share_threads(int local_ranks);
+  /// [distributed] check_replicas_every_steps.
+  std::int64_t check_replicas_every_steps() const;
 
   sdk::ModelBackend& model(const std::string& name) const;
   sdk::ModelBackend& actor() const { return model(actor_); }
@@ -121,6 +138,7 @@ class RunSession {
   std::shared_ptr<sdk::Optimizer> optimizer_;
   std::shared_ptr<sdk::Optimizer> seed_optimizer_;
   std::shared_ptr<sdk::Evaluator> evaluator_;
+  RankCoordinator* coordinator_ = nullptr;
 };
 
 /// Calls `evaluator` and checks what it returns: every metric named and finite. Errors name

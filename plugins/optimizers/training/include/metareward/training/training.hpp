@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "metareward/sdk/collective.hpp"
 #include "metareward/sdk/config.hpp"
 #include "metareward/sdk/host.hpp"
 #include "metareward/sdk/optimizer.hpp"
@@ -254,10 +255,12 @@ std::vector<std::pair<double, double>> pair_logps(TrainableModel& model,
                                                   int micro_batch_size);
 
 /// Fills reference_chosen/reference_rejected with pair_logps() of `model` (the reference is the
-/// model before training) and sets reference_ready.
+/// model before training) and sets reference_ready. With `ranks` (world size > 1) every rank
+/// computes its share of the batches and all get every value.
 void compute_reference_logps(TrainableModel& model,
                              PreparedPairs& prepared,
-                             const TrainingOptions& options);
+                             const TrainingOptions& options,
+                             Collective* ranks = nullptr);
 
 /// Trains `model` in place on prepared pairs with `loss`, then saves it to job.output_dir (when
 /// not empty). Computes the reference log-probs first (unless prepared.reference_ready or the

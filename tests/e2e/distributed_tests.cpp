@@ -1,0 +1,338 @@
+// End-to-end tests of distributed runs (2 ranks on loopback, Gloo, 1 thread each): through
+// `metareward launch`, and started directly with the torchrun environment. Compared with the
+// one-process run of the same config; ranks killed, hung, and the launcher killed mid-run.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "run_setup.hpp"
+
+#if defined(MR_E2E_HAVE_TORCH_BACKEND) && defined(MR_E2E_HAVE_RECIPE)
+
+namespace {
+
+namespace fs = std::filesystem;
+using Catch::Contains;
+using mr::tests::CliResult;
+using mr::tests::read_text;
+using mr::tests::RunSetup;
+using namespace std::chrono_literals;
+
+/// Every sharding-relevant size of the CI run: 1 thread per rank, 2 micro-batches per step (one
+/// per rank), replica checksums after every step.
+const std::vector<std::string> kSets = {"--set", "optimizer.micro_batch_size=1",
+                                        "--set", "distributed.check_replicas_every_steps=1",
+                                        "--set", "distributed.backend=\"gloo\""};
+
+std::vector<std::string> with_sets(std::vector<std::string> args,
+                                   const std::vector<std::string>& more = {}) {
+  args.insert(args.end(), kSets.begin(), kSets.end());
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+std::map<std::string, std::string> iteration_files(const fs::path& run) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(run)) {
+    if (!e.is_regular_file()) continue;
+    const std::string rel = fs::relative(e.path(), run).string();
+    if (rel.rfind("iter_", 0) != 0 || e.path().filename() == "timings.json") continue;
+    files[rel] = read_text(e.path());
+  }
+  return files;
+}
+
+void check_same_files(const std::map<std::string, std::string>& expected,
+                      const std::map<std::string, std::string>& got) {
+  std::vector<std::string> names_expected, names_got;
+  for (const auto& [k, v] : expected) names_expected.push_back(k);
+  for (const auto& [k, v] : got) names_got.push_back(k);
+  REQUIRE(names_got == names_expected);
+  for (const auto& [name, text] : expected) {
+    INFO(name);
+    CHECK(got.at(name) == text);
+  }
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+/// `metareward ARGS...` in the background, stdout and stderr into `log`.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args,
+        const fs::path& cwd,
+        const fs::path& log,
+        const std::vector<std::pair<std::string, std::string>>& env = {})
+      : log_(log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      if (::chdir(cwd.c_str()) != 0) ::_exit(127);
+      ::unsetenv("METAREWARD_PLUGIN_PATH");
+      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<char*> argv;
+      std::string binary = MR_CLI_PATH;
+      argv.push_back(binary.data());
+      std::vector<std::string> copy = args;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(binary.c_str(), argv.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() {
+    if (!status_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string log() const { return read_text(log_); }
+  /// The exit status (128 + signal when killed), or nullopt when it runs past `timeout`.
+  std::optional<int> wait(std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!status_ && std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_)
+        status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      else
+        std::this_thread::sleep_for(50ms);
+    }
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  fs::path log_;
+  std::optional<int> status_;
+};
+
+/// Waits until `file` exists (the run got that far); REQUIREs it within `timeout`.
+void wait_for(const fs::path& file, std::chrono::seconds timeout = 300s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  INFO(file);
+  REQUIRE(fs::exists(file));
+}
+
+/// The processes whose command line mentions `needle` (the ranks of one test's run).
+std::vector<pid_t> processes_mentioning(const std::string& needle) {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = read_text(e.path() / "cmdline");
+    for (char& c : cmdline)
+      if (c == '\0') c = ' ';
+    if (cmdline.find(needle) != std::string::npos &&
+        cmdline.find("metareward") != std::string::npos)
+      out.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return out;
+}
+
+/// Rank `rank` of 2 started directly, as torchrun would.
+std::vector<std::pair<std::string, std::string>> torchrun_env(int rank, int port) {
+  return {{"RANK", std::to_string(rank)},       {"WORLD_SIZE", "2"},
+          {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", "2"},
+          {"MASTER_ADDR", "127.0.0.1"},         {"MASTER_PORT", std::to_string(port)}};
+}
+
+/// Float tensors of a model.safetensors, by name.
+std::map<std::string, std::vector<float>> read_f32_tensors(const fs::path& file) {
+  const std::string bytes = read_text(file);
+  std::uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, header_len));
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__" || info.at("dtype") != "F32") continue;
+    const auto begin = info.at("data_offsets").at(0).get<std::size_t>();
+    const auto end = info.at("data_offsets").at(1).get<std::size_t>();
+    std::vector<float> v((end - begin) / 4);
+    std::memcpy(v.data(), bytes.data() + 8 + header_len + begin, end - begin);
+    out[name] = std::move(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "distributed run: 2 ranks through launch equal the 1-rank run; the launcher killed -9 "
+    "and resumed gives the same artifacts",
+    "[e2e][run][distributed]") {
+  RunSetup one("dist_one");
+  const CliResult r1 = one.run(kSets);
+  INFO(r1.err);
+  REQUIRE(r1.exit_code == 0);
+
+  RunSetup two("dist_two");
+  const CliResult r2 = mr::tests::run_cli(
+      with_sets({"launch", "--nproc-per-node", "2", "--", "run", two.config.string()}),
+      two.dir.path());
+  INFO(r2.err);
+  REQUIRE(r2.exit_code == 0);
+  CHECK_THAT(r2.err + r2.out, Contains("[rank 1]"));
+  CHECK_THAT(r2.err + r2.out, Contains("gloo for training tensors"));
+  // Every iteration's artifacts, the trained models included: with one micro-batch per rank the
+  // summed gradients are the one-process sums bit for bit.
+  check_same_files(iteration_files(one.out), iteration_files(two.out));
+
+  // kill -9 of the launcher in the middle of iteration 1's judging: the ranks die with it
+  // (PR_SET_PDEATHSIG), and --resume finishes with the same bytes.
+  RunSetup killed("dist_killed");
+  {
+    Child launcher(
+        with_sets({"launch", "--nproc-per-node", "2", "--", "run", killed.config.string()}),
+        killed.dir.path(), killed.dir.path() / "launch.log");
+    wait_for(killed.out / "iter_1" / "responses.jsonl");
+    ::kill(launcher.pid(), SIGKILL);
+    REQUIRE(launcher.wait(30s).has_value());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!processes_mentioning(killed.config.string()).empty() &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  CHECK(processes_mentioning(killed.config.string()).empty());
+  const CliResult resumed =
+      mr::tests::run_cli(with_sets({"launch", "--nproc-per-node", "2", "--", "run",
+                                    killed.config.string(), "--resume"}),
+                         killed.dir.path());
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  check_same_files(iteration_files(one.out), iteration_files(killed.out));
+}
+
+TEST_CASE(
+    "distributed run: 4 micro-batches per step on 2 ranks train the 1-rank weights within "
+    "1e-5",
+    "[e2e][run][distributed]") {
+  const std::vector<std::string> sizes = {"--set", "run.iterations=1", "--set",
+                                          "optimizer.batch_size=4"};
+  RunSetup one("dist_tol_one");
+  const CliResult r1 = one.run(with_sets({}, sizes));
+  INFO(r1.err);
+  REQUIRE(r1.exit_code == 0);
+  RunSetup two("dist_tol_two");
+  const CliResult r2 = mr::tests::run_cli(
+      with_sets({"launch", "--nproc-per-node", "2", "--", "run", two.config.string()}, sizes),
+      two.dir.path());
+  INFO(r2.err);
+  REQUIRE(r2.exit_code == 0);
+  // Generation ran on the same model: identical. Training sums (g0+g2)+(g1+g3) instead of
+  // ((g0+g1)+g2)+g3, so the weights agree to rounding.
+  for (const char* file : {"responses.jsonl", "judgments.jsonl", "actor_pairs.jsonl",
+                           "meta_judgments.jsonl", "judge_pairs.jsonl"}) {
+    INFO(file);
+    CHECK(read_text(one.out / "iter_1" / file) == read_text(two.out / "iter_1" / file));
+  }
+  const auto a = read_f32_tensors(one.out / "iter_1" / "model" / "model.safetensors");
+  const auto b = read_f32_tensors(two.out / "iter_1" / "model" / "model.safetensors");
+  REQUIRE(a.size() == b.size());
+  REQUIRE(!a.empty());
+  double worst = 0;
+  for (const auto& [name, va] : a) {
+    const auto& vb = b.at(name);
+    REQUIRE(va.size() == vb.size());
+    for (std::size_t i = 0; i < va.size(); ++i)
+      worst = std::max(worst, std::abs(static_cast<double>(va[i]) - vb[i]) /
+                                  std::max(1.0, std::abs(static_cast<double>(va[i]))));
+  }
+  INFO("largest relative difference " << worst);
+  CHECK(worst <= 1e-5);
+}
+
+TEST_CASE(
+    "distributed run: a rank killed or hung stops the other with an error naming it; "
+    "--resume completes",
+    "[e2e][run][distributed]") {
+  RunSetup s("dist_fault");
+  const int port = free_port();
+  const std::vector<std::string> args =
+      with_sets({"run", s.config.string()}, {"--set", "distributed.timeout_s=8"});
+  SECTION("killed") {
+    Child rank0(args, s.dir.path(), s.dir.path() / "rank0.log", torchrun_env(0, port));
+    Child rank1(args, s.dir.path(), s.dir.path() / "rank1.log", torchrun_env(1, port));
+    wait_for(s.out / "iter_1" / "responses.jsonl");
+    ::kill(rank1.pid(), SIGKILL);
+    const auto code = rank0.wait(60s);
+    INFO(rank0.log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(rank0.log(), Contains("rank 1"));
+  }
+  SECTION("hung") {
+    Child rank0(args, s.dir.path(), s.dir.path() / "rank0.log", torchrun_env(0, port));
+    Child rank1(args, s.dir.path(), s.dir.path() / "rank1.log", torchrun_env(1, port));
+    wait_for(s.out / "iter_1" / "responses.jsonl");
+    ::kill(rank1.pid(), SIGSTOP);
+    const auto code = rank0.wait(60s);
+    ::kill(rank1.pid(), SIGKILL);
+    INFO(rank0.log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(rank0.log(), Contains("rank 1 stopped responding"));
+  }
+  const CliResult resumed = mr::tests::run_cli(
+      with_sets({"launch", "--nproc-per-node", "2", "--", "run", s.config.string(), "--resume"}),
+      s.dir.path());
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK(fs::exists(s.out / "iter_2" / "metrics.json"));
+}
+
+TEST_CASE("distributed run: bad torchrun variables and an unavailable backend are clear errors",
+          "[e2e][run][distributed]") {
+  RunSetup s("dist_env");
+  const std::vector<std::string> args = {"run", s.config.string()};
+  CliResult r =
+      mr::tests::run_cli(args, s.dir.path(), {"RANK=2", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Contains("RANK=2 is not below WORLD_SIZE=2"));
+  r = mr::tests::run_cli(args, s.dir.path(), {"RANK=0", "WORLD_SIZE=two"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Contains("WORLD_SIZE='two'"));
+  // This build's libtorch has no CUDA: nccl is refused on every rank, before any work.
+  r = mr::tests::run_cli({"launch", "--nproc-per-node", "2", "--", "run", s.config.string(),
+                          "--set", "distributed.backend=\"nccl\""},
+                         s.dir.path());
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Contains("backend = \"nccl\""));
+  CHECK_FALSE(fs::exists(s.out / "iter_1"));
+}
+
+#endif
