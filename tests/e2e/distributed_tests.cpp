@@ -282,8 +282,12 @@ TEST_CASE(
     "[e2e][run][distributed]") {
   RunSetup s("dist_fault");
   const int port = free_port();
-  const std::vector<std::string> args =
-      with_sets({"run", s.config.string()}, {"--set", "distributed.timeout_s=8"});
+  // Six iterations over the same prompts, so that the fault lands mid-run.
+  const std::vector<std::string> longer = {
+      "--set", "run.iterations=6",       "--set", "run.train_judge=true",
+      "--set", "pair_selection.rho=0.1", "--set", "prompts.disjoint=false",
+      "--set", "distributed.timeout_s=8"};
+  const std::vector<std::string> args = with_sets({"run", s.config.string()}, longer);
   SECTION("killed") {
     Child rank0(args, s.dir.path(), s.dir.path() / "rank0.log", torchrun_env(0, port));
     Child rank1(args, s.dir.path(), s.dir.path() / "rank1.log", torchrun_env(1, port));
@@ -307,12 +311,12 @@ TEST_CASE(
     CHECK(*code == 1);
     CHECK_THAT(rank0.log(), Contains("rank 1 stopped responding"));
   }
-  const CliResult resumed = mr::tests::run_cli(
-      with_sets({"launch", "--nproc-per-node", "2", "--", "run", s.config.string(), "--resume"}),
-      s.dir.path());
+  // Resumed with another world size: generation stages and training are world-size free.
+  const CliResult resumed =
+      mr::tests::run_cli(with_sets({"run", s.config.string(), "--resume"}, longer), s.dir.path());
   INFO(resumed.err);
   CHECK(resumed.exit_code == 0);
-  CHECK(fs::exists(s.out / "iter_2" / "metrics.json"));
+  CHECK(fs::exists(s.out / "iter_6" / "metrics.json"));
 }
 
 TEST_CASE("distributed run: bad torchrun variables and an unavailable backend are clear errors",

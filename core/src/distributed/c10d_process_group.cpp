@@ -44,7 +44,7 @@ std::string first_line(const std::exception& e) {
 }
 
 constexpr Millis kHeartbeatEvery{1000};
-constexpr std::int64_t kStaleAfterMs = 5000;
+constexpr std::int64_t kStaleAfterMs = 3000;
 
 /// The store connection of one rank's heartbeat thread (its own client: TCPStore clients are not
 /// meant to be shared between threads).
@@ -306,6 +306,33 @@ class C10dProcessGroup final : public ProcessGroup {
     return out;
   }
 
+  /// The ranks the store shows as gone: failures they reported, heartbeats that stopped.
+  std::vector<std::string> stopped_ranks(c10d::TCPStore& probe) {
+    std::vector<std::string> found;
+    const std::int64_t now = wall_ms();
+    for (int r = 0; r < env_.world_size; ++r) {
+      if (r == env_.rank) continue;
+      const std::string failed = "metareward/failed/" + std::to_string(r);
+      if (probe.check({failed})) {
+        const auto v = probe.get(failed);
+        found.push_back("rank " + std::to_string(r) +
+                        " failed: " + std::string(v.begin(), v.end()));
+        continue;
+      }
+      const std::string beat = "metareward/heartbeat/" + std::to_string(r);
+      if (!probe.check({beat})) {
+        found.push_back("rank " + std::to_string(r) + " never joined");
+        continue;
+      }
+      const auto v = probe.get(beat);
+      const std::int64_t age = now - std::stoll(std::string(v.begin(), v.end()));
+      if (age > kStaleAfterMs)
+        found.push_back("rank " + std::to_string(r) + " stopped responding (no heartbeat for " +
+                        std::to_string(age / 1000) + " s: it exited or hangs)");
+    }
+    return found;
+  }
+
   /// Which ranks are gone, from the store: failures they reported, heartbeats that stopped. When
   /// the store itself is unreachable, rank 0 (its host) has exited.
   std::string diagnose() noexcept {
@@ -316,27 +343,13 @@ class C10dProcessGroup final : public ProcessGroup {
       o.waitWorkers = false;
       o.timeout = Millis(3000);
       c10d::TCPStore probe(env_.master_addr, o);
+      // A rank that just died still has a recent heartbeat: give it time to go stale.
       std::vector<std::string> found;
-      const std::int64_t now = wall_ms();
-      for (int r = 0; r < env_.world_size; ++r) {
-        if (r == env_.rank) continue;
-        const std::string failed = "metareward/failed/" + std::to_string(r);
-        if (probe.check({failed})) {
-          const auto v = probe.get(failed);
-          found.push_back("rank " + std::to_string(r) +
-                          " failed: " + std::string(v.begin(), v.end()));
-          continue;
-        }
-        const std::string beat = "metareward/heartbeat/" + std::to_string(r);
-        if (!probe.check({beat})) {
-          found.push_back("rank " + std::to_string(r) + " never joined");
-          continue;
-        }
-        const auto v = probe.get(beat);
-        const std::int64_t age = now - std::stoll(std::string(v.begin(), v.end()));
-        if (age > kStaleAfterMs)
-          found.push_back("rank " + std::to_string(r) + " stopped responding (no heartbeat for " +
-                          std::to_string(age / 1000) + " s: it exited or hangs)");
+      const auto deadline = Clock::now() + Millis(kStaleAfterMs + 2000);
+      for (;;) {
+        found = stopped_ranks(probe);
+        if (!found.empty() || Clock::now() >= deadline) break;
+        std::this_thread::sleep_for(Millis(250));
       }
       if (found.empty())
         return "a rank exited or did not answer within the timeout (" +
