@@ -31,6 +31,10 @@ const std::vector<Command>& command_table() {
        "Run a config's seed stage and Meta-Rewarding iterations (resumable, records every "
        "artifact).",
        run_command},
+      {"launch",
+       "Start this machine's ranks of a distributed command (torchrun's environment), e.g. "
+       "`launch --nproc-per-node 2 run CONFIG`.",
+       launch_command},
       {"report", "Write report.html and report.md for a run directory.", report_command},
       {"eval", "Evaluate a config's models with its [evaluation] plugin (no training).",
        eval_command},

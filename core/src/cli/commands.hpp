@@ -78,6 +78,7 @@ int train_dpo_command(const GlobalOptions& globals, const std::vector<std::strin
 int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int plan_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int run_command(const GlobalOptions& globals, const std::vector<std::string>& args);
+int launch_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int report_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int eval_command(const GlobalOptions& globals, const std::vector<std::string>& args);
 int compare_command(const GlobalOptions& globals, const std::vector<std::string>& args);
