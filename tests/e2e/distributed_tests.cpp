@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "run_files.hpp"
 #include "run_setup.hpp"
 
 #if defined(MR_E2E_HAVE_TORCH_BACKEND) && defined(MR_E2E_HAVE_RECIPE)
@@ -27,7 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using Catch::Contains;
+using mr::tests::check_same_files;
 using mr::tests::CliResult;
+using mr::tests::iteration_files;
 using mr::tests::read_text;
 using mr::tests::RunSetup;
 using namespace std::chrono_literals;
@@ -43,29 +46,6 @@ std::vector<std::string> with_sets(std::vector<std::string> args,
   args.insert(args.end(), kSets.begin(), kSets.end());
   args.insert(args.end(), more.begin(), more.end());
   return args;
-}
-
-std::map<std::string, std::string> iteration_files(const fs::path& run) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(run)) {
-    if (!e.is_regular_file()) continue;
-    const std::string rel = fs::relative(e.path(), run).string();
-    if (rel.rfind("iter_", 0) != 0 || e.path().filename() == "timings.json") continue;
-    files[rel] = read_text(e.path());
-  }
-  return files;
-}
-
-void check_same_files(const std::map<std::string, std::string>& expected,
-                      const std::map<std::string, std::string>& got) {
-  std::vector<std::string> names_expected, names_got;
-  for (const auto& [k, v] : expected) names_expected.push_back(k);
-  for (const auto& [k, v] : got) names_got.push_back(k);
-  REQUIRE(names_got == names_expected);
-  for (const auto& [name, text] : expected) {
-    INFO(name);
-    CHECK(got.at(name) == text);
-  }
 }
 
 int free_port() {

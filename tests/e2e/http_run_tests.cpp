@@ -18,40 +18,18 @@
 #include <httplib.h>
 
 #include "cli_runner.hpp"
+#include "run_files.hpp"
 #include "run_setup.hpp"
 #include "serve_process.hpp"
 
 namespace fs = std::filesystem;
+using mr::tests::check_same_files;
 using mr::tests::CliResult;
+using mr::tests::iteration_files;
 using mr::tests::read_text;
 using mr::tests::RunSetup;
 
 namespace {
-
-/// Every file under the run's iteration directories (iter_*), by relative path: what the method
-/// produced. The manifest, resolved config and logs name the models and legitimately differ.
-std::map<std::string, std::string> iteration_files(const fs::path& run) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(run)) {
-    if (!e.is_regular_file()) continue;
-    const std::string rel = fs::relative(e.path(), run).string();
-    if (rel.rfind("iter_", 0) != 0 || e.path().filename() == "timings.json") continue;
-    files[rel] = read_text(e.path());
-  }
-  return files;
-}
-
-void check_same_files(const std::map<std::string, std::string>& expected,
-                      const std::map<std::string, std::string>& got) {
-  std::vector<std::string> names_expected, names_got;
-  for (const auto& [k, v] : expected) names_expected.push_back(k);
-  for (const auto& [k, v] : got) names_got.push_back(k);
-  REQUIRE(names_got == names_expected);
-  for (const auto& [name, text] : expected) {
-    INFO(name);
-    CHECK(got.at(name) == text);
-  }
-}
 
 /// The last "==== metareward: pid N" line of a managed server's log, or -1.
 int last_server_pid(const fs::path& log) {
