@@ -172,8 +172,8 @@ std::map<std::string, std::vector<float>> read_f32_tensors(const fs::path& file)
 }  // namespace
 
 TEST_CASE(
-    "distributed run: 2 ranks through launch equal the 1-rank run; the launcher killed -9 "
-    "and resumed gives the same artifacts",
+    "distributed run: 2 ranks through launch equal the 1-rank run: also after kill -9 or "
+    "SIGTERM of the launcher and --resume",
     "[e2e][run][distributed]") {
   RunSetup one("dist_one");
   const CliResult r1 = one.run(kSets);
@@ -215,6 +215,33 @@ TEST_CASE(
   INFO(resumed.err);
   REQUIRE(resumed.exit_code == 0);
   check_same_files(iteration_files(one.out), iteration_files(killed.out));
+
+  // SIGTERM to the launcher reaches every rank: rank 0 saves and says how to resume, the
+  // launcher exits with its 143 (not as a failed rank), and --resume gives the same bytes.
+  RunSetup stopped("dist_sigterm");
+  {
+    Child launcher(
+        with_sets({"launch", "--nproc-per-node", "2", "--", "run", stopped.config.string()}),
+        stopped.dir.path(), stopped.dir.path() / "launch.log");
+    wait_for(stopped.out / "iter_1" / "judgments.jsonl");
+    ::kill(launcher.pid(), SIGTERM);
+    const auto code = launcher.wait(120s);
+    const std::string log = launcher.log();
+    INFO(log);
+    REQUIRE(code.has_value());
+    CHECK(*code == 143);
+    CHECK_THAT(log, Contains("[rank 0] "));
+    CHECK_THAT(log, Contains("resume with"));
+    CHECK_THAT(log, !Contains("stopping the other ranks"));
+  }
+  CHECK(processes_mentioning(stopped.config.string()).empty());
+  const CliResult continued =
+      mr::tests::run_cli(with_sets({"launch", "--nproc-per-node", "2", "--", "run",
+                                    stopped.config.string(), "--resume"}),
+                         stopped.dir.path());
+  INFO(continued.err);
+  REQUIRE(continued.exit_code == 0);
+  check_same_files(iteration_files(one.out), iteration_files(stopped.out));
 }
 
 TEST_CASE(
@@ -257,7 +284,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "distributed run: a rank killed or hung stops the other with an error naming it; "
+    "distributed run: a rank killed or hung stops the other with an error naming it and "
     "--resume completes",
     "[e2e][run][distributed]") {
   RunSetup s("dist_fault");

@@ -31,7 +31,8 @@ TEST_CASE("config resolve: defaults are filled in for every section", "[config]"
       CHECK(config.path() == path);
       CHECK(config.iterations() == 4);
     }
-    CHECK(paths == std::set<std::string>{"run", "prompts", "plugins", "roles", "generation.actor",
+    CHECK(paths == std::set<std::string>{"run", "prompts", "plugins", "roles", "distributed",
+                                         "generation.actor",
                                          "generation.judge", "generation.meta_judge",
                                          "models.policy", "judge_rubric", "meta_judge",
                                          "pair_selection", "optimizer"});
@@ -95,15 +96,15 @@ TEST_CASE("config resolve: defaults are filled in for every section", "[config]"
   SECTION("the tree holds every section, generation nested") {
     std::set<std::string> top;
     for (const auto& [key, value] : r.root) top.insert(key);
-    CHECK(top == std::set<std::string>{"run", "prompts", "plugins", "roles", "generation", "models",
-                                       "judge_rubric", "meta_judge", "pair_selection",
+    CHECK(top == std::set<std::string>{"run", "prompts", "plugins", "roles", "distributed",
+                                       "generation", "models", "judge_rubric", "meta_judge", "pair_selection",
                                        "optimizer"});
     CHECK(r.root.at("generation").as_table().size() == 3);
   }
   SECTION("an unknown section name is an error listing the sections") {
     auto msg = config_error([&] { r.section("generation.actr"); });
     CHECK_THAT(msg, Catch::StartsWith("no config section 'generation.actr'; did you mean "
-                                      "'generation.actor'? (sections: generation.actor, "));
+                                      "'generation.actor'? (sections: distributed, generation.actor, "));
   }
 }
 
@@ -246,8 +247,9 @@ TEST_CASE("config host schema: sections, keys and constraints", "[config]") {
   const auto& sections = host_sections();
   std::vector<std::string> names;
   for (const auto& [name, schema] : sections) names.push_back(name);
-  CHECK(names == std::vector<std::string>{"run", "prompts", "plugins", "roles", "generation.actor",
-                                          "generation.judge", "generation.meta_judge"});
+  CHECK(names == std::vector<std::string>{"run", "prompts", "plugins", "roles", "distributed",
+                                          "generation.actor", "generation.judge",
+                                          "generation.meta_judge"});
 
   auto spec = [&](const std::string& section, const std::string& key) -> const mr::sdk::ParamSpec& {
     for (const auto& [name, schema] : sections)

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -218,9 +219,17 @@ int dispatch(int argc, char** argv) {
   all.add(globals_desc).add_options()("rest", po::value<std::vector<std::string>>(), "");
   po::positional_options_description rest;
   rest.add("rest", -1);
-  po::parsed_options parsed =
-      po::command_line_parser(argc, argv).options(all).positional(rest).allow_unregistered().run();
+  // A literal "--" ends the global options: what follows is passed on verbatim, "--" included
+  // (`launch -- --version` starts ranks that run `metareward --version`).
+  int options_end = 1;
+  while (options_end < argc && std::string_view(argv[options_end]) != "--") ++options_end;
+  po::parsed_options parsed = po::command_line_parser(options_end, argv)
+                                  .options(all)
+                                  .positional(rest)
+                                  .allow_unregistered()
+                                  .run();
   std::vector<std::string> words = po::collect_unrecognized(parsed.options, po::include_positional);
+  words.insert(words.end(), argv + options_end, argv + argc);
   po::variables_map vm;
   po::store(parsed, vm);
   po::notify(vm);

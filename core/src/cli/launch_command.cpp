@@ -235,14 +235,14 @@ int launch_command(const GlobalOptions& globals, const std::vector<std::string>&
 
   std::optional<RankProcess*> first_failure;
   std::optional<std::chrono::steady_clock::time_point> kill_at;
-  bool interrupted = false;
+  int interrupt_signal = 0;  // the last SIGINT/SIGTERM forwarded to the ranks
   auto signal_all = [&](int sig) {
     for (auto& r : ranks)
       if (!r.code) ::kill(r.pid, sig);
   };
   for (;;) {
     if (const int sig = g_launch_signal.exchange(0); sig != 0) {
-      interrupted = true;
+      interrupt_signal = sig;
       signal_all(sig);
     }
     std::vector<pollfd> fds;
@@ -275,7 +275,9 @@ int launch_command(const GlobalOptions& globals, const std::vector<std::string>&
         int status = 0;
         if (::waitpid(r.pid, &status, WNOHANG) == r.pid) {
           r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-          if (*r.code != 0 && !first_failure) {
+          // After a forwarded signal the ranks stop on their own (rank 0 saves and prints how to
+          // resume); their 130/143 is not a failure to fail-fast on.
+          if (*r.code != 0 && !first_failure && interrupt_signal == 0) {
             first_failure = &r;
             if (WIFSIGNALED(status))
               spdlog::error(
@@ -301,7 +303,10 @@ int launch_command(const GlobalOptions& globals, const std::vector<std::string>&
     if (all_done) break;
   }
   if (first_failure) return *(*first_failure)->code;
-  if (!interrupted) spdlog::info("metareward launch: all {} ranks finished", nproc);
+  // Interrupted: the code of this node's first rank (rank 0 of the run on the first node), which
+  // is 0 only when it had already finished.
+  if (interrupt_signal != 0) return *ranks.front().code;
+  spdlog::info("metareward launch: all {} ranks finished", nproc);
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #if defined(MR_WITH_NCCL)
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -146,6 +147,9 @@ class C10dProcessGroup final : public ProcessGroup {
     data_ = gloo_;
 #if defined(MR_WITH_NCCL)
     if (backend_ == "nccl") {
+      // NCCL communicators belong to the current device: this rank's GPU, as the models'
+      // device = "cuda" resolves it.
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank));
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = timeout_;
       data_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(

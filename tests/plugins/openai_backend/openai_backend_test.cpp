@@ -369,7 +369,7 @@ TEST_CASE("token counts come from the server's /tokenize, or are unavailable") {
   CHECK_THROWS_WITH(b.model->tokenize("ab"), Catch::Contains("token ids are not available"));
 }
 
-TEST_CASE("unmanaged servers cannot reload; the message says how to get there") {
+TEST_CASE("unmanaged servers cannot reload and the message says how to get there") {
   FakeServer s;
   auto backend = make_backend({{"base_url", urls({s.url()})}});
   CHECK_THROWS_WITH(backend.model->reload("/ckpt/iter_1/model"),

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 #include "backend_impl.hpp"
@@ -36,7 +37,9 @@ sdk::Schema torch_backend_schema() {
                            "tokenizer.json)."),
       ParamSpec::string_("dtype", "float32", "Parameter and compute dtype.")
           .one_of({"float32", "bfloat16", "float16"}),
-      ParamSpec::string_("device", "cpu", "libtorch device, e.g. \"cpu\" or \"cuda:0\"."),
+      ParamSpec::string_("device", "cpu",
+                         "libtorch device: \"cpu\", \"cuda:N\", or \"cuda\" = this rank's GPU "
+                         "(cuda:LOCAL_RANK in a distributed run, else cuda:0)."),
       ParamSpec::string_("chat_template", "auto",
                          "Chat template; auto picks it from the tokenizer config (plain when "
                          "the tokenizer has none); custom builds it from chat_format.")
@@ -89,7 +92,25 @@ torch::Device parse_device(const std::string& name, const std::string& where) {
                       "device = \"cpu\"");
   }
   const auto count = static_cast<std::int64_t>(torch::cuda::device_count());
-  if (device->has_index() && device->index() >= count) {
+  if (!device->has_index()) {
+    // torchrun's convention: one process per GPU, the GPU named by LOCAL_RANK.
+    const char* local_rank = std::getenv("LOCAL_RANK");
+    int index = 0;
+    if (local_rank != nullptr && *local_rank != '\0') {
+      try {
+        index = std::stoi(local_rank);
+      } catch (const std::exception&) {
+        throw ConfigError("[" + where + "] device 'cuda': LOCAL_RANK='" +
+                          std::string(local_rank) + "' is not a number");
+      }
+    }
+    if (index < 0 || index >= count)
+      throw ConfigError("[" + where + "] device 'cuda' is this rank's GPU cuda:" +
+                        std::to_string(index) + " (LOCAL_RANK), but only " +
+                        std::to_string(count) + " CUDA device(s) are present");
+    device.emplace(torch::kCUDA, static_cast<torch::DeviceIndex>(index));
+  }
+  if (device->index() && device->index() >= count) {
     throw ConfigError("[" + where + "] device '" + name + "': only " + std::to_string(count) +
                       " CUDA device(s) present");
   }
