@@ -1,9 +1,11 @@
-// read_world_env() (distributed/process_group.hpp): the torchrun variables, checked.
+// read_world_env() and the other libtorch-free helpers of distributed/process_group.hpp: the
+// torchrun variables, checked, and the [distributed] options.
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
 #include "metareward/core/distributed/process_group.hpp"
+#include "metareward/sdk/config.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core {
@@ -50,6 +52,23 @@ WorldEnv read_world_env() {
                            " but MASTER_ADDR is not set (torchrun and `metareward launch` set it)");
   env.master_port = env_int("MASTER_PORT", 29500, 1, 65535);
   return env;
+}
+
+DistributedOptions distributed_options(const sdk::Config& section) {
+  DistributedOptions o;
+  o.backend = section.get_string("backend");
+  o.timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(section.get_float("timeout_s") * 1000));
+  return o;
+}
+
+void require_single_process(const WorldEnv& env, const std::string& command,
+                            const std::string& hint) {
+  if (env.world_size > 1)
+    throw sdk::ConfigError(command + " runs in one process, but this is rank " +
+                           std::to_string(env.rank) + " of WORLD_SIZE=" +
+                           std::to_string(env.world_size) + " (torchrun or metareward launch): " +
+                           hint);
 }
 
 }  // namespace mr::core

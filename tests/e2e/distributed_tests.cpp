@@ -15,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -324,6 +325,73 @@ TEST_CASE(
   INFO(resumed.err);
   CHECK(resumed.exit_code == 0);
   CHECK(fs::exists(s.out / "iter_6" / "metrics.json"));
+}
+
+TEST_CASE(
+    "distributed train-dpo and sft: 2 ranks write the 1-process model byte for byte from rank 0 "
+    "only and generate refuses to run on ranks",
+    "[e2e][distributed]") {
+  RunSetup s("dist_train");
+  std::string pairs, chats;
+  for (int i = 0; i < 8; ++i) {
+    const std::string n = std::to_string(i);
+    pairs += "{\"prompt\": \"Question " + n + "\", \"chosen\": \"yes " + n +
+             " and more\", \"rejected\": \"no\"}\n";
+    chats += "{\"messages\": [{\"role\": \"user\", \"content\": \"Say " + n +
+             "\"}, {\"role\": \"assistant\", \"content\": \"" + n + " " + n + "\"}]}\n";
+  }
+  s.dir.write("pairs.jsonl", pairs);
+  s.dir.write("chats.jsonl", chats);
+  // One micro-batch per rank and per step; one thread per process on both sides.
+  const std::vector<std::string> sizes = {"--set", "optimizer.batch_size=2", "--set",
+                                          "optimizer.micro_batch_size=1"};
+  for (const std::string command : {"train-dpo", "sft"}) {
+    INFO(command);
+    const std::string data = command == "sft" ? "chats.jsonl" : "pairs.jsonl";
+    std::vector<std::string> args = {command,    "--model", s.model.string(),
+                                     command == "sft" ? "--data" : "--pairs", data};
+    args.insert(args.end(), sizes.begin(), sizes.end());
+    auto with_out = [&](const std::string& out, const std::string& threads) {
+      std::vector<std::string> a = args;
+      for (const std::string& w : {std::string("--out"), out, std::string("--metrics"),
+                                   out + ".metrics.jsonl", std::string("--threads"), threads})
+        a.push_back(w);
+      return a;
+    };
+    const std::string one_dir = command + "_one", two_dir = command + "_two";
+    const CliResult one = mr::tests::run_cli(with_out(one_dir, "1"), s.dir.path());
+    INFO(one.err);
+    REQUIRE(one.exit_code == 0);
+    std::vector<std::string> launched = {"launch", "--nproc-per-node", "2", "--"};
+    for (const auto& a : with_out(two_dir, "2")) launched.push_back(a);
+    const CliResult two = mr::tests::run_cli(launched, s.dir.path());
+    INFO(two.err);
+    REQUIRE(two.exit_code == 0);
+    CHECK(read_text(s.dir.path() / one_dir / "model.safetensors") ==
+          read_text(s.dir.path() / two_dir / "model.safetensors"));
+    // Per-step metrics equal too, but for the throughput (a timing).
+    auto metrics = [&](const std::string& dir) {
+      std::vector<nlohmann::json> rows;
+      std::istringstream lines(read_text(s.dir.path() / (dir + ".metrics.jsonl")));
+      for (std::string l; std::getline(lines, l);) {
+        rows.push_back(nlohmann::json::parse(l));
+        rows.back().erase("tokens_per_s");
+      }
+      return rows;
+    };
+    const auto m1 = metrics(one_dir);
+    CHECK(m1.size() >= 4);
+    CHECK(m1 == metrics(two_dir));
+    // The summary line comes from rank 0 alone.
+    CHECK_THAT(two.out, Contains("[rank 0] {"));
+    CHECK_THAT(two.out, !Contains("[rank 1] {"));
+  }
+  const CliResult gen =
+      mr::tests::run_cli({"launch", "--nproc-per-node", "2", "--", "generate", "--model",
+                          s.model.string(), "--input", "pairs.jsonl"},
+                         s.dir.path());
+  CHECK(gen.exit_code == 2);
+  CHECK_THAT(gen.err, Contains("generate runs in one process, but this is rank"));
 }
 
 TEST_CASE("distributed run: bad torchrun variables and an unavailable backend are clear errors",

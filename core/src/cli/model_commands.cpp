@@ -1,6 +1,7 @@
 // Commands that drive a model through the SDK interfaces only, whatever backend and optimizer
 // plugins provide them: `generate`, `score`, `train-dpo`, `sft`. Core stays libtorch-free: it
-// hands the backend's opaque TrainableModel to the optimizer plugin.
+// hands the backend's opaque TrainableModel to the optimizer plugin. train-dpo and sft also run
+// data-parallel under torchrun / `metareward launch` (rank 0 writes); generate and score refuse.
 #include <algorithm>
 #include <iostream>
 
@@ -9,6 +10,7 @@
 
 #include "commands.hpp"
 #include "metareward/core/config_loader.hpp"
+#include "metareward/core/distributed/process_group.hpp"
 #include "metareward/core/jsonl.hpp"
 #include "metareward/core/logging.hpp"
 #include "metareward/core/run/artifact_rows.hpp"
@@ -53,8 +55,15 @@ int train(ModelSession& s,
     throw sdk::BackendError("model backend '" + s.resolved.plugin_of.at("models.policy") +
                             "' cannot train (it has no trainable view)");
   if (pairs.empty()) throw sdk::DataError("no usable training rows");
+  // Under torchrun / `metareward launch`: every rank reads the same rows and trains its share of
+  // each step's micro-batches; the trainer writes the model, adapter and state from rank 0 only.
+  const WorldEnv world = read_world_env();
+  std::unique_ptr<ProcessGroup> group;
+  if (world.world_size > 1)
+    group = connect_process_group(world, distributed_options(s.resolved.section("distributed")));
   std::vector<std::string> metric_lines;
   sdk::TrainingJob job;
+  if (group) job.collective = group->collective();
   job.info = {1, 1, sdk::derive_seed(s.seed, 0x7261696e)};
   job.output_dir = out;
   job.adapter_dir = adapter_dir;  // Written only when the optimizer trains an adapter.
@@ -72,6 +81,7 @@ int train(ModelSession& s,
                   value("lr"), value("grad_norm"));
   };
   const sdk::TrainingSummary summary = s.optimizer->train(*model, pairs, job);
+  if (world.rank != 0) return 0;
   if (!metrics_path.empty()) write_lines_atomic(metrics_path, metric_lines);
   json result = {{"output_dir", out.string()}, {"steps", summary.steps}};
   for (const auto& [k, v] : summary.metrics) result[k] = v;
@@ -100,6 +110,8 @@ int generate_command(const GlobalOptions& globals, const std::vector<std::string
   if (vm["n"].as<int>() < 1) throw UsageError("generate: --n must be >= 1");
   if (vm["batch-size"].as<int>() < 1) throw UsageError("generate: --batch-size must be >= 1");
 
+  require_single_process(read_world_env(), "generate",
+                         "start it once (a `metareward run` shards its generation over ranks)");
   ModelSession s;
   open_session(s, "generate", globals, vm, "");
   const std::string input = vm["input"].as<std::string>();
@@ -165,6 +177,7 @@ int score_command(const GlobalOptions& globals, const std::vector<std::string>& 
   po::variables_map vm;
   if (!parse_command_args("score", "--model DIR [options]", options, {}, args, vm)) return 0;
   if (vm["batch-size"].as<int>() < 1) throw UsageError("score: --batch-size must be >= 1");
+  require_single_process(read_world_env(), "score", "start it once");
   ModelSession s;
   open_session(s, "score", globals, vm, "");
   const std::string input = vm["input"].as<std::string>();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "metareward/core/distributed/process_group.hpp"
 #include "metareward/core/logging.hpp"
 #include "metareward/core/run/guarded_plugins.hpp"
 
@@ -54,6 +55,8 @@ void resolve_session(ModelSession& s,
   const int threads = vm["threads"].as<int>();
   s.threads =
       threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Ranks of one machine (train-dpo / sft under a launcher) share its cores, as in `run`.
+  s.threads = std::max(1, s.threads / read_world_env().local_world_size);
 
   sdk::Table policy;
   policy["type"] = sdk::Value(vm["backend"].as<std::string>());

@@ -48,14 +48,6 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-DistributedOptions distributed_options(const ResolvedConfig& config) {
-  const sdk::Config& d = config.section("distributed");
-  DistributedOptions o;
-  o.backend = d.get_string("backend");
-  o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(d.get_float("timeout_s") * 1000));
-  return o;
-}
-
 /// One rank of a distributed run: rank 0 runs the loop and coordinates, the others serve it.
 /// Returns the exit code of a rank other than 0 that stopped because rank 0 did (0 otherwise);
 /// rank 0's own failures are thrown as in a one-process run.
@@ -64,7 +56,7 @@ int run_distributed(const PluginRegistry& registry,
                     const WorldEnv& world,
                     RunLoopOptions run_options) {
   const std::unique_ptr<ProcessGroup> group =
-      connect_process_group(world, distributed_options(config));
+      connect_process_group(world, distributed_options(config.section("distributed")));
   if (world.rank == 0) {
     RankCoordinator coordinator(*group);
     run_options.coordinator = &coordinator;

@@ -13,6 +13,7 @@
 
 namespace mr::sdk {
 class Collective;
+class Config;
 }
 
 namespace mr::core {
@@ -39,6 +40,14 @@ struct DistributedOptions {
   std::string backend = "auto";  ///< "auto" | "gloo" | "nccl" (for training tensors).
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
 };
+
+/// The options of a resolved `[distributed]` section (backend, timeout_s).
+DistributedOptions distributed_options(const sdk::Config& section);
+
+/// Refuses (sdk::ConfigError) to run `command` in a distributed world: commands that write their
+/// output from every process would race. `hint` says what to do instead.
+void require_single_process(const WorldEnv& env, const std::string& command,
+                            const std::string& hint);
 
 /// The connected ranks. Every rank must call the collectives in the same order. A failure (a rank
 /// exited, or did not answer within the timeout) throws sdk::DistributedError naming the ranks
