@@ -42,7 +42,9 @@ const char* kUsage =
     "Starts N ranks of `metareward COMMAND ARGS...` on this machine (node R of M), each with\n"
     "torchrun's environment: RANK = R*N + i, WORLD_SIZE = M*N, LOCAL_RANK = i,\n"
     "LOCAL_WORLD_SIZE = N, GROUP_RANK = R, MASTER_ADDR, MASTER_PORT. torchrun, srun wrappers\n"
-    "or Kubernetes operators that set the same variables can start `metareward run` directly.\n\n"
+    "or Kubernetes operators that set the same variables can start `metareward run` directly.\n"
+    "COMMAND is `run` (sharded generation, data-parallel training), `train-dpo` or `sft`\n"
+    "(data-parallel); rank 0 writes. Everything after `--` goes to the ranks unchanged.\n\n"
     "Options:\n"
     "  --nproc-per-node N  Ranks on this machine (required).\n"
     "  --nnodes M          Machines in the run (default 1).\n"
@@ -53,8 +55,9 @@ const char* kUsage =
     "  --grace-s S         Seconds the other ranks get to stop after one failed, before\n"
     "                      SIGKILL (default 10).\n\n"
     "Every line a rank prints is printed here prefixed with \"[rank K] \". SIGINT/SIGTERM are\n"
-    "forwarded to every rank. When a rank fails the others are stopped and the launcher exits\n"
-    "with that rank's code; killing the launcher kills its ranks (resume with --resume).\n";
+    "forwarded to every rank (the launcher then exits with rank 0's code: 130 or 143). When a\n"
+    "rank fails the others are stopped and the launcher exits with that rank's code; killing\n"
+    "the launcher kills its ranks (resume with --resume). See docs/distributed.md.\n";
 
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
   int v = 0;
