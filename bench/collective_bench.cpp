@@ -52,12 +52,12 @@ int main(int argc, char** argv) try {
   mr::sdk::Collective& collective = *group->collective();
   const int n = group->world_size();
   const bool cuda = group->backend() == "nccl";
-  const auto device = cuda ? torch::Device(torch::kCUDA, env.local_rank) : torch::Device(torch::kCPU);
+  const auto device =
+      cuda ? torch::Device(torch::kCUDA, env.local_rank) : torch::Device(torch::kCPU);
 
   if (group->rank() == 0)
     std::printf("world %d, backend %s, %d rounds\n%10s %12s %14s %14s\n", n,
-                group->backend().c_str(), rounds, "bytes", "median ms", "algbw MB/s",
-                "busbw MB/s");
+                group->backend().c_str(), rounds, "bytes", "median ms", "algbw MB/s", "busbw MB/s");
   for (std::int64_t bytes = 4096; bytes <= (std::int64_t{64} << 20); bytes *= 4) {
     // 25 MiB, the gradient bucket, in place of the 16 MiB step.
     const std::int64_t size = bytes == (std::int64_t{16} << 20) ? (std::int64_t{25} << 20) : bytes;

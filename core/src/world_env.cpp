@@ -62,13 +62,14 @@ DistributedOptions distributed_options(const sdk::Config& section) {
   return o;
 }
 
-void require_single_process(const WorldEnv& env, const std::string& command,
+void require_single_process(const WorldEnv& env,
+                            const std::string& command,
                             const std::string& hint) {
   if (env.world_size > 1)
     throw sdk::ConfigError(command + " runs in one process, but this is rank " +
-                           std::to_string(env.rank) + " of WORLD_SIZE=" +
-                           std::to_string(env.world_size) + " (torchrun or metareward launch): " +
-                           hint);
+                           std::to_string(env.rank) +
+                           " of WORLD_SIZE=" + std::to_string(env.world_size) +
+                           " (torchrun or metareward launch): " + hint);
 }
 
 }  // namespace mr::core

@@ -348,7 +348,7 @@ TEST_CASE(
   for (const std::string command : {"train-dpo", "sft"}) {
     INFO(command);
     const std::string data = command == "sft" ? "chats.jsonl" : "pairs.jsonl";
-    std::vector<std::string> args = {command,    "--model", s.model.string(),
+    std::vector<std::string> args = {command, "--model", s.model.string(),
                                      command == "sft" ? "--data" : "--pairs", data};
     args.insert(args.end(), sizes.begin(), sizes.end());
     auto with_out = [&](const std::string& out, const std::string& threads) {
@@ -386,10 +386,9 @@ TEST_CASE(
     CHECK_THAT(two.out, Contains("[rank 0] {"));
     CHECK_THAT(two.out, !Contains("[rank 1] {"));
   }
-  const CliResult gen =
-      mr::tests::run_cli({"launch", "--nproc-per-node", "2", "--", "generate", "--model",
-                          s.model.string(), "--input", "pairs.jsonl"},
-                         s.dir.path());
+  const CliResult gen = mr::tests::run_cli({"launch", "--nproc-per-node", "2", "--", "generate",
+                                            "--model", s.model.string(), "--input", "pairs.jsonl"},
+                                           s.dir.path());
   CHECK(gen.exit_code == 2);
   CHECK_THAT(gen.err, Contains("generate runs in one process, but this is rank"));
 }

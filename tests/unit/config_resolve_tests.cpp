@@ -32,10 +32,9 @@ TEST_CASE("config resolve: defaults are filled in for every section", "[config]"
       CHECK(config.iterations() == 4);
     }
     CHECK(paths == std::set<std::string>{"run", "prompts", "plugins", "roles", "distributed",
-                                         "generation.actor",
-                                         "generation.judge", "generation.meta_judge",
-                                         "models.policy", "judge_rubric", "meta_judge",
-                                         "pair_selection", "optimizer"});
+                                         "generation.actor", "generation.judge",
+                                         "generation.meta_judge", "models.policy", "judge_rubric",
+                                         "meta_judge", "pair_selection", "optimizer"});
   }
   SECTION("host defaults") {
     const auto& run = r.section("run");
@@ -97,14 +96,15 @@ TEST_CASE("config resolve: defaults are filled in for every section", "[config]"
     std::set<std::string> top;
     for (const auto& [key, value] : r.root) top.insert(key);
     CHECK(top == std::set<std::string>{"run", "prompts", "plugins", "roles", "distributed",
-                                       "generation", "models", "judge_rubric", "meta_judge", "pair_selection",
-                                       "optimizer"});
+                                       "generation", "models", "judge_rubric", "meta_judge",
+                                       "pair_selection", "optimizer"});
     CHECK(r.root.at("generation").as_table().size() == 3);
   }
   SECTION("an unknown section name is an error listing the sections") {
     auto msg = config_error([&] { r.section("generation.actr"); });
-    CHECK_THAT(msg, Catch::StartsWith("no config section 'generation.actr'; did you mean "
-                                      "'generation.actor'? (sections: distributed, generation.actor, "));
+    CHECK_THAT(msg,
+               Catch::StartsWith("no config section 'generation.actr'; did you mean "
+                                 "'generation.actor'? (sections: distributed, generation.actor, "));
   }
 }
 

@@ -27,13 +27,15 @@ TEST_CASE("config validation: unknown sections and keys", "[config]") {
   SECTION("an unknown section suggests the closest one and lists the valid ones") {
     CHECK(single_error(std::string(kMinimalModels) + "[rn]\nseed = 1\n") ==
           "cfg.toml:3:1: [rn] unknown section 'rn'; did you mean 'run'? (valid sections: run, "
-          "prompts, plugins, roles, generation, models, distributed, judge_rubric, meta_judge, pair_selection, "
+          "prompts, plugins, roles, generation, models, distributed, judge_rubric, meta_judge, "
+          "pair_selection, "
           "optimizer, evaluation, seed_sft)");
   }
   SECTION("an unknown section with nothing close lists the valid ones only") {
     CHECK(single_error(std::string(kMinimalModels) + "[zzzzzzzzzzzz]\n") ==
           "cfg.toml:3:1: [zzzzzzzzzzzz] unknown section 'zzzzzzzzzzzz' (valid sections: run, "
-          "prompts, plugins, roles, generation, models, distributed, judge_rubric, meta_judge, pair_selection, "
+          "prompts, plugins, roles, generation, models, distributed, judge_rubric, meta_judge, "
+          "pair_selection, "
           "optimizer, evaluation, seed_sft)");
   }
   SECTION("a section key written at the top level says where it belongs") {

@@ -100,14 +100,14 @@ torch::Device parse_device(const std::string& name, const std::string& where) {
       try {
         index = std::stoi(local_rank);
       } catch (const std::exception&) {
-        throw ConfigError("[" + where + "] device 'cuda': LOCAL_RANK='" +
-                          std::string(local_rank) + "' is not a number");
+        throw ConfigError("[" + where + "] device 'cuda': LOCAL_RANK='" + std::string(local_rank) +
+                          "' is not a number");
       }
     }
     if (index < 0 || index >= count)
-      throw ConfigError("[" + where + "] device 'cuda' is this rank's GPU cuda:" +
-                        std::to_string(index) + " (LOCAL_RANK), but only " +
-                        std::to_string(count) + " CUDA device(s) are present");
+      throw ConfigError(
+          "[" + where + "] device 'cuda' is this rank's GPU cuda:" + std::to_string(index) +
+          " (LOCAL_RANK), but only " + std::to_string(count) + " CUDA device(s) are present");
     device.emplace(torch::kCUDA, static_cast<torch::DeviceIndex>(index));
   }
   if (device->index() && device->index() >= count) {

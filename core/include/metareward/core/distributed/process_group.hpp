@@ -14,7 +14,7 @@
 namespace mr::sdk {
 class Collective;
 class Config;
-}
+}  // namespace mr::sdk
 
 namespace mr::core {
 
@@ -46,7 +46,8 @@ DistributedOptions distributed_options(const sdk::Config& section);
 
 /// Refuses (sdk::ConfigError) to run `command` in a distributed world: commands that write their
 /// output from every process would race. `hint` says what to do instead.
-void require_single_process(const WorldEnv& env, const std::string& command,
+void require_single_process(const WorldEnv& env,
+                            const std::string& command,
                             const std::string& hint);
 
 /// The connected ranks. Every rank must call the collectives in the same order. A failure (a rank
