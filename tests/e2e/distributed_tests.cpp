@@ -152,7 +152,7 @@ std::vector<std::pair<std::string, std::string>> torchrun_env(int rank, int port
           {"MASTER_ADDR", "127.0.0.1"},         {"MASTER_PORT", std::to_string(port)}};
 }
 
-/// Float tensors of a model.safetensors, by name.
+/// Float tensors (F32, or BF16 widened) of a model.safetensors, by name.
 std::map<std::string, std::vector<float>> read_f32_tensors(const fs::path& file) {
   const std::string bytes = read_text(file);
   std::uint64_t header_len = 0;
@@ -160,11 +160,26 @@ std::map<std::string, std::vector<float>> read_f32_tensors(const fs::path& file)
   const auto header = nlohmann::json::parse(bytes.substr(8, header_len));
   std::map<std::string, std::vector<float>> out;
   for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__" || info.at("dtype") != "F32") continue;
+    if (name == "__metadata__") continue;
+    const std::string dtype = info.at("dtype");
+    if (dtype != "F32" && dtype != "BF16") continue;
     const auto begin = info.at("data_offsets").at(0).get<std::size_t>();
     const auto end = info.at("data_offsets").at(1).get<std::size_t>();
-    std::vector<float> v((end - begin) / 4);
-    std::memcpy(v.data(), bytes.data() + 8 + header_len + begin, end - begin);
+    const char* data = bytes.data() + 8 + header_len + begin;
+    std::vector<float> v;
+    if (dtype == "F32") {
+      v.resize((end - begin) / 4);
+      std::memcpy(v.data(), data, end - begin);
+    } else {
+      for (std::size_t i = 0; i < (end - begin) / 2; ++i) {
+        std::uint16_t half = 0;
+        std::memcpy(&half, data + 2 * i, 2);
+        const std::uint32_t bits = static_cast<std::uint32_t>(half) << 16;
+        float f = 0;
+        std::memcpy(&f, &bits, 4);
+        v.push_back(f);
+      }
+    }
     out[name] = std::move(v);
   }
   return out;
@@ -329,7 +344,7 @@ TEST_CASE(
 
 TEST_CASE(
     "distributed train-dpo and sft: 2 ranks write the 1-process model byte for byte from rank 0 "
-    "only and generate refuses to run on ranks",
+    "only (full fine-tuning and LoRA and bf16) and generate refuses to run on ranks",
     "[e2e][distributed]") {
   RunSetup s("dist_train");
   std::string pairs, chats;
@@ -345,12 +360,24 @@ TEST_CASE(
   // One micro-batch per rank and per step; one thread per process on both sides.
   const std::vector<std::string> sizes = {"--set", "optimizer.batch_size=2", "--set",
                                           "optimizer.micro_batch_size=1"};
-  for (const std::string command : {"train-dpo", "sft"}) {
-    INFO(command);
-    const std::string data = command == "sft" ? "chats.jsonl" : "pairs.jsonl";
-    std::vector<std::string> args = {command, "--model", s.model.string(),
-                                     command == "sft" ? "--data" : "--pairs", data};
+  struct Variant {
+    std::string name, command;
+    std::vector<std::string> sets;
+  };
+  // Full fine-tuning, SFT, LoRA (only the adapter is reduced; lora_dropout masks per
+  // micro-batch) and bf16 weights with fp32 master weights.
+  const std::vector<Variant> variants = {
+      {"dpo", "train-dpo", {}},
+      {"sft", "sft", {}},
+      {"lora", "train-dpo", {"--set", "optimizer.lora=true", "--set", "optimizer.lora_r=4"}},
+      {"bf16", "train-dpo", {"--set", "models.policy.dtype=\"bfloat16\""}}};
+  for (const Variant& v : variants) {
+    INFO(v.name);
+    const std::string data = v.command == "sft" ? "chats.jsonl" : "pairs.jsonl";
+    std::vector<std::string> args = {v.command, "--model", s.model.string(),
+                                     v.command == "sft" ? "--data" : "--pairs", data};
     args.insert(args.end(), sizes.begin(), sizes.end());
+    args.insert(args.end(), v.sets.begin(), v.sets.end());
     auto with_out = [&](const std::string& out, const std::string& threads) {
       std::vector<std::string> a = args;
       for (const std::string& w : {std::string("--out"), out, std::string("--metrics"),
@@ -358,7 +385,7 @@ TEST_CASE(
         a.push_back(w);
       return a;
     };
-    const std::string one_dir = command + "_one", two_dir = command + "_two";
+    const std::string one_dir = v.name + "_one", two_dir = v.name + "_two";
     const CliResult one = mr::tests::run_cli(with_out(one_dir, "1"), s.dir.path());
     INFO(one.err);
     REQUIRE(one.exit_code == 0);
@@ -367,8 +394,6 @@ TEST_CASE(
     const CliResult two = mr::tests::run_cli(launched, s.dir.path());
     INFO(two.err);
     REQUIRE(two.exit_code == 0);
-    CHECK(read_text(s.dir.path() / one_dir / "model.safetensors") ==
-          read_text(s.dir.path() / two_dir / "model.safetensors"));
     // Per-step metrics equal too, but for the throughput (a timing).
     auto metrics = [&](const std::string& dir) {
       std::vector<nlohmann::json> rows;
@@ -379,12 +404,39 @@ TEST_CASE(
       }
       return rows;
     };
-    const auto m1 = metrics(one_dir);
-    CHECK(m1.size() >= 4);
-    CHECK(m1 == metrics(two_dir));
     // The summary line comes from rank 0 alone.
     CHECK_THAT(two.out, Contains("[rank 0] {"));
     CHECK_THAT(two.out, !Contains("[rank 1] {"));
+    const auto m1 = metrics(one_dir), m2 = metrics(two_dir);
+    CHECK(m1.size() >= 4);
+    REQUIRE(m1.size() == m2.size());
+    if (v.name == "bf16") {
+      // One process accumulates its two micro-batches' bf16 gradients in bf16; two ranks sum
+      // them in the fp32 buckets: the same step to bf16 rounding.
+      const auto a = read_f32_tensors(s.dir.path() / one_dir / "model.safetensors");
+      const auto b = read_f32_tensors(s.dir.path() / two_dir / "model.safetensors");
+      REQUIRE(!a.empty());
+      REQUIRE(a.size() == b.size());
+      double worst = 0;
+      for (const auto& [name, va] : a)
+        for (std::size_t i = 0; i < va.size(); ++i)
+          worst = std::max(worst, std::abs(static_cast<double>(va[i]) - b.at(name).at(i)) /
+                                      std::max(1e-2, std::abs(static_cast<double>(va[i]))));
+      INFO("largest relative weight difference " << worst);
+      CHECK(worst <= 1.0 / 64);  // two bf16 ulps
+      for (std::size_t i = 0; i < m1.size(); ++i)
+        CHECK(std::abs(m1[i]["loss"].get<double>() - m2[i]["loss"].get<double>()) < 1e-4);
+      continue;
+    }
+    CHECK(read_text(s.dir.path() / one_dir / "model.safetensors") ==
+          read_text(s.dir.path() / two_dir / "model.safetensors"));
+    CHECK(m1 == m2);
+    if (v.name == "lora") {
+      const fs::path adapter = "adapter_model.safetensors";
+      REQUIRE(fs::exists(s.dir.path() / (two_dir + ".adapter") / adapter));
+      CHECK(read_text(s.dir.path() / (one_dir + ".adapter") / adapter) ==
+            read_text(s.dir.path() / (two_dir + ".adapter") / adapter));
+    }
   }
   const CliResult gen = mr::tests::run_cli({"launch", "--nproc-per-node", "2", "--", "generate",
                                             "--model", s.model.string(), "--input", "pairs.jsonl"},

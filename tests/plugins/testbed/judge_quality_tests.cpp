@@ -47,7 +47,11 @@ TEST_CASE("testbed bootstrap: a reduced seed's judge beats chance against the or
                                   "--train-prompts",
                                   "50",
                                   "--eval-prompts",
-                                  "100"});
+                                  "100",
+                                  // One thread: ctest runs two tests at once on CI's two cores,
+                                  // and two OpenMP pools on two cores slow both down.
+                                  "--threads",
+                                  "1"});
   INFO("bootstrap stdout: " << boot.out << "\nstderr: " << boot.err);
   REQUIRE(boot.exit_code == 0);
 
@@ -58,7 +62,7 @@ TEST_CASE("testbed bootstrap: a reduced seed's judge beats chance against the or
                (fs::path(MR_SOURCE_DIR) / "configs" / "testbed" / "meta_rewarding.toml").string(),
                "--model", (seed / "seed_model").string(), "--out", eval.string(), "--set",
                "evaluation.prompts=" + quoted(seed / "data" / "eval_prompts.jsonl"), "--set",
-               "evaluation.judge_pairs=0"});
+               "evaluation.judge_pairs=0", "--set", "run.threads=1"});
   INFO("eval stderr: " << r.err);
   REQUIRE(r.exit_code == 0);
   const auto metrics = nlohmann::json::parse(read_text(eval / "metrics.json"))["evaluation"];
