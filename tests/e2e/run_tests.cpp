@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -315,6 +316,53 @@ TEST_CASE("run: killed or interrupted at random points, --resume gives byte-iden
   }
   // The random points must have actually cut runs short, or nothing was tested.
   CHECK(interrupted_mid_run >= 4);  // of 8 attempts
+}
+
+TEST_CASE(
+    "run: a garbage or foreign iter_T/metrics.json does not count as complete: --resume sets it "
+    "aside and redoes the iteration",
+    "[e2e][run]") {
+  RunSetup s("bad_marker");
+  const CliResult reference = s.run();
+  INFO(reference.err);
+  REQUIRE(reference.exit_code == 0);
+  const auto expected = snapshot(s.out);
+  const fs::path metrics2 = s.out / "iter_2" / "metrics.json";
+  const std::string good = read_text(metrics2);
+  struct Case {
+    std::string name, text, problem;
+  };
+  const std::vector<Case> cases = {
+      {"truncated", good.substr(0, good.size() / 2), "is not valid JSON"},
+      {"not an object", "[1, 2]\n", "is not a JSON object"},
+      {"iteration 1's record", read_text(s.out / "iter_1" / "metrics.json"),
+       "does not record iteration 2"}};
+  for (const auto& c : cases) {
+    INFO(c.name);
+    {
+      std::ofstream out(metrics2, std::ios::binary | std::ios::trunc);
+      out << c.text;
+    }
+    // The report leaves the iteration out and says why.
+    const CliResult report = run_cli({"report", s.out.string()}, s.dir.path());
+    CHECK(report.exit_code == 0);
+    CHECK_THAT(read_text(s.out / "report.md"), Catch::Contains("iter_2/metrics.json " + c.problem));
+    const CliResult resumed = s.run({"--resume"});
+    INFO(resumed.err);
+    REQUIRE(resumed.exit_code == 0);
+    CHECK_THAT(resumed.err, Catch::Contains(c.problem) && Catch::Contains("redoing iteration 2"));
+    // Kept for inspection, and everything else is the uninterrupted run's.
+    CHECK(read_text(s.out / "iter_2" / "metrics.json.invalid") == c.text);
+    fs::remove(s.out / "iter_2" / "metrics.json.invalid");
+    fs::remove(s.out / "report.md");
+    fs::remove(s.out / "report.html");
+    const auto got = snapshot(s.out);
+    for (const auto& [name, bytes] : expected) {
+      INFO(name);
+      REQUIRE(got.count(name));
+      CHECK(got.at(name) == bytes);
+    }
+  }
 }
 
 TEST_CASE("run: resuming with a changed config is refused with a diff unless --force",

@@ -2,9 +2,11 @@
 #include "metareward/core/run/run_directory.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
 #include "metareward/sdk/error.hpp"
@@ -37,9 +39,42 @@ bool RunDirectory::holds_only_interrupted_start() const {
   return any && !ec;
 }
 
+namespace {
+
+/// Why `file`, present, does not mark its stage complete ("" when it does): it must be a JSON
+/// object holding `key` (and, for an iteration's record, "iteration" = t). A file truncated or
+/// overwritten by something else must not make --resume skip the stage.
+std::string marker_problem(const fs::path& file, const char* key, int t) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return "cannot be read";
+  std::ostringstream text;
+  text << in.rdbuf();
+  const nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, false);
+  if (doc.is_discarded()) return "is not valid JSON";
+  if (!doc.is_object()) return "is not a JSON object";
+  if (key != nullptr && !doc.contains(key)) return std::string("has no \"") + key + "\"";
+  if (t > 0 && !(doc.at("iteration").is_number_integer() && doc.at("iteration").get<int>() == t))
+    return "does not record iteration " + std::to_string(t);
+  return "";
+}
+
+}  // namespace
+
+std::string RunDirectory::completion_problem(int t) const {
+  std::error_code ec;
+  if (!fs::exists(metrics(t), ec)) return "";
+  return marker_problem(metrics(t), t > 0 ? "iteration" : nullptr, t);
+}
+
+std::string RunDirectory::seed_stage_problem() const {
+  std::error_code ec;
+  if (!fs::exists(seed_stage_metrics(), ec)) return "";
+  return marker_problem(seed_stage_metrics(), "seed_sft", 0);
+}
+
 bool RunDirectory::complete(int t) const {
   std::error_code ec;
-  return fs::exists(metrics(t), ec);
+  return fs::exists(metrics(t), ec) && completion_problem(t).empty();
 }
 
 int RunDirectory::first_incomplete(int iterations) const {
@@ -50,7 +85,7 @@ int RunDirectory::first_incomplete(int iterations) const {
 
 bool RunDirectory::seed_stage_complete() const {
   std::error_code ec;
-  return fs::exists(seed_stage_metrics(), ec);
+  return fs::exists(seed_stage_metrics(), ec) && seed_stage_problem().empty();
 }
 
 namespace {

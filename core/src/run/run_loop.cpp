@@ -89,6 +89,7 @@ class Runner {
     }
     const bool resuming = check_directory();
     const int iterations = config_.iterations;
+    if (resuming) set_aside_invalid_markers(iterations);
     const int first = resuming ? dir_.first_incomplete(iterations) : 1;
     RunLoopResult result{dir_.root(), iterations, 0};
     if (first > iterations) {
@@ -152,6 +153,29 @@ class Runner {
 
   /// Refuses what must not go on (an existing run without --resume, a foreign directory, a
   /// changed config without --force) before anything is written. True when resuming a run.
+  /// A completion record (metrics.json) that is truncated, not JSON or another iteration's
+  /// must not make --resume skip its stage: it is moved to FILE.invalid (kept for inspection)
+  /// and the stage redone.
+  void set_aside_invalid_markers(int iterations) const {
+    auto set_aside = [](const fs::path& file, const std::string& problem, const std::string& what) {
+      fs::path aside = file;
+      aside += ".invalid";
+      std::error_code ec;
+      fs::rename(file, aside, ec);
+      if (ec)
+        throw sdk::DataError(file.string() + " " + problem + " and cannot be moved aside (" +
+                             ec.message() + "); delete it to redo " + what);
+      spdlog::warn("{} {}: it does not mark {} complete; moved to {}, redoing {}", file.string(),
+                   problem, what, aside.filename().string(), what);
+    };
+    if (const std::string p = dir_.seed_stage_problem(); !p.empty())
+      set_aside(dir_.seed_stage_metrics(), p, "the seed stage");
+    for (int t = 0; t <= iterations; ++t)
+      if (const std::string p = dir_.completion_problem(t); !p.empty())
+        set_aside(dir_.metrics(t), p,
+                  t == 0 ? std::string("the seed evaluation") : "iteration " + std::to_string(t));
+  }
+
   bool check_directory() const {
     const fs::path& root = dir_.root();
     std::error_code ec;

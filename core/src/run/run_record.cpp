@@ -453,6 +453,10 @@ RunRecord read_run_directory(const fs::path& dir) {
     std::sort(it.files.begin(), it.files.end());
     const std::string prefix = "iter_" + std::to_string(t) + "/";
     it.complete = layout.complete(t);
+    if (const std::string problem = layout.completion_problem(t); !problem.empty())
+      run.notes.push_back(prefix + RunDirectory::kMetrics + " " + problem + ": iteration " +
+                          std::to_string(t) +
+                          " is left out as incomplete (`metareward run ... --resume` redoes it)");
     if (it.complete) read_metrics(layout.metrics(t), it);
     const fs::path judgments = layout.file(t, RunDirectory::kJudgments);
     if (it.complete && it.score_histogram.empty() && fs::exists(judgments, ec))

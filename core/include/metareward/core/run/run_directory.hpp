@@ -58,14 +58,20 @@ class RunDirectory {
   /// True when RUN is not empty but holds only what a start killed while writing its config
   /// record leaves (config.resolved.toml.tmp): such a directory is started like an empty one.
   bool holds_only_interrupted_start() const;
-  /// True when iteration T's metrics file exists (T = 0: the seed evaluation is recorded).
+  /// True when iteration T's metrics file exists and is a valid record (T = 0: the seed
+  /// evaluation is recorded).
   bool complete(int t) const;
+  /// Why iteration T's metrics file, present, is not a valid completion record (not JSON, not
+  /// an object, another iteration's); "" when it is valid or absent.
+  std::string completion_problem(int t) const;
   /// The first of 1..iterations that is not complete; iterations + 1 when all are.
   int first_incomplete(int iterations) const;
   /// iter_0/metrics.json, written last by the seed stage ([seed_sft]).
   std::filesystem::path seed_stage_metrics() const { return file(0, kMetrics); }
-  /// True when the seed stage is recorded (iter_0/metrics.json exists).
+  /// True when the seed stage is recorded (iter_0/metrics.json exists and holds "seed_sft").
   bool seed_stage_complete() const;
+  /// Like completion_problem(), for iter_0/metrics.json.
+  std::string seed_stage_problem() const;
 
   /// Removes from iter_T what atomic writers killed mid-write left behind ("x.tmp",
   /// "model.tmp.1234", "adapter.tmp*"); the stage that wrote them runs again. Returns them.
