@@ -105,8 +105,17 @@ BatchedJsonlWriter::BatchedJsonlWriter(fs::path file, std::int64_t batch_size)
         in >> recorded_batch_size;
     }
     const auto size = static_cast<std::int64_t>(fs::file_size(partial_, ec));
-    if (batches < 0 || bytes < 0 || ec || bytes > size) {
+    if (batches < 0 || bytes < 0) {
       spdlog::warn("{}: unreadable progress record; restarting this stage", progress_.string());
+    } else if (ec) {
+      spdlog::warn("{}: cannot read its size ({}); restarting this stage", partial_.string(),
+                   ec.message());
+    } else if (bytes > size) {
+      // The data file lost rows its progress record says were durable (truncated, replaced).
+      spdlog::warn(
+          "{}: holds {} bytes, fewer than the {} of the {} batch(es) its progress record says "
+          "were written (the data file was truncated or replaced); restarting this stage",
+          partial_.string(), size, bytes, batches);
     } else if (recorded_batch_size != batch_size_) {
       spdlog::warn("{}: written with batch size {}, now {}; restarting this stage",
                    partial_.string(), recorded_batch_size, batch_size_);

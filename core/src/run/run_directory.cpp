@@ -6,8 +6,8 @@
 #include <sstream>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
 #include "metareward/sdk/error.hpp"
 
