@@ -75,14 +75,36 @@ TEST_CASE("RunDirectory: iteration names, completion and the seed evaluation",
   CHECK_FALSE(run.holds_run());
   dir.write("config.resolved.toml", "");
   CHECK(run.holds_run());
-  dir.write("iter_1/metrics.json", "{}");
+  dir.write("iter_1/metrics.json", "{\"iteration\": 1}");
   dir.write("iter_2/responses.jsonl", "");
   dir.write("iter_0/eval/metrics.json", "{}");
   dir.write("iter_x/metrics.json", "{}");
   CHECK(run.complete(0));
   CHECK(run.complete(1));
+  CHECK(run.completion_problem(1).empty());
   CHECK_FALSE(run.complete(2));
+  CHECK(run.completion_problem(2).empty());  // absent: not a problem, just not done
   CHECK(run.first_incomplete(3) == 2);
+  // Only a valid record marks an iteration complete.
+  const std::vector<std::pair<std::string, std::string>> broken = {
+      {"{\"iteration\": 3", "is not valid JSON"},
+      {"[3]", "is not a JSON object"},
+      {"{}", "has no \"iteration\""},
+      {"{\"iteration\": 1}", "does not record iteration 3"},
+      {"{\"iteration\": \"3\"}", "does not record iteration 3"}};
+  for (const auto& [text, problem] : broken) {
+    INFO(text);
+    dir.write("iter_3/metrics.json", text);
+    CHECK_FALSE(run.complete(3));
+    CHECK(run.completion_problem(3) == problem);
+  }
+  std::filesystem::remove_all(dir.path() / "iter_3");
+  CHECK_FALSE(run.seed_stage_complete());
+  dir.write("iter_0/metrics.json", "{\"iteration\": 0}");
+  CHECK_FALSE(run.seed_stage_complete());
+  CHECK(run.seed_stage_problem() == "has no \"seed_sft\"");
+  dir.write("iter_0/metrics.json", "{\"iteration\": 0, \"seed_sft\": {}}");
+  CHECK(run.seed_stage_complete());
   CHECK(run.metrics(0) == dir.path() / "iter_0" / "eval" / "metrics.json");
   CHECK(run.file(2, RunDirectory::kResponses) == dir.path() / "iter_2" / "responses.jsonl");
   const auto iterations = run.iteration_dirs();

@@ -45,8 +45,15 @@ RunMetrics read_run(const std::string& argument) {
   const RunDirectory layout(dir);
   bool found = false;
   for (const auto& [t, path] : layout.iteration_dirs(/*with_seed=*/true)) {
-    if (!layout.complete(t)) continue;  // Incomplete iteration.
+    // Incomplete iteration. A present record is read even when it is not a valid one, so that
+    // the error names its file and line.
+    if (!fs::exists(layout.metrics(t), ec)) continue;
     run.by_iteration[t] = read_evaluation_metrics(layout.metrics(t));
+    if (const std::string problem = layout.completion_problem(t); !problem.empty())
+      throw sdk::DataError("compare: " + layout.metrics(t).string() + " " + problem +
+                           ": `metareward run CONFIG --resume` sets it aside and redoes "
+                           "iteration " +
+                           std::to_string(t));
     found = true;
   }
   // A directory written by `metareward eval --out DIR`: DIR/metrics.json is its one iteration.

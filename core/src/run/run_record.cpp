@@ -452,12 +452,17 @@ RunRecord read_run_directory(const fs::path& dir) {
       it.files.push_back(entry.path().filename().string() + (entry.is_directory() ? "/" : ""));
     std::sort(it.files.begin(), it.files.end());
     const std::string prefix = "iter_" + std::to_string(t) + "/";
-    it.complete = layout.complete(t);
-    if (const std::string problem = layout.completion_problem(t); !problem.empty())
-      run.notes.push_back(prefix + RunDirectory::kMetrics + " " + problem + ": iteration " +
-                          std::to_string(t) +
-                          " is left out as incomplete (`metareward run ... --resume` redoes it)");
-    if (it.complete) read_metrics(layout.metrics(t), it);
+    // A present record is read, so that a broken one is an error naming its file (and line);
+    // one that parses but is not this iteration's says how to redo it.
+    it.complete = fs::exists(layout.metrics(t), ec);
+    if (it.complete) {
+      read_metrics(layout.metrics(t), it);
+      if (const std::string problem = layout.completion_problem(t); !problem.empty())
+        throw sdk::DataError(layout.metrics(t).string() + " " + problem +
+                             ": `metareward run CONFIG --resume` sets it aside and redoes "
+                             "iteration " +
+                             std::to_string(t));
+    }
     const fs::path judgments = layout.file(t, RunDirectory::kJudgments);
     if (it.complete && it.score_histogram.empty() && fs::exists(judgments, ec))
       histogram_from_judgments(judgments, prefix + RunDirectory::kJudgments, it, run.notes);
