@@ -26,32 +26,13 @@ TEST_CASE("testbed bootstrap: a reduced seed's judge beats chance against the or
   // The default data and training schedule (judge warm-up on the judge rows, then the mixed
   // SFT) with a narrower model, which needs the higher warm-up rate to leave the plateau where
   // it gives every bare answer 5 (plugins/testbed/README.md).
-  const CliResult boot = run_cli({"--plugin-dir",
-                                  MR_TESTBED_PLUGIN_DIR,
-                                  "testbed",
-                                  "bootstrap",
-                                  "--out",
-                                  seed.string(),
-                                  "--hidden-size",
-                                  "64",
-                                  "--intermediate-size",
-                                  "192",
-                                  "--layers",
-                                  "2",
-                                  "--judge-warmup-lr",
-                                  "0.01",
-                                  "--lr",
-                                  "0.002",
-                                  "--epochs",
-                                  "1",
-                                  "--train-prompts",
-                                  "50",
-                                  "--eval-prompts",
-                                  "100",
-                                  // One thread: ctest runs two tests at once on CI's two cores,
-                                  // and two OpenMP pools on two cores slow both down.
-                                  "--threads",
-                                  "1"});
+  const CliResult boot = run_cli(
+      {"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed", "bootstrap", "--out", seed.string(),
+       "--hidden-size", "64", "--intermediate-size", "192", "--layers", "2", "--judge-warmup-lr",
+       "0.01", "--lr", "0.002", "--epochs", "1", "--train-prompts", "50", "--eval-prompts", "100",
+       // One thread: ctest runs two tests at once on CI's two cores,
+       // and two OpenMP pools on two cores slow both down.
+       "--threads", "1"});
   INFO("bootstrap stdout: " << boot.out << "\nstderr: " << boot.err);
   REQUIRE(boot.exit_code == 0);
 
