@@ -145,6 +145,22 @@ std::vector<pid_t> processes_mentioning(const std::string& needle) {
   return out;
 }
 
+/// After the launcher of `s`'s run ended: no rank of it is left, and `launch ... --resume`
+/// finishes with the bytes of the uninterrupted run in `expected_out`.
+void check_resumed_through_launch(const RunSetup& s, const fs::path& expected_out) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!processes_mentioning(s.config.string()).empty() &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  CHECK(processes_mentioning(s.config.string()).empty());
+  const CliResult resumed = mr::tests::run_cli(
+      with_sets({"launch", "--nproc-per-node", "2", "--", "run", s.config.string(), "--resume"}),
+      s.dir.path());
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  check_same_files(iteration_files(expected_out), iteration_files(s.out));
+}
+
 /// Rank `rank` of 2 started directly, as torchrun would.
 std::vector<std::pair<std::string, std::string>> torchrun_env(int rank, int port) {
   return {{"RANK", std::to_string(rank)},       {"WORLD_SIZE", "2"},
@@ -219,18 +235,7 @@ TEST_CASE(
     ::kill(launcher.pid(), SIGKILL);
     REQUIRE(launcher.wait(30s).has_value());
   }
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!processes_mentioning(killed.config.string()).empty() &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(100ms);
-  CHECK(processes_mentioning(killed.config.string()).empty());
-  const CliResult resumed =
-      mr::tests::run_cli(with_sets({"launch", "--nproc-per-node", "2", "--", "run",
-                                    killed.config.string(), "--resume"}),
-                         killed.dir.path());
-  INFO(resumed.err);
-  REQUIRE(resumed.exit_code == 0);
-  check_same_files(iteration_files(one.out), iteration_files(killed.out));
+  check_resumed_through_launch(killed, one.out);
 
   // SIGTERM to the launcher reaches every rank: rank 0 saves and says how to resume, the
   // launcher exits with its 143 (not as a failed rank), and --resume gives the same bytes.
@@ -250,14 +255,7 @@ TEST_CASE(
     CHECK_THAT(log, Contains("resume with"));
     CHECK_THAT(log, !Contains("stopping the other ranks"));
   }
-  CHECK(processes_mentioning(stopped.config.string()).empty());
-  const CliResult continued =
-      mr::tests::run_cli(with_sets({"launch", "--nproc-per-node", "2", "--", "run",
-                                    stopped.config.string(), "--resume"}),
-                         stopped.dir.path());
-  INFO(continued.err);
-  REQUIRE(continued.exit_code == 0);
-  check_same_files(iteration_files(one.out), iteration_files(stopped.out));
+  check_resumed_through_launch(stopped, one.out);
 }
 
 TEST_CASE(

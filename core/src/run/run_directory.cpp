@@ -2,13 +2,13 @@
 #include "metareward/core/run/run_directory.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <sstream>
 #include <vector>
 
 #include <toml++/toml.h>
 #include <nlohmann/json.hpp>
 
+#include "metareward/core/artifact_io.hpp"
 #include "metareward/sdk/error.hpp"
 
 namespace mr::core {
@@ -45,11 +45,13 @@ namespace {
 /// object holding `key` (and, for an iteration's record, "iteration" = t). A file truncated or
 /// overwritten by something else must not make --resume skip the stage.
 std::string marker_problem(const fs::path& file, const char* key, int t) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return "cannot be read";
-  std::ostringstream text;
-  text << in.rdbuf();
-  const nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, false);
+  std::string text;
+  try {
+    text = read_file_text(file);
+  } catch (const sdk::DataError&) {
+    return "cannot be read";
+  }
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_discarded()) return "is not valid JSON";
   if (!doc.is_object()) return "is not a JSON object";
   if (key != nullptr && !doc.contains(key)) return std::string("has no \"") + key + "\"";
