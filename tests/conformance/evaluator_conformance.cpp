@@ -1,5 +1,5 @@
 // Conformance of every registered evaluator (see conformance_support.hpp): the shipped ones (the
-// testbed's) and third-party ones (the loader fixture evaluator fixture_eval), each covered as
+// testbed's, and mr-evaluators' pairwise_winrate, arena_score, judge_agreement) and third-party ones (the loader fixture evaluator fixture_eval), each covered as
 // soon as its library is built. Models are scripted backends; the rubric and meta-judge strategy
 // are the recipe's defaults (additive5, pairwise_elo), loaded from its library.
 #include <algorithm>
@@ -66,6 +66,13 @@ struct Bench {
     r.rubric = rubric.plugin.get();
     r.meta = meta.plugin.get();
     r.output_dir = out;
+    // As a run lays it out: RUN/eval_cache beside RUN/iter_t.
+    r.cache_dir = out.parent_path().parent_path() / "eval_cache";
+    fs::create_directories(r.cache_dir);
+    r.model = [this](const std::string& name) -> mr::sdk::ModelBackend* {
+      if (name == "strong_judge") return judge.get();
+      throw mr::sdk::ConfigError("no [models." + name + "] table");
+    };
     r.stop_requested = std::move(stop);
     return r;
   }
@@ -94,6 +101,35 @@ std::optional<mr::sdk::Table> required_values(const std::string& name, const fs:
         << R"({"id": "eval-4", "task": "count", "prompt": "Count the letter 'a' in: banana", "answer": "3"})"
         << "\n";
     return mr::sdk::Table{{"prompts", mr::sdk::Value(file.string())}};
+  }
+  // The scripted judge answers "... Score: N" to any prompt: as a pairwise verdict, N reads as
+  // output A's outcome.
+  auto score_verdicts = [](mr::sdk::Table t) {
+    t.emplace("verdict_regex", mr::sdk::Value(std::string("Score: ([0-5])")));
+    mr::sdk::Array labels;
+    for (const char* l : {"0=-2", "1=-1", "2=0", "3=1", "4=2", "5=1"})
+      labels.push_back(mr::sdk::Value(std::string(l)));
+    t.emplace("verdict_labels", mr::sdk::Value(std::move(labels)));
+    return t;
+  };
+  if (name == "pairwise_winrate" || name == "arena_score") {
+    const fs::path file = dir / "instructions.jsonl";
+    std::ofstream out(file);
+    for (int i = 0; i < 6; ++i)
+      out << R"({"instruction": "Name a prime above )" << i * 10 << R"(", "output": "It is )"
+          << std::string(static_cast<std::size_t>(i + 1), '7') << R"(."})" << "\n";
+    return score_verdicts({{"instructions", mr::sdk::Value(file.string())},
+                           {"bootstrap_rounds", mr::sdk::Value(std::int64_t{50})}});
+  }
+  if (name == "judge_agreement") {
+    const fs::path file = dir / "pairs.jsonl";
+    std::ofstream out(file);
+    for (int i = 0; i < 6; ++i)
+      out << R"({"prompt": "Question )" << i << R"(", "chosen": "A good answer )" << i
+          << R"(", "rejected": "bad", "chosen_score": 4, "rejected_score": )" << i % 3 << "}\n";
+    return score_verdicts({{"pairs", mr::sdk::Value(file.string())},
+                           {"label_judge", mr::sdk::Value(std::string("strong_judge"))},
+                           {"bootstrap_rounds", mr::sdk::Value(std::int64_t{50})}});
   }
   return std::nullopt;
 }
@@ -152,10 +188,11 @@ void check_evaluator(const RegisteredPlugin& plugin) {
       CHECK(std::isfinite(value));
     }
   }
-  // Files go to output_dir only.
+  // Files go to output_dir and cache_dir only.
   for (const auto& f : files_under(tmp.path() / "run")) {
     INFO("file " << f);
-    CHECK((f.rfind("iter_0/eval/", 0) == 0 || f.rfind("iter_1/eval/", 0) == 0));
+    CHECK((f.rfind("iter_0/eval/", 0) == 0 || f.rfind("iter_1/eval/", 0) == 0 ||
+           f.rfind("eval_cache/", 0) == 0));
   }
 
   // Deterministic given the models and the seed: again on the same object (into an emptied
@@ -189,6 +226,10 @@ TEST_CASE("evaluator conformance: registered evaluators exist", "[conformance][e
   CHECK(std::find(names.begin(), names.end(), "fixture_eval") != names.end());
 #ifdef MR_CONFORMANCE_HAVE_TESTBED
   CHECK(std::find(names.begin(), names.end(), "testbed") != names.end());
+#endif
+#ifdef MR_CONFORMANCE_HAVE_EVALUATORS
+  for (const char* name : {"pairwise_winrate", "arena_score", "judge_agreement"})
+    CHECK(std::find(names.begin(), names.end(), name) != names.end());
 #endif
 }
 

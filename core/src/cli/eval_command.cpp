@@ -62,7 +62,8 @@ int eval_command(const GlobalOptions& globals, const std::vector<std::string>& a
                        po::value<std::vector<std::string>>()->composing()->value_name("KEY=VALUE"),
                        "Override a config value, e.g. --set evaluation.prompts=100 (repeatable).")(
       "out", po::value<std::string>()->value_name("DIR"),
-      "Output directory for metrics.json and the evaluator's rows (default: ./eval).")(
+      "Output directory for metrics.json, the evaluator's rows and its cache (default: ./eval); "
+      "an existing one is resumed: cached answers and verdicts are not asked for again.")(
       "iteration", po::value<int>()->default_value(0)->value_name("N"),
       "Iteration the models stand for (0 = seed models); selects the evaluation seed.");
   po::positional_options_description positional;
@@ -97,13 +98,15 @@ int eval_command(const GlobalOptions& globals, const std::vector<std::string>& a
 
   const fs::path out_dir = vm.count("out") ? fs::path(vm["out"].as<std::string>()) : "eval";
   std::error_code ec;
-  // Never write into a directory that holds something else (e.g. a mistyped --out).
+  // Never write into a directory that holds something else (e.g. a mistyped --out); one with
+  // an evaluation's cache is an interrupted (or finished) evaluation, resumed from its cache.
   if (fs::exists(out_dir, ec) &&
       (!fs::is_directory(out_dir, ec) ||
-       (!fs::is_empty(out_dir, ec) && !fs::exists(out_dir / "metrics.json", ec))))
+       (!fs::is_empty(out_dir, ec) && !fs::exists(out_dir / "metrics.json", ec) &&
+        !fs::is_directory(out_dir / "cache", ec))))
     throw sdk::ConfigError("eval: output directory '" + out_dir.string() +
-                           "' exists and holds no evaluation (no metrics.json); choose another "
-                           "with --out DIR");
+                           "' exists and holds no evaluation (no metrics.json or cache/); "
+                           "choose another with --out DIR");
   fs::create_directories(out_dir, ec);
   if (ec) throw sdk::DataError("eval: cannot create '" + out_dir.string() + "': " + ec.message());
 
@@ -113,7 +116,7 @@ int eval_command(const GlobalOptions& globals, const std::vector<std::string>& a
   session.create_models();
   spdlog::info("evaluating (iteration {}) into {}", iteration, out_dir.string());
   json evaluation = json::object();
-  for (const auto& [key, value] : session.evaluate(iteration, out_dir, {})) evaluation[key] = value;
+  for (const auto& [key, value] : session.evaluate(iteration, out_dir, out_dir / "cache", {})) evaluation[key] = value;
   const json document = {{"iteration", iteration}, {"evaluation", evaluation}};
   write_file_atomic(out_dir / "metrics.json", document.dump(2) + "\n");
   std::cout << document.dump(2) << "\n";

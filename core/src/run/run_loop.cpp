@@ -332,20 +332,16 @@ class Runner {
 
   // ---- evaluation ----------------------------------------------------------------------------
 
-  /// Runs the evaluator on the models as they are now into `out_dir` (emptied first, so that a
-  /// rerun after an interruption leaves no stale rows); the metrics as a JSON object.
+  /// Runs the evaluator on the models as they are now into `out_dir`; the metrics as a JSON
+  /// object. `out_dir` is kept from an interrupted attempt (it belongs to the same, durable
+  /// models), so an evaluator resumes from the rows it recorded there; RUN/eval_cache holds what
+  /// it keys by content across iterations.
   json evaluate_models(int t, const fs::path& out_dir) {
     if (stop_requested())
       throw sdk::Interrupted("stopped before the evaluation of iteration " + std::to_string(t));
-    std::error_code ec;
-    fs::remove_all(out_dir, ec);
-    fs::create_directories(out_dir, ec);
-    if (ec)
-      throw sdk::DataError("cannot create the evaluation directory '" + out_dir.string() +
-                           "': " + ec.message());
     json metrics = json::object();
-    for (const auto& [key, value] :
-         session_.evaluate(t, out_dir, [this] { return stop_requested(); }))
+    for (const auto& [key, value] : session_.evaluate(t, out_dir, dir_.eval_cache(),
+                                                      [this] { return stop_requested(); }))
       metrics[key] = value;
     return metrics;
   }

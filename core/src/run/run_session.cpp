@@ -137,10 +137,30 @@ sdk::IterationInfo RunSession::info(int t, StageCode stage) const {
   return {t, config_.iterations, stage_seed(seed_, t, static_cast<int>(stage))};
 }
 
+sdk::ModelBackend& RunSession::evaluation_model(const std::string& name) {
+  if (auto it = models_.find(name); it != models_.end()) return *it->second;
+  if (auto it = evaluation_models_.find(name); it != evaluation_models_.end()) return *it->second;
+  const std::string section = "models." + name;
+  if (!config_.plugin_of.count(section))
+    throw sdk::ConfigError(config_.file.string() + ": [evaluation] asks for model '" + name +
+                           "' but there is no [" + section + "] table");
+  spdlog::info("loading model '{}' for the evaluation ([{}], plugin '{}')", name, section,
+               config_.plugin_of.at(section));
+  return *(evaluation_models_[name] = make<sdk::ModelBackend>(section));
+}
+
 std::map<std::string, double> RunSession::evaluate(int t,
                                                    const fs::path& out_dir,
+                                                   const fs::path& cache_dir,
                                                    std::function<bool()> stop_requested) {
   if (!evaluator_) throw sdk::ConfigError("no [evaluation] table: nothing evaluates the models");
+  for (const fs::path& dir : {out_dir, cache_dir}) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec)
+      throw sdk::DataError("cannot create the evaluation directory '" + dir.string() +
+                           "': " + ec.message());
+  }
   sdk::EvaluationRequest request;
   request.info = info(t, StageCode::Evaluation);
   request.actor = &actor();
@@ -149,6 +169,8 @@ std::map<std::string, double> RunSession::evaluate(int t,
   request.rubric = rubric_.get();
   request.meta = meta_.get();
   request.output_dir = out_dir;
+  request.cache_dir = cache_dir;
+  request.model = [this](const std::string& name) { return &evaluation_model(name); };
   request.stop_requested = stop_requested ? std::move(stop_requested) : [] { return false; };
   set_stage("evaluation, iteration " + std::to_string(t));
   const std::string where =

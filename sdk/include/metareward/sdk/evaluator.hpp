@@ -31,6 +31,16 @@ struct EvaluationRequest {
   /// RUN/iter_2/eval). Evaluations of earlier iterations are in the sibling iter_*/eval
   /// directories of the same run (RUN/iter_0/eval for the seed model).
   std::filesystem::path output_dir;
+  /// A directory that outlives this call and is shared by every evaluation of the run
+  /// (RUN/eval_cache; OUT/cache for `metareward eval`), for results keyed by their content, e.g.
+  /// a judge's verdict on a pair of outputs or a fixed baseline's answers, so that a re-run, a
+  /// resumed evaluation or a later iteration asks a model only for new items. Created by the
+  /// host; never emptied by it.
+  std::filesystem::path cache_dir;
+  /// The model of the run config's `[models.NAME]` table (e.g. a strong judge or a baseline
+  /// model that plays no role in training), loaded on first use and kept for the run. Throws
+  /// sdk::ConfigError naming the config when it has no such table. Never null in a host request.
+  std::function<ModelBackend*(const std::string& name)> model;
   /// Polled by long evaluations; true means stop and throw sdk::Interrupted.
   std::function<bool()> stop_requested;
 };

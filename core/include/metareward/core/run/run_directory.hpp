@@ -33,6 +33,9 @@ class RunDirectory {
   /// iter_T/model = `metareward merge-lora --model <M_{T-1}> --adapter iter_T/adapter`.
   static constexpr const char* kAdapter = "adapter";
   static constexpr const char* kEval = "eval";
+  /// RUN/eval_cache: what the evaluator keys by content (a judge's verdicts, a fixed baseline's
+  /// answers), shared by every iteration's evaluation (EvaluationRequest::cache_dir).
+  static constexpr const char* kEvalCache = "eval_cache";
   static constexpr const char* kTimings = "timings.json";
   /// Written last in an iteration (in iter_0 by the seed stage, and in iter_0/eval): its
   /// presence marks it complete.
@@ -44,6 +47,7 @@ class RunDirectory {
   std::filesystem::path config_record() const { return root_ / kConfigRecord; }
   std::filesystem::path manifest() const { return root_ / kManifest; }
   std::filesystem::path log() const { return root_ / kLog; }
+  std::filesystem::path eval_cache() const { return root_ / kEvalCache; }
   /// RUN/iter_T (T = 0 holds the seed stage of a config with [seed_sft] and the seed models'
   /// evaluation, eval/).
   std::filesystem::path iteration(int t) const;

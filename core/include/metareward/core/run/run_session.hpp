@@ -114,10 +114,16 @@ class RunSession {
   sdk::IterationInfo info(int t, StageCode stage) const;
 
   /// Calls the evaluator on the models as they are now, with iteration `t`'s evaluation seed,
-  /// writing its rows to `out_dir`; returns its metrics, checked (evaluate_checked).
+  /// writing its rows to `out_dir` and its content-keyed cache to `cache_dir` (both created);
+  /// returns its metrics, checked (evaluate_checked).
   std::map<std::string, double> evaluate(int t,
                                          const std::filesystem::path& out_dir,
+                                         const std::filesystem::path& cache_dir,
                                          std::function<bool()> stop_requested);
+  /// The model `[models.NAME]` for the evaluator (EvaluationRequest::model): a loaded role model
+  /// or one loaded now and kept, generating on this process only (a strong judge is usually
+  /// remote; a distributed run evaluates on rank 0). ConfigError without such a table.
+  sdk::ModelBackend& evaluation_model(const std::string& name);
 
  private:
   template <class Interface>
@@ -132,6 +138,8 @@ class RunSession {
   std::shared_ptr<sdk::ModelBackend> train_model_;  ///< Only a separate [roles] train model.
   std::shared_ptr<CallContext> context_ = std::make_shared<CallContext>();
   std::map<std::string, std::shared_ptr<sdk::ModelBackend>> models_;
+  /// Models only the evaluator uses (evaluation_model()).
+  std::map<std::string, std::shared_ptr<sdk::ModelBackend>> evaluation_models_;
   std::shared_ptr<sdk::JudgeRubric> rubric_;
   std::shared_ptr<sdk::MetaJudgeStrategy> meta_;
   std::shared_ptr<sdk::PairSelectionPolicy> pair_policy_;
