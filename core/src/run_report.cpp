@@ -534,7 +534,18 @@ std::string evaluation_id(const std::string& key, std::set<std::string>& taken) 
 std::vector<std::string> evaluation_plots(const RunRecord& run) {
   std::vector<std::string> plots;
   std::set<std::string> taken;
-  for (const auto& key : evaluation_keys(run)) {
+  const std::vector<std::string> keys = evaluation_keys(run);
+  const std::set<std::string> key_set(keys.begin(), keys.end());
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() > tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (const auto& key : keys) {
+    // KEY/ci_low and KEY/ci_high are KEY's error bars, not plots of their own.
+    bool bound = false;
+    for (const std::string tail : {"/ci_low", "/ci_high"})
+      bound = bound || (ends_with(key, tail) &&
+                        key_set.count(key.substr(0, key.size() - tail.size())) > 0);
+    if (bound) continue;
     svg::LineChart c;
     c.id = evaluation_id(key, taken);
     c.title = "Evaluation: " + key;
@@ -547,6 +558,13 @@ std::vector<std::string> evaluation_plots(const RunRecord& run) {
         run, key, [&key](const IterationRecord& it) { return lookup(it.evaluation, key); })};
     if (auto seed = lookup(run.seed_evaluation, key))  // iteration 0: the seed model
       c.series.front().points.insert(c.series.front().points.begin(), {0, *seed});
+    auto add_interval = [&](double x, const std::map<std::string, double>& metrics) {
+      const auto low = lookup(metrics, key + "/ci_low"), high = lookup(metrics, key + "/ci_high");
+      if (low && high) c.series.front().intervals.push_back({x, *low, *high});
+    };
+    add_interval(0, run.seed_evaluation);
+    for (const auto* it : run.complete()) add_interval(it->iteration, it->evaluation);
+    if (!c.series.front().intervals.empty()) c.title += " (with confidence intervals)";
     plots.push_back(svg::render_line_chart(c));
   }
   return plots;

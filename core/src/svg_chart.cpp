@@ -280,6 +280,12 @@ std::string render_line_chart(const LineChart& chart) {
       xs.push_back(x);
       ys.push_back(y);
     }
+    for (const auto& ci : s.intervals) {
+      if (!std::isfinite(ci.x) || !std::isfinite(ci.low) || !std::isfinite(ci.high)) continue;
+      xs.push_back(ci.x);
+      ys.push_back(ci.low);
+      ys.push_back(ci.high);
+    }
   }
   std::vector<double> y_values = ys;
   for (const auto& r : chart.references)
@@ -312,6 +318,16 @@ std::string render_line_chart(const LineChart& chart) {
     std::vector<std::pair<double, double>> points;
     for (const auto& p : s.points)
       if (std::isfinite(p.first) && std::isfinite(p.second)) points.push_back(p);
+    for (const auto& ci : s.intervals) {
+      if (!std::isfinite(ci.x) || !std::isfinite(ci.low) || !std::isfinite(ci.high)) continue;
+      const double x = px(ci.x), lo = w.py(ci.low), hi = w.py(ci.high);
+      out << "<path class=\"error-bar\" d=\"M" << coord(x - 4) << "," << coord(lo) << "H"
+          << coord(x + 4) << "M" << coord(x) << "," << coord(lo) << "V" << coord(hi) << "M"
+          << coord(x - 4) << "," << coord(hi) << "H" << coord(x + 4) << "\" stroke=\"" << color(i)
+          << "\" stroke-width=\"1.5\" fill=\"none\"><title>" << escape_xml(s.name)
+          << ": x = " << format_number(ci.x) << ", interval [" << format_number(ci.low) << ", "
+          << format_number(ci.high) << "]</title></path>\n";
+    }
     if (points.empty()) continue;
     out << "<polyline class=\"series\" data-series=\"" << escape_xml(s.name) << "\" points=\"";
     for (std::size_t k = 0; k < points.size(); ++k)

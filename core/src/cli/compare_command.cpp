@@ -1,5 +1,6 @@
 // `metareward compare RUN... [--metrics PREFIX]... [--markdown]`: one table of the evaluation
-// metrics of several runs, per iteration, with mean ± std over the seeds of runs named
+// metrics of several runs, per iteration (a metric's bootstrap interval, KEY/ci_low and
+// KEY/ci_high, in its cell as "value [low, high]"), with mean ± std over the seeds of runs named
 // NAME-seedN. Reads only metrics files (docs/run_artifacts.md); needs no plugin and no model.
 #include <algorithm>
 #include <cmath>
@@ -188,8 +189,18 @@ int compare_command(const GlobalOptions&, const std::vector<std::string>& args) 
       iterations.insert(t);
       for (const auto& [key, value] : metrics) all_keys.insert(key);
     }
+  // KEY/ci_low and KEY/ci_high are shown in KEY's cell, "value [low, high]".
+  auto is_bound = [&all_keys](const std::string& key) {
+    for (const std::string tail : {"/ci_low", "/ci_high"})
+      if (key.size() > tail.size() &&
+          key.compare(key.size() - tail.size(), tail.size(), tail) == 0 &&
+          all_keys.count(key.substr(0, key.size() - tail.size())))
+        return true;
+    return false;
+  };
   std::vector<std::string> keys;
   for (const auto& key : all_keys) {
+    if (is_bound(key)) continue;
     bool keep = prefixes.empty();
     for (const auto& p : prefixes) keep = keep || key.rfind(p, 0) == 0;
     if (keep) keys.push_back(key);
@@ -215,8 +226,14 @@ int compare_command(const GlobalOptions&, const std::vector<std::string>& args) 
       for (const auto& key : keys) {
         if (it == run.by_iteration.end() || !it->second.count(key))
           row.push_back("-");
-        else
-          row.push_back(number(it->second.at(key)));
+        else {
+          std::string text = number(it->second.at(key));
+          const auto low = it->second.find(key + "/ci_low");
+          const auto high = it->second.find(key + "/ci_high");
+          if (low != it->second.end() && high != it->second.end())
+            text += " [" + number(low->second) + ", " + number(high->second) + "]";
+          row.push_back(std::move(text));
+        }
       }
       rows.push_back(std::move(row));
     }

@@ -325,9 +325,12 @@ HeadToHead play_head_to_head(const sdk::Config& config,
       k.request.id = items[i].id + (model_first ? "/model-first" : "/baseline-first");
       k.request.messages = judge_template.render(items[i].text, a, b);
       k.request.sampling = judge_sampling;
-      k.key = content_key({"verdict", judge_identity, judge_template.fingerprint(), items[i].text,
-                           a, b, sampling_key(judge_sampling)});
-      k.request.seed = sdk::derive_seed(kStreamVerdict, recipe::stable_hash(k.key));
+      const std::string game_key = content_key({judge_template.fingerprint(), items[i].text, a, b,
+                                                sampling_key(judge_sampling)});
+      k.key = content_key({"verdict", judge_identity, game_key});
+      // Seeded by the game, not the judge's identity: the same judge served over HTTP or loaded
+      // in process samples the same verdict.
+      k.request.seed = sdk::derive_seed(kStreamVerdict, recipe::stable_hash(game_key));
       verdict_requests.push_back(std::move(k));
       game_of.emplace_back(result.items.size(), item.games.size() - 1);
     }

@@ -234,9 +234,10 @@ class JudgeAgreement final : public sdk::Evaluator {
         k.request.id = pair.id + (chosen_first ? "/chosen-first" : "/rejected-first");
         k.request.messages = template_.render(instruction, a, b);
         k.request.sampling = sampling;
-        k.key = content_key({"verdict", identity, template_.fingerprint(), instruction, a, b,
-                             sampling_key(sampling)});
-        k.request.seed = recipe::stable_hash(k.key);
+        const std::string game_key =
+            content_key({template_.fingerprint(), instruction, a, b, sampling_key(sampling)});
+        k.key = content_key({"verdict", identity, game_key});
+        k.request.seed = recipe::stable_hash(game_key);
         requests.push_back(std::move(k));
       }
     }

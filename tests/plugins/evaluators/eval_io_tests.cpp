@@ -66,7 +66,7 @@ TEST_CASE("instructions: AlpacaEval JSON arrays, Arena-Hard questions and prompt
   CHECK(drops.count() == 0);
 }
 
-TEST_CASE("instructions: bad rows are dropped naming their line; nothing usable is an error",
+TEST_CASE("instructions: bad rows are dropped naming their line and nothing usable is an error",
           "[evaluators][io]") {
   Scratch s("bad_instructions");
   Drops drops;

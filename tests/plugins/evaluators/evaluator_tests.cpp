@@ -215,7 +215,7 @@ class LengthRubric final : public mr::sdk::JudgeRubric {
 
 }  // namespace
 
-TEST_CASE("judge_agreement: agreement, ties and parse failures against the labels; relabelling",
+TEST_CASE("judge_agreement: agreement, ties and parse failures against the labels and relabelling",
           "[evaluators][agreement]") {
   Fixture f("agreement");
   // The model as judge scores a response by its length (capped at 5); '?' responses fail.

@@ -36,6 +36,11 @@ struct ChartFrame {
 struct LineSeries {
   std::string name;                               ///< Legend entry.
   std::vector<std::pair<double, double>> points;  ///< (x, y)
+  /// A confidence interval drawn as an error bar at `x` (from `low` to `high`).
+  struct Interval {
+    double x = 0, low = 0, high = 0;
+  };
+  std::vector<Interval> intervals;  ///< Optional; non-finite ones are left out.
 };
 
 /// A line chart over a numeric x axis.
@@ -53,7 +58,8 @@ struct BarChart : ChartFrame {
   std::vector<std::vector<std::optional<double>>> values;
 };
 
-/// The chart as one <svg> element. Polylines carry class="series", markers class="marker",
+/// The chart as one <svg> element. Polylines carry class="series", markers class="marker", error
+/// bars class="error-bar",
 /// bars class="bar", legend swatches class="swatch", reference lines class="reference"; each
 /// marker and bar has a <title> child with its value (the browser's tooltip).
 std::string render_line_chart(const LineChart& chart);
