@@ -193,6 +193,19 @@ class Resolver {
       const Value* given = section_value(doc_.root, slot.path, "");
       if (given == nullptr && (!options_.default_plugin_tables || slot.default_type == nullptr))
         continue;
+      if (slot.kind == PluginKind::Evaluator && given != nullptr && is_evaluator_set(*given)) {
+        // [evaluation.NAME] tables: several evaluators, each its own plugin and table.
+        Table set;
+        for (const auto& [name, entry] : given->as_table()) {
+          const std::string path = detail::join_path(slot.path, name);
+          if (auto resolved = resolve_plugin(path, slot.kind, &entry, nullptr, out))
+            set.emplace(name, std::move(*resolved));
+        }
+        Value set_value{std::move(set)};
+        set_value.set_source(given->source());
+        root.emplace(slot.path, std::move(set_value));
+        continue;
+      }
       if (auto resolved = resolve_plugin(slot.path, slot.kind, given, slot.default_type, out))
         root.emplace(slot.path, std::move(*resolved));
     }
@@ -570,6 +583,15 @@ class Resolver {
     out.plugin_of.emplace(path, name);
     table.as_table().insert_or_assign("type", type_value);
     return table;
+  }
+
+  /// True when an [evaluation] table holds no `type` and only sub-tables ([evaluation.NAME]).
+  static bool is_evaluator_set(const Value& given) {
+    if (!given.is_table() || given.as_table().empty() || find_in(given.as_table(), "type"))
+      return false;
+    for (const auto& [name, entry] : given.as_table())
+      if (!entry.is_table()) return false;
+    return true;
   }
 
   // roles.* must name a [models.<name>] table.

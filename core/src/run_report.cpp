@@ -543,8 +543,8 @@ std::vector<std::string> evaluation_plots(const RunRecord& run) {
     // KEY/ci_low and KEY/ci_high are KEY's error bars, not plots of their own.
     bool bound = false;
     for (const std::string tail : {"/ci_low", "/ci_high"})
-      bound = bound || (ends_with(key, tail) &&
-                        key_set.count(key.substr(0, key.size() - tail.size())) > 0);
+      bound = bound ||
+              (ends_with(key, tail) && key_set.count(key.substr(0, key.size() - tail.size())) > 0);
     if (bound) continue;
     svg::LineChart c;
     c.id = evaluation_id(key, taken);

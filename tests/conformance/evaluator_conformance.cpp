@@ -1,7 +1,8 @@
 // Conformance of every registered evaluator (see conformance_support.hpp): the shipped ones (the
-// testbed's, and mr-evaluators' pairwise_winrate, arena_score, judge_agreement) and third-party ones (the loader fixture evaluator fixture_eval), each covered as
-// soon as its library is built. Models are scripted backends; the rubric and meta-judge strategy
-// are the recipe's defaults (additive5, pairwise_elo), loaded from its library.
+// testbed's, and mr-evaluators' pairwise_winrate, arena_score, judge_agreement) and third-party
+// ones (the loader fixture evaluator fixture_eval), each covered as soon as its library is built.
+// Models are scripted backends; the rubric and meta-judge strategy are the recipe's defaults
+// (additive5, pairwise_elo), loaded from its library.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -117,7 +118,8 @@ std::optional<mr::sdk::Table> required_values(const std::string& name, const fs:
     std::ofstream out(file);
     for (int i = 0; i < 6; ++i)
       out << R"({"instruction": "Name a prime above )" << i * 10 << R"(", "output": "It is )"
-          << std::string(static_cast<std::size_t>(i + 1), '7') << R"(."})" << "\n";
+          << std::string(static_cast<std::size_t>(i + 1), '7') << R"(."})"
+          << "\n";
     return score_verdicts({{"instructions", mr::sdk::Value(file.string())},
                            {"bootstrap_rounds", mr::sdk::Value(std::int64_t{50})}});
   }

@@ -1,8 +1,8 @@
 // End-to-end: the evaluator plugins from the CLI. `metareward eval` with two `metareward serve`
 // processes playing model and judge over HTTP gives the in-process numbers, and a re-run asks the
-// judge nothing; a run with [evaluation] pairwise_winrate records the win rates with intervals
-// per iteration, caches the baseline once for the whole run, and `report` / `compare` show the
-// intervals.
+// judge nothing; a run with three [evaluation.NAME] tables records win rates, the arena score and
+// judge agreement per iteration, caches the baseline once for the whole run, and `report` /
+// `compare` show the intervals.
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -29,8 +29,8 @@ namespace {
 std::string instructions(int n) {
   std::string out;
   for (int i = 0; i < n; ++i)
-    out += json({{"instruction", "Task " + std::to_string(i) + ": list " + std::to_string(i + 2) +
-                                     " colors"},
+    out += json({{"instruction",
+                  "Task " + std::to_string(i) + ": list " + std::to_string(i + 2) + " colors"},
                  {"output", "Red" + std::string(static_cast<std::size_t>(i % 4), '!')},
                  {"generator", "reference"}})
                .dump() +
@@ -83,7 +83,8 @@ TEST_CASE("eval: pairwise_winrate and arena_score with serve playing model and j
       "bootstrap_rounds = 200\n" +
       letter_verdicts();
   dir.write("in_process.toml",
-            evaluation + model_table("policy", "type = \"torch\"\npath = \"" + model.string() + "\"") +
+            evaluation +
+                model_table("policy", "type = \"torch\"\npath = \"" + model.string() + "\"") +
                 model_table("judge", "type = \"torch\"\npath = \"" + judge.string() + "\""));
 
   mr::tests::ServeProcess model_server(dir.path() / "model_serve.log",
@@ -139,8 +140,7 @@ TEST_CASE("eval: pairwise_winrate and arena_score with serve playing model and j
   CHECK(cmp.out.find("ci_low") == std::string::npos);
 }
 
-TEST_CASE("eval: a misconfigured evaluator names the key or the file",
-          "[e2e][evaluation]") {
+TEST_CASE("eval: a misconfigured evaluator names the key or the file", "[e2e][evaluation]") {
   ScratchDir dir("eval_errors");
   const fs::path model = mr::tests::tiny_model(dir, "3");
   const std::string base = "[models.policy]\ntype = \"torch\"\npath = \"" + model.string() +
@@ -165,20 +165,26 @@ TEST_CASE("eval: a misconfigured evaluator names the key or the file",
   CHECK_THAT(r.err, Catch::Contains("[models.ghost]"));
 }
 
-TEST_CASE("run: [evaluation] pairwise_winrate records win rates with intervals per iteration",
+TEST_CASE("run: [evaluation.NAME] tables record win rates and judge agreement per iteration",
           "[e2e][evaluation][run]") {
   mr::tests::RunSetup s("eval_run");
   ScratchDir baseline_dir("eval_run_baseline");
   const fs::path baseline = mr::tests::tiny_model(baseline_dir, "9");
-  s.dir.write("instructions.jsonl", "{\"prompt\": \"Name a fruit\"}\n{\"prompt\": \"Say hi\"}\n"
-                                    "{\"prompt\": \"Count to 3\"}\n{\"prompt\": \"Spell cat\"}\n"
-                                    "{\"prompt\": \"Add 1 and 1\"}\n{\"prompt\": \"Sort b a\"}\n");
+  s.dir.write("instructions.jsonl",
+              "{\"prompt\": \"Name a fruit\"}\n{\"prompt\": \"Say hi\"}\n"
+              "{\"prompt\": \"Count to 3\"}\n{\"prompt\": \"Spell cat\"}\n"
+              "{\"prompt\": \"Add 1 and 1\"}\n{\"prompt\": \"Sort b a\"}\n");
+  const std::string head_to_head =
+      "instructions = \"instructions.jsonl\"\nbaseline_model = \"baseline\"\n"
+      "max_new_tokens = 8\njudge_max_new_tokens = 6\njudge_temperature = 1.0\n"
+      "bootstrap_rounds = 100\n" +
+      letter_verdicts();
   mr::tests::write_text(
       s.config, read_text(s.config) + "\n[models.baseline]\ntype = \"torch\"\npath = \"" +
-                    baseline.string() +
-                    "\"\n\n[evaluation]\ntype = \"pairwise_winrate\"\n"
-                    "instructions = \"instructions.jsonl\"\nbaseline_model = \"baseline\"\n"
-                    "max_new_tokens = 8\njudge_max_new_tokens = 6\njudge_temperature = 1.0\n"
+                    baseline.string() + "\"\n\n[evaluation.alpaca]\ntype = \"pairwise_winrate\"\n" +
+                    head_to_head + "\n[evaluation.arena]\ntype = \"arena_score\"\n" + head_to_head +
+                    "\n[evaluation.agreement]\ntype = \"judge_agreement\"\npairs = \"run\"\n"
+                    "label_judge = \"baseline\"\njudgments = 2\njudge_max_new_tokens = 6\n"
                     "bootstrap_rounds = 100\n" +
                     letter_verdicts());
   const CliResult r = s.run();
@@ -189,22 +195,28 @@ TEST_CASE("run: [evaluation] pairwise_winrate records win rates with intervals p
     const fs::path metrics = t == 0 ? s.out / "iter_0" / "eval" / "metrics.json"
                                     : s.out / ("iter_" + std::to_string(t)) / "metrics.json";
     const json e = evaluation_of(metrics);
-    if (e.contains("actor/win_rate")) check_interval(e, "actor/win_rate");
-    CHECK(fs::exists(metrics.parent_path() / (t == 0 ? "" : "eval") / "pairwise_winrate.jsonl"));
+    check_interval(e, "alpaca/actor/lc_win_rate");
+    check_interval(e, "arena/actor/arena_score");
+    const fs::path eval_dir = t == 0 ? metrics.parent_path() : metrics.parent_path() / "eval";
+    CHECK(fs::exists(eval_dir / "alpaca" / "pairwise_winrate.jsonl"));
+    CHECK(fs::exists(eval_dir / "arena" / "arena_score.jsonl"));
+    // The seed models have no pairs yet; iterations 1 and 2 relabel their own actor_pairs.jsonl.
+    CHECK(e.contains("agreement/labels/pairs") == (t > 0));
+    if (t > 0) CHECK(e.contains("agreement/judge/parse_failure_rate"));
   }
-  // The baseline model answered each instruction once for the whole run (its cache is shared by
-  // the iterations); the verdicts are cached beside it.
+  // The baseline model answered each instruction once for the whole run and both head-to-head
+  // evaluators (its cache is shared); the verdicts are cached beside it.
   std::ifstream cache(s.out / "eval_cache" / "baseline_answers.jsonl");
   int lines = 0;
   for (std::string line; std::getline(cache, line);) ++lines;
   CHECK(lines == 6);
   CHECK(fs::exists(s.out / "eval_cache" / "verdicts.jsonl"));
 
-  // The report draws the intervals as error bars; compare prints them.
+  // The report draws the intervals as error bars.
   const CliResult report = run_cli({"report", s.out.string()}, s.dir.path());
   INFO(report.err);
   REQUIRE(report.exit_code == 0);
   const std::string html = read_text(s.out / "report.html");
   CHECK_THAT(html, Catch::Contains("class=\"error-bar\""));
-  CHECK_THAT(html, Catch::Contains("actor/win_rate (with confidence intervals)"));
+  CHECK_THAT(html, Catch::Contains("alpaca/actor/win_rate (with confidence intervals)"));
 }

@@ -86,7 +86,11 @@ int eval_command(const GlobalOptions& globals, const std::vector<std::string>& a
 
   PluginRegistry registry;
   const ResolvedConfig resolved = load_run_config(registry, globals, file, overrides);
-  if (!resolved.plugin_of.count("evaluation")) {
+  const bool has_evaluation =
+      std::any_of(resolved.plugin_of.begin(), resolved.plugin_of.end(), [](const auto& entry) {
+        return entry.first == "evaluation" || entry.first.rfind("evaluation.", 0) == 0;
+      });
+  if (!has_evaluation) {
     const auto names = registry.names(sdk::PluginKind::Evaluator);
     std::string available;
     for (const auto& n : names) available += (available.empty() ? "" : ", ") + n;
@@ -116,7 +120,8 @@ int eval_command(const GlobalOptions& globals, const std::vector<std::string>& a
   session.create_models();
   spdlog::info("evaluating (iteration {}) into {}", iteration, out_dir.string());
   json evaluation = json::object();
-  for (const auto& [key, value] : session.evaluate(iteration, out_dir, out_dir / "cache", {})) evaluation[key] = value;
+  for (const auto& [key, value] : session.evaluate(iteration, out_dir, out_dir / "cache", {}))
+    evaluation[key] = value;
   const json document = {{"iteration", iteration}, {"evaluation", evaluation}};
   write_file_atomic(out_dir / "metrics.json", document.dump(2) + "\n");
   std::cout << document.dump(2) << "\n";

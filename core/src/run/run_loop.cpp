@@ -119,7 +119,7 @@ class Runner {
       write_manifest();
       if (run_seed) run_seed_iteration();
       const fs::path seed_model = dir_.file(0, RunDirectory::kModel);
-      if (session_.evaluator() && !dir_.complete(0)) {
+      if (session_.has_evaluation() && !dir_.complete(0)) {
         if (seed_model_exists) reload_policy(seed_model);
         evaluate_seed_models();
       }
@@ -340,8 +340,8 @@ class Runner {
     if (stop_requested())
       throw sdk::Interrupted("stopped before the evaluation of iteration " + std::to_string(t));
     json metrics = json::object();
-    for (const auto& [key, value] : session_.evaluate(t, out_dir, dir_.eval_cache(),
-                                                      [this] { return stop_requested(); }))
+    for (const auto& [key, value] :
+         session_.evaluate(t, out_dir, dir_.eval_cache(), [this] { return stop_requested(); }))
       metrics[key] = value;
     return metrics;
   }
@@ -403,7 +403,7 @@ class Runner {
 
     // Evaluation of M_t, before metrics.json (which marks the iteration complete) is written.
     json evaluation = json::object();
-    if (session_.evaluator()) {
+    if (session_.has_evaluation()) {
       reload_policy(dir_.file(t, RunDirectory::kModel));
       const auto start = Clock::now();
       evaluation = evaluate_models(t, dir_.file(t, RunDirectory::kEval));
@@ -432,7 +432,7 @@ class Runner {
     write_file_atomic(dir_.metrics(t), metrics.dump(2) + "\n");
     std::error_code ec;
     fs::remove_all(dir_.file(t, RunDirectory::kTrainState), ec);
-    log_summary(t, iterations, session_.evaluator() != nullptr, metrics, timings);
+    log_summary(t, iterations, session_.has_evaluation(), metrics, timings);
   }
 
   /// Removes what atomic writers killed mid-write left in iter_t: the stage that wrote them

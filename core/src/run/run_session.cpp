@@ -55,8 +55,10 @@ void RunSession::create_text_plugins(bool with_optimizer) {
   if (with_optimizer && !optimizer_) optimizer_ = make<sdk::Optimizer>("optimizer");
   if (with_optimizer && !seed_optimizer_ && has_seed_stage())
     seed_optimizer_ = make<sdk::Optimizer>(kSeedStageTable);
-  if (!evaluator_ && config_.plugin_of.count("evaluation"))
-    evaluator_ = make<sdk::Evaluator>("evaluation");
+  if (evaluators_.empty())
+    for (const auto& [section, plugin] : config_.plugin_of)
+      if (section == "evaluation" || section.rfind("evaluation.", 0) == 0)
+        evaluators_.emplace_back(section, make<sdk::Evaluator>(section));
 }
 
 void RunSession::create_models() {
@@ -153,29 +155,40 @@ std::map<std::string, double> RunSession::evaluate(int t,
                                                    const fs::path& out_dir,
                                                    const fs::path& cache_dir,
                                                    std::function<bool()> stop_requested) {
-  if (!evaluator_) throw sdk::ConfigError("no [evaluation] table: nothing evaluates the models");
-  for (const fs::path& dir : {out_dir, cache_dir}) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec)
-      throw sdk::DataError("cannot create the evaluation directory '" + dir.string() +
-                           "': " + ec.message());
+  if (evaluators_.empty())
+    throw sdk::ConfigError("no [evaluation] table: nothing evaluates the models");
+  std::map<std::string, double> metrics;
+  for (const auto& [section, evaluator] : evaluators_) {
+    // [evaluation.NAME]: its own rows directory and metric names.
+    const std::string name = section == "evaluation" ? "" : section.substr(11);
+    const fs::path rows_dir = name.empty() ? out_dir : out_dir / name;
+    for (const fs::path& dir : {rows_dir, cache_dir}) {
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec)
+        throw sdk::DataError("cannot create the evaluation directory '" + dir.string() +
+                             "': " + ec.message());
+    }
+    sdk::EvaluationRequest request;
+    request.info = info(t, StageCode::Evaluation);
+    request.actor = &actor();
+    request.judge = &judge();
+    request.meta_judge = &meta_judge();
+    request.rubric = rubric_.get();
+    request.meta = meta_.get();
+    request.output_dir = rows_dir;
+    request.cache_dir = cache_dir;
+    request.model = [this](const std::string& model_name) { return &evaluation_model(model_name); };
+    request.stop_requested = stop_requested ? stop_requested : [] { return false; };
+    set_stage((name.empty() ? std::string("evaluation") : "evaluation '" + name + "'") +
+              ", iteration " + std::to_string(t));
+    const std::string where = "evaluator '" + config_.plugin_of.at(section) + "'" +
+                              (name.empty() ? "" : " ([" + section + "])") + " at iteration " +
+                              std::to_string(t);
+    for (auto& [key, value] : evaluate_checked(*evaluator, request, where))
+      metrics.emplace(name.empty() ? key : name + "/" + key, value);
   }
-  sdk::EvaluationRequest request;
-  request.info = info(t, StageCode::Evaluation);
-  request.actor = &actor();
-  request.judge = &judge();
-  request.meta_judge = &meta_judge();
-  request.rubric = rubric_.get();
-  request.meta = meta_.get();
-  request.output_dir = out_dir;
-  request.cache_dir = cache_dir;
-  request.model = [this](const std::string& name) { return &evaluation_model(name); };
-  request.stop_requested = stop_requested ? std::move(stop_requested) : [] { return false; };
-  set_stage("evaluation, iteration " + std::to_string(t));
-  const std::string where =
-      "evaluator '" + config_.plugin_of.at("evaluation") + "' at iteration " + std::to_string(t);
-  return evaluate_checked(*evaluator_, request, where);
+  return metrics;
 }
 
 std::map<std::string, double> evaluate_checked(sdk::Evaluator& evaluator,

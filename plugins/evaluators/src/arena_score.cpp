@@ -17,7 +17,6 @@ namespace {
 
 constexpr std::uint64_t kStreamBootstrap = 0x617242006f6f7473ULL;
 
-
 /// Markdown elements outside fenced code blocks: headers, list items, bold spans.
 std::array<double, 3> markdown_counts(const std::string& text) {
   // Fenced code blocks removed by a scan (std::regex recurses per character on long text).
@@ -44,7 +43,8 @@ std::array<double, 3> markdown_counts(const std::string& text) {
       std::size_t hashes = 0;
       while (hashes < l.size() && l[hashes] == '#') ++hashes;
       if (hashes >= 1 && hashes <= 6 && hashes < l.size() && l[hashes] == ' ') counts[0] += 1;
-      if (l.size() > 1 && (l[0] == '-' || l[0] == '*' || l[0] == '+') && l[1] == ' ') counts[1] += 1;
+      if (l.size() > 1 && (l[0] == '-' || l[0] == '*' || l[0] == '+') && l[1] == ' ')
+        counts[1] += 1;
       std::size_t digits = 0;
       while (digits < l.size() && std::isdigit(static_cast<unsigned char>(l[digits]))) ++digits;
       if (digits > 0 && digits + 1 < l.size() && l[digits] == '.' && l[digits + 1] == ' ')
@@ -83,7 +83,8 @@ class ArenaScore final : public sdk::Evaluator {
     for (const HeadToHeadItem& item : result.items) {
       const double lm = static_cast<double>(recipe::utf8_length(item.model_output));
       const double lb = static_cast<double>(recipe::utf8_length(item.baseline_output));
-      const auto mm = markdown_counts(item.model_output), mb = markdown_counts(item.baseline_output);
+      const auto mm = markdown_counts(item.model_output),
+                 mb = markdown_counts(item.baseline_output);
       std::vector<double> style{normalised_difference(lm, lb)};
       for (std::size_t k = 0; k < 3; ++k) style.push_back(normalised_difference(mm[k], mb[k]));
       std::vector<std::size_t> mine;

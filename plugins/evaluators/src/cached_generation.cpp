@@ -48,7 +48,8 @@ std::vector<std::optional<StoredCompletion>> generate_cached(
       const auto tokens = r->find("tokens");
       const auto truncated = r->find("truncated");
       out[i] = StoredCompletion{
-          *text, tokens != r->end() && tokens->is_number_integer() ? tokens->get<std::int64_t>() : 0,
+          *text,
+          tokens != r->end() && tokens->is_number_integer() ? tokens->get<std::int64_t>() : 0,
           truncated != r->end() && truncated->is_boolean() && truncated->get<bool>()};
       ++counts.cached;
     } else {

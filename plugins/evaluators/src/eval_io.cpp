@@ -48,8 +48,7 @@ std::vector<std::pair<std::size_t, json>> read_rows(const fs::path& file, Drops&
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     json row = json::parse(line, nullptr, false);
     if (row.is_discarded() || !row.is_object()) {
-      drops.reasons.push_back(file.string() + ":" + std::to_string(n) +
-                              ": not a JSON object");
+      drops.reasons.push_back(file.string() + ":" + std::to_string(n) + ": not a JSON object");
       continue;
     }
     rows.emplace_back(n, std::move(row));
@@ -75,8 +74,8 @@ std::optional<sdk::Conversation> conversation_of(const json& value) {
   if (!value.is_array() || value.empty()) return std::nullopt;
   sdk::Conversation out;
   for (const auto& m : value) {
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() ||
-        !m.contains("content") || !m["content"].is_string())
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+        !m["content"].is_string())
       return std::nullopt;
     out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
   }
@@ -151,14 +150,12 @@ std::vector<LabelledPair> read_labelled_pairs(const fs::path& file, Drops& drops
   std::vector<LabelledPair> out;
   for (auto& [line, row] : read_rows(file, drops)) {
     LabelledPair pair;
-    const auto prompt = row.is_object() && row.contains("prompt")
-                            ? conversation_of(row["prompt"])
-                            : std::nullopt;
-    const auto chosen = row.is_object() && row.contains("chosen") ? text_of(row["chosen"])
-                                                                  : std::nullopt;
-    const auto rejected = row.is_object() && row.contains("rejected")
-                              ? text_of(row["rejected"])
-                              : std::nullopt;
+    const auto prompt =
+        row.is_object() && row.contains("prompt") ? conversation_of(row["prompt"]) : std::nullopt;
+    const auto chosen =
+        row.is_object() && row.contains("chosen") ? text_of(row["chosen"]) : std::nullopt;
+    const auto rejected =
+        row.is_object() && row.contains("rejected") ? text_of(row["rejected"]) : std::nullopt;
     if (!prompt || !chosen || !rejected) {
       drops.reasons.push_back(where(file, line) +
                               ": expected 'prompt', 'chosen' and 'rejected' (strings or "
@@ -234,10 +231,9 @@ RecordStore::RecordStore(fs::path file, sdk::Logger& log) : file_(std::move(file
     log.log(sdk::LogLevel::Warn, file_.string() + ": skipped " + std::to_string(skipped) +
                                      " unreadable cache record(s); they are asked for again");
   if (good_end < text.size()) {
-    log.log(sdk::LogLevel::Warn,
-            file_.string() + ": cut a torn last record (" +
-                std::to_string(text.size() - good_end) +
-                " bytes, an interrupted append); it is asked for again");
+    log.log(sdk::LogLevel::Warn, file_.string() + ": cut a torn last record (" +
+                                     std::to_string(text.size() - good_end) +
+                                     " bytes, an interrupted append); it is asked for again");
     if (::truncate(file_.c_str(), static_cast<off_t>(good_end)) != 0)
       io_error("cannot truncate", file_);
   }

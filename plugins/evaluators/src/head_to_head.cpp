@@ -35,8 +35,7 @@ sdk::Schema pairwise_template_schema(const HeadToHeadDefaults& d) {
       ParamSpec::string_list("verdict_labels", d.verdict_labels,
                              "'LABEL=VALUE' per label the regex captures: VALUE is output A's "
                              "outcome, 2 much better, 1 better, 0 tie, -1 worse, -2 much worse. "
-                             "A captured label not listed is a parse failure (counted).")
-  };
+                             "A captured label not listed is a parse failure (counted).")};
 }
 
 sdk::Schema head_to_head_schema(const HeadToHeadDefaults& d) {
@@ -74,8 +73,9 @@ sdk::Schema head_to_head_schema(const HeadToHeadDefaults& d) {
                          "(position bias cancels; twice the judge calls); 'random': once, the "
                          "model's position drawn per instruction from the run seed.")
           .one_of({"both", "random"}),
-      ParamSpec::int_("batch_size", 16, "Requests per generate() call (each batch is cached "
-                                        "durably before the next).")
+      ParamSpec::int_("batch_size", 16,
+                      "Requests per generate() call (each batch is cached "
+                      "durably before the next).")
           .range(1, {}),
       ParamSpec::int_("bootstrap_rounds", d.bootstrap_rounds,
                       "Bootstrap resamples of the instructions for the confidence intervals.")
@@ -122,8 +122,8 @@ std::vector<std::pair<std::string, int>> parse_labels(const sdk::Config& config)
       if (ok) value = std::stoi(v);
     }
     if (!ok)
-      config.fail("verdict_labels", "entry '" + entry +
-                                        "' is not LABEL=VALUE with VALUE one of 2, 1, 0, -1, -2");
+      config.fail("verdict_labels",
+                  "entry '" + entry + "' is not LABEL=VALUE with VALUE one of 2, 1, 0, -1, -2");
     out.emplace_back(upper_trimmed(entry.substr(0, eq)), value);
   }
   if (out.empty()) config.fail("verdict_labels", "needs at least one LABEL=VALUE");
@@ -135,8 +135,8 @@ std::vector<std::pair<std::string, int>> parse_labels(const sdk::Config& config)
 PairwiseTemplate::PairwiseTemplate(const sdk::Config& config)
     : system_(config.get_string("judge_system")),
       template_(checked_template(config)),
-      pattern_(recipe::Pattern::compile(config.get_string("verdict_regex"), config,
-                                        "verdict_regex")),
+      pattern_(
+          recipe::Pattern::compile(config.get_string("verdict_regex"), config, "verdict_regex")),
       labels_(parse_labels(config)) {
   std::vector<std::string> parts{system_, template_, pattern_.source()};
   for (const auto& [label, value] : labels_) parts.push_back(label + "=" + std::to_string(value));
@@ -149,8 +149,8 @@ sdk::Conversation PairwiseTemplate::render(const std::string& instruction,
   sdk::Conversation out;
   if (!system_.empty()) out.push_back({"system", system_});
   out.push_back({"user", recipe::substitute(template_, {{"instruction", instruction},
-                                                         {"output_a", output_a},
-                                                         {"output_b", output_b}})});
+                                                        {"output_a", output_a},
+                                                        {"output_b", output_b}})});
   return out;
 }
 
@@ -222,10 +222,10 @@ std::vector<KeyedRequest> answer_requests(const std::vector<Instruction>& items,
     k.request.id = item.id;
     k.request.messages = {{"user", item.text}};
     k.request.sampling = sampling;
-    k.request.seed = sdk::derive_seed(sdk::derive_seed(seed, kStreamAnswer),
-                                      recipe::stable_hash(item.text));
-    k.key = content_key({"answer", identity, item.text, sampling_key(sampling),
-                         std::to_string(k.request.seed)});
+    k.request.seed =
+        sdk::derive_seed(sdk::derive_seed(seed, kStreamAnswer), recipe::stable_hash(item.text));
+    k.key = content_key(
+        {"answer", identity, item.text, sampling_key(sampling), std::to_string(k.request.seed)});
     out.push_back(std::move(k));
   }
   return out;
@@ -240,7 +240,8 @@ HeadToHead play_head_to_head(const sdk::Config& config,
   HeadToHead result;
   std::vector<Instruction> items =
       read_instructions(config.get_string("instructions"), result.drops);
-  if (const auto limit = config.get_int("limit"); limit > 0 && items.size() > static_cast<std::size_t>(limit))
+  if (const auto limit = config.get_int("limit");
+      limit > 0 && items.size() > static_cast<std::size_t>(limit))
     items.resize(static_cast<std::size_t>(limit));
   const int batch = static_cast<int>(config.get_int("batch_size"));
   const sdk::SamplingParams sampling =
@@ -267,9 +268,9 @@ HeadToHead play_head_to_head(const sdk::Config& config,
     sdk::ModelBackend* model = request.model(baseline_model);
     RecordStore store(request.cache_dir / "baseline_answers.jsonl", ctx.logger());
     GenerationCounts baseline_counts;
-    const auto out = generate_cached(*model, answer_requests(items, *model, sampling, seed), store,
-                                     batch, request.stop_requested, ctx, "baseline answers",
-                                     baseline_counts);
+    const auto out =
+        generate_cached(*model, answer_requests(items, *model, sampling, seed), store, batch,
+                        request.stop_requested, ctx, "baseline answers", baseline_counts);
     for (std::size_t i = 0; i < items.size(); ++i)
       if (out[i]) baseline[i] = out[i]->text;
   } else {
@@ -325,8 +326,8 @@ HeadToHead play_head_to_head(const sdk::Config& config,
       k.request.id = items[i].id + (model_first ? "/model-first" : "/baseline-first");
       k.request.messages = judge_template.render(items[i].text, a, b);
       k.request.sampling = judge_sampling;
-      const std::string game_key = content_key({judge_template.fingerprint(), items[i].text, a, b,
-                                                sampling_key(judge_sampling)});
+      const std::string game_key = content_key(
+          {judge_template.fingerprint(), items[i].text, a, b, sampling_key(judge_sampling)});
       k.key = content_key({"verdict", judge_identity, game_key});
       // Seeded by the game, not the judge's identity: the same judge served over HTTP or loaded
       // in process samples the same verdict.
@@ -393,8 +394,8 @@ void log_head_to_head(const HeadToHead& result, sdk::HostContext& ctx, const std
     std::string first;
     for (std::size_t i = 0; i < std::min<std::size_t>(3, result.drops.count()); ++i)
       first += "\n  " + result.drops.reasons[i];
-    log.log(sdk::LogLevel::Warn, name + ": dropped " + std::to_string(result.drops.count()) +
-                                     " input row(s):" + first);
+    log.log(sdk::LogLevel::Warn,
+            name + ": dropped " + std::to_string(result.drops.count()) + " input row(s):" + first);
   }
   if (result.parse_failures + result.verdict_failures + result.answer_failures > 0)
     log.log(sdk::LogLevel::Warn,

@@ -45,7 +45,10 @@ class JudgeAgreement final : public sdk::Evaluator {
     sdk::EvaluationResult out;
     fs::path file = c.get_string("pairs");
     if (file == "run") {
+      // RUN/iter_T/eval (one evaluator) or RUN/iter_T/eval/NAME ([evaluation.NAME]).
       file = request.output_dir.parent_path() / "actor_pairs.jsonl";
+      if (!fs::exists(file) && request.output_dir.parent_path().filename() == "eval")
+        file = request.output_dir.parent_path().parent_path() / "actor_pairs.jsonl";
       if (!fs::exists(file)) {
         ctx_.logger().log(sdk::LogLevel::Info,
                           "judge_agreement: no " + file.string() +
@@ -90,10 +93,10 @@ class JudgeAgreement final : public sdk::Evaluator {
                          std::to_string(j);
           k.request.messages = prompt;
           k.request.sampling = sampling;
-          k.request.seed = sdk::derive_seed(
-              sdk::derive_seed(sdk::derive_seed(ctx_.seed(), kStreamJudgment),
-                               recipe::stable_hash(conversation_key(prompt))),
-              static_cast<std::uint64_t>(j));
+          k.request.seed =
+              sdk::derive_seed(sdk::derive_seed(sdk::derive_seed(ctx_.seed(), kStreamJudgment),
+                                                recipe::stable_hash(conversation_key(prompt))),
+                               static_cast<std::uint64_t>(j));
           k.key = content_key({"judgment", identity, conversation_key(prompt),
                                sampling_key(sampling), std::to_string(k.request.seed)});
           requests.push_back(std::move(k));
@@ -116,8 +119,9 @@ class JudgeAgreement final : public sdk::Evaluator {
         double sum = 0;
         int valid = 0;
         for (int j = 0; j < n; ++j) {
-          const auto& r = judged[(p * 2 + static_cast<std::size_t>(side)) * static_cast<std::size_t>(n) +
-                                 static_cast<std::size_t>(j)];
+          const auto& r =
+              judged[(p * 2 + static_cast<std::size_t>(side)) * static_cast<std::size_t>(n) +
+                     static_cast<std::size_t>(j)];
           ++total;
           const auto parsed = r ? request.rubric->parse(r->text) : sdk::ParsedScore{};
           if (!parsed.score) {
@@ -188,9 +192,12 @@ class JudgeAgreement final : public sdk::Evaluator {
       std::vector<double> own;
       std::size_t label_ties = 0, unlabelled = 0;
       for (const auto& l : strong.label) {
-        if (!l) ++unlabelled;
-        else if (*l == 0) ++label_ties;
-        else own.push_back(*l > 0 ? 1.0 : 0.0);
+        if (!l)
+          ++unlabelled;
+        else if (*l == 0)
+          ++label_ties;
+        else
+          own.push_back(*l > 0 ? 1.0 : 0.0);
       }
       if (!own.empty()) {
         std::vector<std::size_t> all(own.size());
@@ -225,8 +232,8 @@ class JudgeAgreement final : public sdk::Evaluator {
     const std::string identity = model_identity(judge);
     std::vector<KeyedRequest> requests;
     for (const auto& pair : pairs) {
-      const std::string instruction = recipe::render_instruction(pair.prompt,
-                                                                 recipe::InstructionTurns::All);
+      const std::string instruction =
+          recipe::render_instruction(pair.prompt, recipe::InstructionTurns::All);
       for (bool chosen_first : {true, false}) {
         const std::string& a = chosen_first ? pair.chosen : pair.rejected;
         const std::string& b = chosen_first ? pair.rejected : pair.chosen;
@@ -304,8 +311,7 @@ sdk::Schema judge_agreement_schema() {
                          "relabels every pair with the pairwise template below, both orders, "
                          "greedy; ties are excluded and counted. Empty: the file's labels."),
       ParamSpec::int_("batch_size", 16, "Requests per generate() call.").range(1, {}),
-      ParamSpec::int_("bootstrap_rounds", 1000, "Bootstrap resamples of the pairs.")
-          .range(10, {}),
+      ParamSpec::int_("bootstrap_rounds", 1000, "Bootstrap resamples of the pairs.").range(10, {}),
       ParamSpec::float_("confidence", 0.95, "Coverage of the bootstrap percentile intervals.")
           .range(0.5, 1.0, false, true),
   };

@@ -13,7 +13,6 @@ namespace {
 
 constexpr std::uint64_t kStreamBootstrap = 0x7077426f6f747374ULL;  // "pwBootst"
 
-
 /// The preference for the model of `item`'s parsed games (ties 0.5); nullopt when none parsed.
 std::optional<double> preference(const HeadToHeadItem& item) {
   double sum = 0;
@@ -29,8 +28,7 @@ std::optional<double> preference(const HeadToHeadItem& item) {
 
 class PairwiseWinrate final : public sdk::Evaluator {
  public:
-  explicit PairwiseWinrate(sdk::HostContext& ctx)
-      : ctx_(ctx), template_(ctx.config()), lc_{} {
+  explicit PairwiseWinrate(sdk::HostContext& ctx) : ctx_(ctx), template_(ctx.config()), lc_{} {
     const sdk::Config& c = ctx.config();
     lc_.penalty = parse_penalty(c.get_string("lc_penalty"));
     lc_.lambda = c.get_float("lc_lambda");
@@ -74,14 +72,16 @@ class PairwiseWinrate final : public sdk::Evaluator {
     const int rounds = static_cast<int>(c.get_int("bootstrap_rounds"));
     const double confidence = c.get_float("confidence");
     const std::uint64_t seed = sdk::derive_seed(request.info.seed, kStreamBootstrap);
-    const BootstrapResult wr = bootstrap(items.size(), rounds, confidence, seed, [&](const auto& s) {
-      double sum = 0;
-      for (std::size_t i : s) sum += items[i].preference;
-      return std::optional<double>(100.0 * sum / static_cast<double>(s.size()));
-    });
-    const BootstrapResult lc = bootstrap(items.size(), rounds, confidence, seed, [&](const auto& s) {
-      return std::optional<double>(length_controlled_win_rate(items, s, lc_).lc_win_rate);
-    });
+    const BootstrapResult wr =
+        bootstrap(items.size(), rounds, confidence, seed, [&](const auto& s) {
+          double sum = 0;
+          for (std::size_t i : s) sum += items[i].preference;
+          return std::optional<double>(100.0 * sum / static_cast<double>(s.size()));
+        });
+    const BootstrapResult lc =
+        bootstrap(items.size(), rounds, confidence, seed, [&](const auto& s) {
+          return std::optional<double>(length_controlled_win_rate(items, s, lc_).lc_win_rate);
+        });
 
     // Standard error of the raw win rate (AlpacaEval reports SEM × 100).
     double var = 0;

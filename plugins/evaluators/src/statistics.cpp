@@ -177,7 +177,8 @@ LogisticFit fit_logistic(const std::vector<LogisticRow>& rows,
       next = problem.objective(candidate);
     }
     double change = 0;
-    for (std::size_t j = 0; j < k; ++j) change = std::max(change, std::fabs(candidate[j] - fit.coef[j]));
+    for (std::size_t j = 0; j < k; ++j)
+      change = std::max(change, std::fabs(candidate[j] - fit.coef[j]));
     fit.coef = candidate;
     const double gain = next - value;
     value = next;
@@ -207,7 +208,8 @@ namespace {
 std::vector<double> average_ranks(const std::vector<double>& v) {
   std::vector<std::size_t> order(v.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
   std::vector<double> rank(v.size());
   for (std::size_t i = 0; i < order.size();) {
     std::size_t j = i;

@@ -19,7 +19,8 @@ namespace {
 struct Scratch {
   fs::path dir;
   explicit Scratch(const std::string& name)
-      : dir(fs::temp_directory_path() / ("mr_evaluators_" + name + "_" + std::to_string(::getpid()))) {
+      : dir(fs::temp_directory_path() /
+            ("mr_evaluators_" + name + "_" + std::to_string(::getpid()))) {
     fs::remove_all(dir);
     fs::create_directories(dir);
   }
@@ -87,11 +88,13 @@ TEST_CASE("instructions: bad rows are dropped naming their line and nothing usab
   Drops more;
   CHECK_THROWS_WITH(read_instructions(s.write("none.jsonl", "garbage\n"), more),
                     Catch::Contains("none.jsonl: no usable instruction"));
-  CHECK_THROWS_WITH(read_instructions(s.write("dup.jsonl", "{\"id\": \"a\", \"prompt\": \"x\"}\n"
-                                                            "{\"id\": \"a\", \"prompt\": \"y\"}\n"),
+  CHECK_THROWS_WITH(read_instructions(s.write("dup.jsonl",
+                                              "{\"id\": \"a\", \"prompt\": \"x\"}\n"
+                                              "{\"id\": \"a\", \"prompt\": \"y\"}\n"),
                                       more),
                     Catch::Contains("dup.jsonl:2: id 'a' appears twice"));
-  CHECK_THROWS_WITH(read_instructions(s.dir / "missing.jsonl", more), Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(read_instructions(s.dir / "missing.jsonl", more),
+                    Catch::Contains("cannot open"));
   CHECK_THROWS_WITH(read_instructions(s.write("broken.json", "[{\"instruction\": "), more),
                     Catch::Contains("not a valid JSON array"));
 }
@@ -175,7 +178,7 @@ TEST_CASE("verdict parser: real-looking judge outputs, Arena-Hard labels",
       {"They are equivalent. [[A=B]]", 0},
       {"Final verdict: [[B>A]]", -1},
       {"[[ b >> a ]]", -2},
-      {"First I thought [[A>B]] but on reflection [[B>>A]]", -2},  // the last match decides
+      {"First I thought [[A>B]] but on reflection [[B>>A]]", -2},     // the last match decides
       {"My final verdict is: Assistant B is better.", std::nullopt},  // no label
       {"[[A>>>B]]", std::nullopt},
       {"[[C>A]]", std::nullopt},
@@ -204,8 +207,9 @@ TEST_CASE("verdict parser: bad templates and labels are config errors naming the
     return PairwiseTemplate(
         mr::test::config_from_schema(pairwise_winrate_schema(), std::move(t), 1, "evaluation"));
   };
-  CHECK_THROWS_WITH(make({{"judge_template", mr::sdk::Value(std::string("{instruction} {output_a}"))}}),
-                    Catch::Contains("judge_template") && Catch::Contains("{output_b}"));
+  CHECK_THROWS_WITH(
+      make({{"judge_template", mr::sdk::Value(std::string("{instruction} {output_a}"))}}),
+      Catch::Contains("judge_template") && Catch::Contains("{output_b}"));
   CHECK_THROWS_WITH(make({{"verdict_regex", mr::sdk::Value(std::string("no group"))}}),
                     Catch::Contains("verdict_regex"));
   mr::sdk::Array bad{mr::sdk::Value(std::string("A=3"))};

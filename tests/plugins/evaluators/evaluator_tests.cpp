@@ -18,7 +18,8 @@ using mr::test::ScriptedBackend;
 namespace {
 
 /// The text between `open` and `close` in the last user message.
-std::string between(const mr::sdk::GenerationRequest& r, const std::string& open,
+std::string between(const mr::sdk::GenerationRequest& r,
+                    const std::string& open,
                     const std::string& close) {
   const std::string& t = r.messages.back().content;
   const auto b = t.find(open);
@@ -32,7 +33,11 @@ std::vector<std::string> longer_wins(const mr::sdk::GenerationRequest& r, bool a
   const std::string a = between(r, "\nA: ", "\nB: "), b = between(r, "\nB: ", "\nEND");
   if (arena) {
     const long d = static_cast<long>(a.size()) - static_cast<long>(b.size());
-    return {d > 5 ? "[[A>>B]]" : d > 0 ? "[[A>B]]" : d == 0 ? "[[A=B]]" : d >= -5 ? "[[B>A]]" : "[[B>>A]]"};
+    return {d > 5     ? "[[A>>B]]"
+            : d > 0   ? "[[A>B]]"
+            : d == 0  ? "[[A=B]]"
+            : d >= -5 ? "[[B>A]]"
+                      : "[[B>>A]]"};
   }
   return {a.size() >= b.size() ? "I prefer (a). [[A]]" : "Output (b) wins: [[B]]"};
 }
@@ -66,17 +71,17 @@ struct Fixture {
   }
   ~Fixture() { fs::remove_all(dir); }
 
-  void make(const mr::sdk::Schema& schema, mr::sdk::Table values,
-            std::uint64_t seed = 9) {
-    values.emplace("judge_template",
-                   mr::sdk::Value(std::string("I: {instruction}\nA: {output_a}\nB: {output_b}\nEND")));
+  void make(const mr::sdk::Schema& schema, mr::sdk::Table values, std::uint64_t seed = 9) {
+    values.emplace(
+        "judge_template",
+        mr::sdk::Value(std::string("I: {instruction}\nA: {output_a}\nB: {output_b}\nEND")));
     values.emplace("judge_system", mr::sdk::Value(std::string("")));
     ctx = std::make_unique<mr::test::TestHostContext>(
         mr::test::config_from_schema(schema, std::move(values), 1, "evaluation"), seed);
   }
 
-  mr::sdk::EvaluationRequest request(const std::string& iteration_dir,
-                                     std::function<bool()> stop = [] { return false; }) {
+  mr::sdk::EvaluationRequest request(
+      const std::string& iteration_dir, std::function<bool()> stop = [] { return false; }) {
     mr::sdk::EvaluationRequest r;
     r.info = {1, 1, 77};
     r.actor = actor.get();
@@ -95,7 +100,9 @@ struct Fixture {
   }
 };
 
-mr::sdk::Value text(const std::string& s) { return mr::sdk::Value(s); }
+mr::sdk::Value text(const std::string& s) {
+  return mr::sdk::Value(s);
+}
 
 }  // namespace
 
@@ -145,7 +152,8 @@ TEST_CASE("pairwise_winrate: an interrupted evaluation resumes from its cached b
                  {{"instructions", text((f.dir / "instructions.jsonl").string())},
                   {"batch_size", mr::sdk::Value(std::int64_t{2})},
                   {"bootstrap_rounds", mr::sdk::Value(std::int64_t{50})}});
-  const auto expected = make_pairwise_winrate(*reference.ctx)->evaluate(reference.request("iter_1"));
+  const auto expected =
+      make_pairwise_winrate(*reference.ctx)->evaluate(reference.request("iter_1"));
 
   int polls = 0;
   auto evaluator = make_pairwise_winrate(*f.ctx);
@@ -163,9 +171,10 @@ TEST_CASE("pairwise_winrate: an interrupted evaluation resumes from its cached b
 TEST_CASE("pairwise_winrate: a baseline model, cached in the run's eval cache",
           "[evaluators][pairwise]") {
   Fixture f("baseline_model");
-  f.make(pairwise_winrate_schema(), {{"instructions", text((f.dir / "instructions.jsonl").string())},
-                                     {"baseline_model", text("strong")},
-                                     {"bootstrap_rounds", mr::sdk::Value(std::int64_t{20})}});
+  f.make(pairwise_winrate_schema(),
+         {{"instructions", text((f.dir / "instructions.jsonl").string())},
+          {"baseline_model", text("strong")},
+          {"bootstrap_rounds", mr::sdk::Value(std::int64_t{20})}});
   auto evaluator = make_pairwise_winrate(*f.ctx);
   evaluator->evaluate(f.request("iter_1"));
   const std::size_t after_first = f.strong->requests().size();
@@ -173,8 +182,9 @@ TEST_CASE("pairwise_winrate: a baseline model, cached in the run's eval cache",
   CHECK(fs::exists(f.dir / "run" / "eval_cache" / "baseline_answers.jsonl"));
   evaluator->evaluate(f.request("iter_2"));
   CHECK(f.strong->requests().size() == after_first);
-  f.make(pairwise_winrate_schema(), {{"instructions", text((f.dir / "instructions.jsonl").string())},
-                                     {"baseline_model", text("nope")}});
+  f.make(pairwise_winrate_schema(),
+         {{"instructions", text((f.dir / "instructions.jsonl").string())},
+          {"baseline_model", text("nope")}});
   CHECK_THROWS_WITH(make_pairwise_winrate(*f.ctx)->evaluate(f.request("iter_3")),
                     Catch::Contains("[models.nope]"));
 }

@@ -12,10 +12,13 @@ using namespace mr::plugins::evaluators;
 
 namespace {
 
-double logit(double p) { return std::log(p / (1 - p)); }
+double logit(double p) {
+  return std::log(p / (1 - p));
+}
 
 /// Soft-labelled rows: each (x, p) as y = 1 weight p and y = 0 weight 1 - p.
-std::vector<LogisticRow> soft_rows(const std::vector<std::pair<std::vector<double>, double>>& data) {
+std::vector<LogisticRow> soft_rows(
+    const std::vector<std::pair<std::vector<double>, double>>& data) {
   std::vector<LogisticRow> rows;
   for (const auto& [x, p] : data) {
     rows.push_back({x, 1.0, p});

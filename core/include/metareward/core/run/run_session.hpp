@@ -99,8 +99,9 @@ class RunSession {
   sdk::Optimizer* seed_optimizer() const { return seed_optimizer_.get(); }
   /// True when the config has a [seed_sft] table: M_0 is iter_0/model, not the actor's path.
   bool has_seed_stage() const;
-  /// Null without an [evaluation] table.
-  sdk::Evaluator* evaluator() const { return evaluator_.get(); }
+  /// True when the config has an [evaluation] table (one evaluator) or [evaluation.NAME] tables
+  /// (several), after create_text_plugins().
+  bool has_evaluation() const { return !evaluators_.empty(); }
 
   /// Names the stage in the messages of failing plugin calls ("judge, iteration 2").
   void set_stage(std::string stage) { context_->set_stage(std::move(stage)); }
@@ -113,9 +114,10 @@ class RunSession {
   /// (t, iterations, stage_seed(seed, t, stage)).
   sdk::IterationInfo info(int t, StageCode stage) const;
 
-  /// Calls the evaluator on the models as they are now, with iteration `t`'s evaluation seed,
-  /// writing its rows to `out_dir` and its content-keyed cache to `cache_dir` (both created);
-  /// returns its metrics, checked (evaluate_checked).
+  /// Calls the evaluator(s) on the models as they are now, with iteration `t`'s evaluation seed,
+  /// writing rows to `out_dir` and content-keyed caches to `cache_dir` (both created); returns
+  /// the metrics, checked (evaluate_checked). With [evaluation.NAME] tables each evaluator writes
+  /// to out_dir/NAME and its metrics are named "NAME/role/metric".
   std::map<std::string, double> evaluate(int t,
                                          const std::filesystem::path& out_dir,
                                          const std::filesystem::path& cache_dir,
@@ -145,7 +147,8 @@ class RunSession {
   std::shared_ptr<sdk::PairSelectionPolicy> pair_policy_;
   std::shared_ptr<sdk::Optimizer> optimizer_;
   std::shared_ptr<sdk::Optimizer> seed_optimizer_;
-  std::shared_ptr<sdk::Evaluator> evaluator_;
+  /// (config table, evaluator): [evaluation], or every [evaluation.NAME] in name order.
+  std::vector<std::pair<std::string, std::shared_ptr<sdk::Evaluator>>> evaluators_;
   RankCoordinator* coordinator_ = nullptr;
 };
 

@@ -37,14 +37,15 @@ std::string model_identity(const sdk::ModelBackend& model);
 
 /// One result per request (nullopt where the model failed it: not stored, so asked again next
 /// time). Progress is reported as `stage`; `stop` is polled before each batch (sdk::Interrupted).
-std::vector<std::optional<StoredCompletion>> generate_cached(sdk::ModelBackend& model,
-                                                             const std::vector<KeyedRequest>& requests,
-                                                             RecordStore& store,
-                                                             int batch_size,
-                                                             const std::function<bool()>& stop,
-                                                             sdk::HostContext& ctx,
-                                                             const std::string& stage,
-                                                             GenerationCounts& counts);
+std::vector<std::optional<StoredCompletion>> generate_cached(
+    sdk::ModelBackend& model,
+    const std::vector<KeyedRequest>& requests,
+    RecordStore& store,
+    int batch_size,
+    const std::function<bool()>& stop,
+    sdk::HostContext& ctx,
+    const std::string& stage,
+    GenerationCounts& counts);
 
 /// Greedy when temperature is 0. Serialised into cache keys by sampling_key().
 sdk::SamplingParams make_sampling(double temperature, double top_p, int max_new_tokens);

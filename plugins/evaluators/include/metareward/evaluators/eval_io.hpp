@@ -19,8 +19,8 @@ namespace mr::plugins::evaluators {
 
 /// One evaluation instruction.
 struct Instruction {
-  std::string id;    ///< `id` / `question_id`, else "line N".
-  std::string text;  ///< The instruction (user turn).
+  std::string id;                     ///< `id` / `question_id`, else "line N".
+  std::string text;                   ///< The instruction (user turn).
   std::optional<std::string> output;  ///< A reference output (AlpacaEval's `output`), if any.
   std::string generator;              ///< Who wrote `output` (AlpacaEval's `generator`).
   std::optional<double> difficulty;   ///< AlpacaEval's `instruction_difficulty`.

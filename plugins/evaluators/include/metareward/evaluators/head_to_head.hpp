@@ -88,12 +88,12 @@ struct HeadToHeadItem {
 /// Everything play_head_to_head() measured.
 struct HeadToHead {
   std::vector<HeadToHeadItem> items;
-  Drops drops;                          ///< Unusable input rows.
-  std::size_t answer_failures = 0;      ///< Model / baseline answers that failed (item left out).
-  std::size_t verdicts_asked = 0;       ///< Judge calls made now.
-  std::size_t verdicts_cached = 0;      ///< Verdicts found in the cache.
-  std::size_t verdict_failures = 0;     ///< Judge calls that failed (no text).
-  std::size_t parse_failures = 0;       ///< Verdicts whose text did not parse.
+  Drops drops;                       ///< Unusable input rows.
+  std::size_t answer_failures = 0;   ///< Model / baseline answers that failed (item left out).
+  std::size_t verdicts_asked = 0;    ///< Judge calls made now.
+  std::size_t verdicts_cached = 0;   ///< Verdicts found in the cache.
+  std::size_t verdict_failures = 0;  ///< Judge calls that failed (no text).
+  std::size_t parse_failures = 0;    ///< Verdicts whose text did not parse.
 };
 
 /// Reads the instructions, obtains both answers and judges the games. Model answers are cached

@@ -38,7 +38,8 @@ struct LogisticFit {
 /// Newton's method with a backtracking line search (L2, None); for L1, coordinate descent with
 /// soft thresholding on each Newton step's quadratic model (glmnet's scheme). Separable data
 /// without a penalty drives coefficients towards ±∞: the fit stops by |β| = 40 and reports
-/// converged = false for any |β| >= 30 (P within 1e-13 of 0 or 1). Throws std::invalid_argument on ragged rows.
+/// converged = false for any |β| >= 30 (P within 1e-13 of 0 or 1). Throws std::invalid_argument on
+/// ragged rows.
 LogisticFit fit_logistic(const std::vector<LogisticRow>& rows,
                          Penalty penalty,
                          double lambda,
@@ -66,11 +67,11 @@ struct BootstrapResult {
 /// with `seed` (the same seed gives the same resamples on every machine: SplitMix64 with an
 /// unbiased bounded draw), evaluates `statistic` on each resample and summarises. Rounds where
 /// `statistic` returns nullopt are skipped. Throws std::invalid_argument when items == 0.
-BootstrapResult bootstrap(std::size_t items,
-                          int rounds,
-                          double confidence,
-                          std::uint64_t seed,
-                          const std::function<std::optional<double>(const std::vector<std::size_t>&)>&
-                              statistic);
+BootstrapResult bootstrap(
+    std::size_t items,
+    int rounds,
+    double confidence,
+    std::uint64_t seed,
+    const std::function<std::optional<double>(const std::vector<std::size_t>&)>& statistic);
 
 }  // namespace mr::plugins::evaluators

@@ -12,9 +12,9 @@ namespace mr::plugins::evaluators {
 
 /// One instruction's outcome: the judge's preference for the model's output over the baseline's.
 struct PreferenceItem {
-  double preference = 0.5;        ///< In [0, 1]; ties 0.5.
-  double model_chars = 0;         ///< Length of the model's output (Unicode code points).
-  double baseline_chars = 0;      ///< Length of the baseline's output.
+  double preference = 0.5;           ///< In [0, 1]; ties 0.5.
+  double model_chars = 0;            ///< Length of the model's output (Unicode code points).
+  double baseline_chars = 0;         ///< Length of the baseline's output.
   std::optional<double> difficulty;  ///< AlpacaEval's instruction_difficulty, when supplied.
 };
 
