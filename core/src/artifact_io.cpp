@@ -1,6 +1,8 @@
 // Atomic whole-file writes and batch-durable JSONL streams for run artifacts.
 #include "metareward/core/artifact_io.hpp"
 
+#include "metareward/sdk/file_io.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -48,20 +50,32 @@ void fsync_dir(const fs::path& dir) {
 void write_file_atomic(const fs::path& file, const std::string& text) {
   std::error_code ec;
   if (file.has_parent_path()) fs::create_directories(file.parent_path(), ec);
-  const fs::path tmp = file.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create", tmp);
-  try {
-    write_all(fd, text.data(), text.size(), tmp);
-    if (::fsync(fd) != 0) fail("cannot flush", tmp);
-  } catch (...) {
-    ::close(fd);
-    throw;
+  sdk::write_file_atomic(file, text);
+}
+
+AppendOnlyFile::AppendOnlyFile(fs::path file) : file_(std::move(file)) {
+  fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("cannot open for appending", file_);
+  // A line torn by a crash or a full disk would glue itself to the next row: cut it off.
+  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  off_t keep = size;
+  char c = 0;
+  while (keep > 0 && ::pread(fd_, &c, 1, keep - 1) == 1 && c != '\n') --keep;
+  if (keep < size && ::ftruncate(fd_, keep) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    errno = err;
+    fail("cannot cut the torn last line of", file_);
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), file.c_str()) != 0)
-    fail("cannot rename '" + tmp.string() + "' to", file);
-  fsync_dir(file.parent_path());
+}
+
+AppendOnlyFile::~AppendOnlyFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AppendOnlyFile::append(std::string_view text) {
+  write_all(fd_, text.data(), text.size(), file_);
 }
 
 std::string read_file_text(const fs::path& file) {

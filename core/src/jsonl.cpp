@@ -1,6 +1,8 @@
 // JSONL readers and atomic writers for prompts, pairs and SFT data.
 #include "metareward/core/jsonl.hpp"
 
+#include "metareward/core/artifact_io.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -240,23 +242,9 @@ void write_lines_atomic(const std::string& path, const std::vector<std::string>&
     std::cout.flush();
     return;
   }
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw sdk::DataError("cannot write '" + tmp + "'");
-    for (const auto& l : lines) out << l << "\n";
-    out.flush();
-    if (!out) throw sdk::DataError("write to '" + tmp + "' failed");
-  }
-  int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw sdk::DataError("cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  std::string text;
+  for (const auto& l : lines) text.append(l).push_back('\n');
+  write_file_atomic(path, text);  // checked: a full disk names the file and the reason
 }
 
 std::string conversation_json(const sdk::Conversation& conversation) {

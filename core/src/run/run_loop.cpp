@@ -89,7 +89,10 @@ class Runner {
     }
     const bool resuming = check_directory();
     const int iterations = config_.iterations;
-    if (resuming) set_aside_invalid_markers(iterations);
+    if (resuming) {
+      set_aside_invalid_markers(iterations);
+      remove_finished_train_states(iterations);
+    }
     const int first = resuming ? dir_.first_incomplete(iterations) : 1;
     RunLoopResult result{dir_.root(), iterations, 0};
     if (first > iterations) {
@@ -192,6 +195,8 @@ class Runner {
       throw sdk::ConfigError("run.output_dir '" + root.string() +
                              "' exists, is not empty and holds no run (no config.resolved.toml); "
                              "choose another directory with --out DIR");
+    if (exists && !has_run && dir_.holds_only_interrupted_start())
+      for (const auto& e : fs::directory_iterator(root, ec)) fs::remove(e.path(), ec);
     if (has_run) {
       const std::string diff = config_diff(read_file_text(dir_.config_record()), config_.to_toml());
       if (!diff.empty() && !options_.force)
@@ -433,6 +438,22 @@ class Runner {
     std::error_code ec;
     fs::remove_all(dir_.file(t, RunDirectory::kTrainState), ec);
     log_summary(t, iterations, session_.has_evaluation(), metrics, timings);
+  }
+
+  /// A completed stage deletes its trainer state right after its metrics.json; a crash or an
+  /// I/O error between the two leaves it behind. It is never read again: delete it now.
+  void remove_finished_train_states(int iterations) const {
+    for (int t = 0; t <= iterations; ++t) {
+      const bool done = t == 0 ? dir_.seed_stage_complete() : dir_.complete(t);
+      const fs::path state = dir_.file(t, RunDirectory::kTrainState);
+      std::error_code ec;
+      if (!done || !fs::exists(state, ec)) continue;
+      fs::remove_all(state, ec);
+      if (ec)
+        throw sdk::DataError("cannot remove the finished trainer state '" + state.string() +
+                             "': " + ec.message());
+      spdlog::info("removed the trainer state '{}' left by a finished stage", state.string());
+    }
   }
 
   /// Removes what atomic writers killed mid-write left in iter_t: the stage that wrote them

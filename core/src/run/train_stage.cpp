@@ -65,8 +65,7 @@ void run_optimizer(const StageContext& ctx,
   // Steps recorded before an interruption stay in the partial file; a step repeated after
   // resuming appends a new row, and finalize_train_metrics() keeps the last row per step.
   const fs::path partial = metrics_file.string() + ".partial";
-  std::FILE* out = std::fopen(partial.c_str(), "ab");
-  if (out == nullptr) throw sdk::DataError("cannot open '" + partial.string() + "' for appending");
+  AppendOnlyFile out(partial);
   double tokens_per_s_sum = 0;
   std::int64_t tokens_per_s_n = 0;
   sdk::TrainingJob job;
@@ -86,29 +85,22 @@ void run_optimizer(const StageContext& ctx,
       row[k] = v;
     }
     const std::string line = row.dump();
-    std::fputs((line + "\n").c_str(), out);
-    std::fflush(out);
+    out.append(line + "\n");
   };
   job.stop_requested = ctx.stop_requested;
   // The summary is not recorded: metrics.json is built from the recorded steps, so that a
   // resumed stage (which may not train at all) reports the same numbers.
   auto train_here = [&] { (void)optimizer.train(*trainable, pairs, job); };
-  try {
-    if (RankCoordinator* ranks = session.coordinator()) {
-      // Data-parallel: every rank trains its copy on its share of each step.
-      job.collective = ranks->group().collective();
-      job.check_replicas_every_steps = session.check_replicas_every_steps();
-      const std::string table =
-          &optimizer == session.seed_optimizer() ? kSeedStageTable : "optimizer";
-      ranks->train(table, previous_model(ctx), pairs, job, train_here);
-    } else {
-      train_here();
-    }
-  } catch (...) {
-    std::fclose(out);
-    throw;
+  if (RankCoordinator* ranks = session.coordinator()) {
+    // Data-parallel: every rank trains its copy on its share of each step.
+    job.collective = ranks->group().collective();
+    job.check_replicas_every_steps = session.check_replicas_every_steps();
+    const std::string table =
+        &optimizer == session.seed_optimizer() ? kSeedStageTable : "optimizer";
+    ranks->train(table, previous_model(ctx), pairs, job, train_here);
+  } else {
+    train_here();
   }
-  std::fclose(out);
   session.release_train_model();
   rows::finalize_train_metrics(partial, metrics_file);
   if (tokens_per_s_n > 0)

@@ -1,5 +1,6 @@
 // Instruction and pair readers, the durable record store, content keys (eval_io.hpp).
 #include "metareward/evaluators/eval_io.hpp"
+#include "metareward/sdk/file_io.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -321,18 +322,7 @@ std::string content_key(const std::vector<std::string>& parts) {
 void write_rows_atomic(const fs::path& file, const std::vector<json>& rows) {
   std::string data;
   for (const auto& r : rows) data += r.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-  const fs::path tmp = file.string() + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) io_error("cannot create", tmp);
-  write_all(fd, data, tmp);
-  fsync_or_throw(fd, tmp);
-  if (::close(fd) != 0) io_error("cannot close", tmp);
-  if (::rename(tmp.c_str(), file.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(tmp.c_str());
-    errno = saved;
-    io_error("cannot rename onto", file);
-  }
+  sdk::write_file_atomic(file, data);
 }
 
 }  // namespace mr::plugins::evaluators

@@ -1,5 +1,6 @@
 // The bootstrap dataset: generation (three independent seeded streams) and atomic JSONL writing.
 #include "metareward/testbed/dataset.hpp"
+#include "metareward/sdk/file_io.hpp"
 
 #include <unistd.h>
 
@@ -279,27 +280,7 @@ std::string manifest_text(const Dataset& dataset, const DatasetOptions& options)
 }
 
 void write_text_atomic(const fs::path& file, const std::string& text) {
-  const fs::path tmp =
-      file.parent_path() / ("." + file.filename().string() + ".tmp." + std::to_string(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw mr::sdk::DataError("cannot create '" + tmp.string() + "'");
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw mr::sdk::DataError("write to '" + tmp.string() + "' failed");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw mr::sdk::DataError("cannot move '" + tmp.string() + "' to '" + file.string() +
-                             "': " + ec.message());
-  }
+  mr::sdk::write_file_atomic(file, text);  // checked: errors name the file and the reason
 }
 
 void write_dataset(const Dataset& dataset,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mr::core {
@@ -13,6 +14,23 @@ namespace mr::core {
 /// Writes `text` to `file` atomically: a temp file in the same directory, fsync, rename, fsync
 /// of the directory. Creates the parent directories. Throws sdk::DataError naming the file.
 void write_file_atomic(const std::filesystem::path& file, const std::string& text);
+
+/// A file of lines opened for appending (created when missing); a torn last line (no '\n', what
+/// a crash or a full disk mid-write leaves) is cut off on opening. Every failing write throws
+/// sdk::DataError naming the file and the system's reason (a full disk is never silent).
+class AppendOnlyFile {
+ public:
+  explicit AppendOnlyFile(std::filesystem::path file);
+  ~AppendOnlyFile();
+  AppendOnlyFile(const AppendOnlyFile&) = delete;
+  AppendOnlyFile& operator=(const AppendOnlyFile&) = delete;
+  /// Appends `text` completely (retrying short writes).
+  void append(std::string_view text);
+
+ private:
+  std::filesystem::path file_;
+  int fd_ = -1;
+};
 
 /// The whole file as a string; throws sdk::DataError naming the file when it cannot be read.
 std::string read_file_text(const std::filesystem::path& file);

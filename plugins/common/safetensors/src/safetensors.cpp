@@ -5,6 +5,8 @@
 /// share the dtype table and the offset rules that keep the two in step.
 #include "metareward/safetensors/safetensors.hpp"
 
+#include "metareward/sdk/file_io.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -54,11 +56,15 @@ bool parse_dtype(std::string_view text, DType& out) {
   return true;
 }
 
-// numel * element size with overflow detection; false when it does not fit in int64.
+// numel * element size with overflow detection; false when it does not fit in int64. Every
+// partial product must fit too: TensorInfo::numel() multiplies in int64, left to right, so a
+// shape like [2^62, 2, 0] (0 bytes) would overflow there.
 bool checked_nbytes(std::span<const std::int64_t> shape, std::size_t elem, std::uint64_t& out) {
+  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
   std::uint64_t n = 1;
   for (std::int64_t d : shape) {
-    if (d < 0 || __builtin_mul_overflow(n, static_cast<std::uint64_t>(d), &n)) return false;
+    if (d < 0 || __builtin_mul_overflow(n, static_cast<std::uint64_t>(d), &n) || n > kMax)
+      return false;
   }
   if (__builtin_mul_overflow(n, static_cast<std::uint64_t>(elem), &n)) return false;
   if (n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return false;
@@ -133,73 +139,6 @@ struct DuplicateKeyDetector {
     }
     return true;
   }
-};
-
-// Writes all of `data` to `fd`, retrying on EINTR and short writes.
-void write_all(int fd, const void* data, std::size_t size, const std::filesystem::path& file) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      throw BackendError(concat("cannot write '", file.string(), "': ", errno_text(err)));
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-std::filesystem::path temp_path_for(const std::filesystem::path& file) {
-  return std::filesystem::path(concat(file.string(), ".tmp.", ::getpid()));
-}
-
-// Owns a temporary file being written; removes it unless commit() renamed it into place.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::filesystem::path file)
-      : file_(std::move(file)), temp_(temp_path_for(file_)) {
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-      int err = errno;
-      throw BackendError(concat("cannot create '", temp_.string(), "': ", errno_text(err)));
-    }
-  }
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temp_.c_str());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  void write(const void* data, std::size_t size) { write_all(fd_, data, size, temp_); }
-
-  void commit() {
-    if (::fsync(fd_) != 0) {
-      int err = errno;
-      throw BackendError(concat("cannot fsync '", temp_.string(), "': ", errno_text(err)));
-    }
-    int rc = ::close(fd_);
-    fd_ = -1;
-    if (rc != 0) {
-      int err = errno;
-      throw BackendError(concat("cannot close '", temp_.string(), "': ", errno_text(err)));
-    }
-    if (::rename(temp_.c_str(), file_.c_str()) != 0) {
-      int err = errno;
-      throw BackendError(concat("cannot rename '", temp_.string(), "' to '", file_.string(),
-                                "': ", errno_text(err)));
-    }
-    committed_ = true;
-    std::filesystem::path dir = file_.parent_path();
-    fsync_directory(dir.empty() ? std::filesystem::path(".") : dir);
-  }
-
- private:
-  std::filesystem::path file_;
-  std::filesystem::path temp_;
-  int fd_ = -1;
-  bool committed_ = false;
 };
 
 void validate_spec(const TensorSpec& spec,
@@ -583,7 +522,7 @@ void write_file(const std::filesystem::path& file,
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
   }
-  AtomicFile out(file);
+  sdk::AtomicFileWriter out(file);
   unsigned char len_bytes[8];
   std::uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
@@ -619,26 +558,6 @@ void write_file(const std::filesystem::path& file,
         if (!src.empty()) std::memcpy(out.data(), src.data(), src.size());
       },
       metadata);
-}
-
-void write_text_file_atomic(const std::filesystem::path& file, std::string_view text) {
-  AtomicFile out(file);
-  out.write(text.data(), text.size());
-  out.commit();
-}
-
-void fsync_directory(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    throw BackendError(concat("cannot open directory '", dir.string(), "': ", errno_text(err)));
-  }
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) {
-    throw BackendError(concat("cannot fsync directory '", dir.string(), "': ", errno_text(err)));
-  }
 }
 
 }  // namespace mr::safetensors

@@ -6,6 +6,7 @@
 
 #include "byte_level.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/file_io.hpp"
 #include "metareward/tokenizer/tokenizer.hpp"
 #include "metareward/tokenizer/unicode.hpp"
 
@@ -16,18 +17,8 @@ using nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
 void write_text(const std::filesystem::path& path, const std::string& text) {
-  // Write then rename so a crash never leaves a half-written tokenizer behind.
-  const auto tmp = std::filesystem::path(path).concat(".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw sdk::BackendError("cannot write " + tmp.string());
-    out << text;
-    out.flush();
-    if (!out) throw sdk::BackendError("cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw sdk::BackendError("cannot rename " + tmp.string() + ": " + ec.message());
+  // Atomic and checked: a crash never leaves a half-written tokenizer behind.
+  sdk::write_file_atomic(path, text);
 }
 
 ordered_json added_token_json(const std::string& content) {

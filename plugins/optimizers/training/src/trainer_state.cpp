@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/file_io.hpp"
 
 namespace mr::training {
 
@@ -111,18 +112,30 @@ void save_state(const fs::path& state_dir,
     ar.write("data", extra_ar);
   }
 
-  // Temp file + rename: a crash mid-write leaves the previous state intact.
+  // Temp file + rename: a crash mid-write leaves the previous state intact. libtorch's own
+  // file writer throws from its destructor when a write fails (std::terminate on a full disk),
+  // so the archive streams into the SDK's checked writer instead: the first failure is kept
+  // and reported after save_to() returns, naming the file and the system's reason.
   const fs::path path = state_dir / kTrainerStateFile;
-  const fs::path tmp = state_dir / (std::string(kTrainerStateFile) + ".tmp");
+  sdk::AtomicFileWriter out(path);
+  std::string write_error;
+  ar.save_to([&](const void* data, std::size_t size) -> std::size_t {
+    if (write_error.empty()) {
+      try {
+        out.write(data, size);
+      } catch (const std::exception& e) {
+        write_error = e.what();
+      }
+    }
+    return size;  // never short: a short count makes libtorch throw mid-archive
+  });
+  if (!write_error.empty())
+    throw DataError("cannot write trainer state '" + path.string() + "': " + write_error);
   try {
-    ar.save_to(tmp.string());
+    out.commit();
   } catch (const std::exception& e) {
-    throw DataError("cannot write trainer state '" + tmp.string() + "': " + first_line(e));
+    throw DataError("cannot write trainer state '" + path.string() + "': " + e.what());
   }
-  fs::rename(tmp, path, ec);
-  if (ec)
-    throw DataError("cannot rename '" + tmp.string() + "' to '" + path.string() +
-                    "': " + ec.message());
 }
 
 /// Restores a state written by save_state() for this same run; returns the completed steps.

@@ -1,6 +1,7 @@
 /// @file checkpoint_files.cpp
 /// Deterministic random initialization and atomic checkpoint-directory writing (no libtorch).
 #include "metareward/torch_model/checkpoint_files.hpp"
+#include "metareward/sdk/file_io.hpp"
 
 #include <unistd.h>
 
@@ -134,7 +135,7 @@ StagingDirectory::~StagingDirectory() {
 }
 
 void StagingDirectory::commit() {
-  safetensors::fsync_directory(temp_);
+  sdk::fsync_directory(temp_);
   std::error_code ec;
   fs::path old;
   if (fs::exists(dir_, ec)) {
@@ -156,7 +157,7 @@ void StagingDirectory::commit() {
   committed_ = true;
   if (!old.empty()) fs::remove_all(old, ec);
   fs::path parent = dir_.parent_path();
-  safetensors::fsync_directory(parent.empty() ? fs::path(".") : parent);
+  sdk::fsync_directory(parent.empty() ? fs::path(".") : parent);
 }
 
 void copy_tokenizer_files(const fs::path& from,
@@ -172,7 +173,7 @@ void copy_tokenizer_files(const fs::path& from,
   if (include_generation_config) names.emplace_back("generation_config.json");
   for (const auto& name : names) {
     if (!fs::is_regular_file(from / name, ec)) continue;
-    safetensors::write_text_file_atomic(to / name, read_file(from / name));
+    sdk::write_file_atomic(to / name, read_file(from / name));
   }
 }
 
@@ -212,11 +213,9 @@ void init_random_checkpoint(const fs::path& config_json,
                             }
                           },
                           {{"format", "pt"}});
-  safetensors::write_text_file_atomic(
-      staging.path() / "config.json",
-      config_json_with_dtype(config, bf16 ? "bfloat16" : "float32"));
-  safetensors::write_text_file_atomic(staging.path() / "generation_config.json",
-                                      generation_config_json(config));
+  sdk::write_file_atomic(staging.path() / "config.json",
+                         config_json_with_dtype(config, bf16 ? "bfloat16" : "float32"));
+  sdk::write_file_atomic(staging.path() / "generation_config.json", generation_config_json(config));
   if (options.tokenizer_dir) {
     copy_tokenizer_files(*options.tokenizer_dir, staging.path(), /*require_tokenizer_json=*/true,
                          /*include_generation_config=*/false);

@@ -14,6 +14,7 @@
 
 #include "decoder_layers.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/file_io.hpp"
 #include "metareward/sdk/trainable_model.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/checkpoint_files.hpp"
@@ -241,7 +242,7 @@ void save_lora_adapter(const CausalLMImpl& model,
               {"use_dora", false}};
   StagingDirectory staging(dir);
   safetensors::write_file(staging.path() / kWeightsFile, tensors, {{"format", "pt"}});
-  safetensors::write_text_file_atomic(staging.path() / kConfigFile, cfg.dump(2) + "\n");
+  sdk::write_file_atomic(staging.path() / kConfigFile, cfg.dump(2) + "\n");
   staging.commit();
 }
 

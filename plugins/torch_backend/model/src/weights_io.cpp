@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/file_io.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/checkpoint_files.hpp"
 #include "tensor_bytes.hpp"
@@ -134,11 +135,9 @@ void save_checkpoint(const CausalLMImpl& model, const fs::path& dir, const SaveO
                             std::memcpy(out.data(), t.data_ptr(), out.size());
                           },
                           {{"format", "pt"}});
-  safetensors::write_text_file_atomic(
-      staging.path() / "config.json",
-      config_json_with_dtype(config, torch_dtype_name(options.dtype)));
-  safetensors::write_text_file_atomic(staging.path() / "generation_config.json",
-                                      generation_config_json(config));
+  sdk::write_file_atomic(staging.path() / "config.json",
+                         config_json_with_dtype(config, torch_dtype_name(options.dtype)));
+  sdk::write_file_atomic(staging.path() / "generation_config.json", generation_config_json(config));
   if (options.copy_files_from) {
     copy_tokenizer_files(*options.copy_files_from, staging.path(), /*require_tokenizer_json=*/false,
                          /*include_generation_config=*/true);

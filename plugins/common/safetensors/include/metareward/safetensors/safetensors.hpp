@@ -138,8 +138,8 @@ using FillFn = std::function<void(const TensorSpec& spec, std::span<std::byte> o
 /// Writes `file` atomically (to `<file>.tmp.<pid>` in the same directory, fsync, rename, fsync
 /// of the directory), tensors sorted by name and laid out contiguously, the JSON header padded
 /// with spaces to a multiple of 8 bytes as HF does. `fill` is called once per tensor, in name
-/// order, so peak memory is one tensor. Throws DataError on invalid specs and BackendError on I/O
-/// failure (the temporary file is removed).
+/// order, so peak memory is one tensor. Throws DataError on invalid specs and on I/O failure
+/// (naming the file and the system's reason; the temporary file is removed).
 void write_file(const std::filesystem::path& file,
                 std::vector<TensorSpec> specs,
                 const FillFn& fill,
@@ -149,12 +149,5 @@ void write_file(const std::filesystem::path& file,
 void write_file(const std::filesystem::path& file,
                 const std::vector<TensorData>& tensors,
                 const std::map<std::string, std::string>& metadata = {});
-
-/// Writes `text` to `file` atomically (temporary file in the same directory, fsync, rename,
-/// fsync of the directory). Throws BackendError on failure.
-void write_text_file_atomic(const std::filesystem::path& file, std::string_view text);
-
-/// fsyncs directory `dir` (so a rename inside it is durable). Throws BackendError on failure.
-void fsync_directory(const std::filesystem::path& dir);
 
 }  // namespace mr::safetensors
