@@ -45,7 +45,7 @@ TEST_CASE("model commands: generate is deterministic and independent of batching
   };
   const CliResult first = generate("a.jsonl", "4");
   INFO(first.err);
-  REQUIRE(first.exit_code == 0);
+  REQUIRE(first.exit_code == 4);  // finished, but a row was dropped (docs/exit_codes.md)
   CHECK_THAT(first.err, Catch::Contains("not valid JSON"));  // counted, logged drop
   const std::string a = read_text(dir.path() / "a.jsonl");
   const auto rows = jsonl(a);
@@ -55,10 +55,55 @@ TEST_CASE("model commands: generate is deterministic and independent of batching
     REQUIRE(row["completions"].size() == 2);
     for (const auto& c : row["completions"]) CHECK(c["tokens"].get<int>() <= 8);
   }
-  CHECK(generate("b.jsonl", "4").exit_code == 0);
+  CHECK(generate("b.jsonl", "4").exit_code == 4);
   CHECK(read_text(dir.path() / "b.jsonl") == a);  // same seed, same text
-  CHECK(generate("c.jsonl", "1").exit_code == 0);
+  CHECK(generate("c.jsonl", "1").exit_code == 4);
   CHECK(read_text(dir.path() / "c.jsonl") == a);  // batching does not change results
+}
+
+TEST_CASE("model commands: exit 3 when no input row is usable and 4 when some were dropped",
+          "[e2e][model]") {
+  ScratchDir dir("exit_status");
+  const fs::path model = tiny_model(dir);
+  const fs::path garbage = dir.write("garbage.jsonl", "not json\n{\"unrelated\": 1}\n");
+  const fs::path empty = dir.write("empty.jsonl", "");
+  for (const fs::path& input : {garbage, empty}) {
+    INFO(input);
+    const fs::path out = dir.path() / "out.jsonl";
+    const CliResult g = run_cli({"generate", "--model", model.string(), "--input", input.string(),
+                                 "--output", out.string(), "--max-new-tokens", "4"});
+    CHECK(g.exit_code == 3);
+    CHECK_THAT(g.err, Catch::Contains("error: generate: no usable prompt rows in '" +
+                                      input.string() + "'"));
+    CHECK_FALSE(fs::exists(out));  // nothing written
+    const CliResult sc = run_cli({"score", "--model", model.string(), "--input", input.string()});
+    CHECK(sc.exit_code == 3);
+    CHECK_THAT(sc.err, Catch::Contains("no usable rows"));
+    const CliResult t = run_cli({"train-dpo", "--model", model.string(), "--pairs", input.string(),
+                                 "--out", (dir.path() / "dpo").string()});
+    CHECK(t.exit_code == 3);
+    CHECK_THAT(t.err, Catch::Contains("train-dpo: no usable training rows"));
+    CHECK_FALSE(fs::exists(dir.path() / "dpo"));
+  }
+  // score: one good row among bad ones is scored, and the drop is the exit status.
+  const fs::path mixed =
+      dir.write("mixed.jsonl", "{\"prompt\": \"q\", \"completion\": \"a\"}\nnot json\n");
+  const CliResult sc = run_cli({"score", "--model", model.string(), "--input", mixed.string()});
+  CHECK(sc.exit_code == 4);
+  CHECK(jsonl(sc.out).size() == 1);
+  CHECK_THAT(sc.err, Catch::Contains("1 input row(s) were dropped"));
+  // tokenize: 0 all good, 4 with a bad row (reported inline), 3 with none usable.
+  auto tokenize = [&](const std::string& input) {
+    return mr::tests::run_binary(
+        "/bin/sh", {"-c", "printf '" + input + "' | \"$0\" tokenize --tokenizer \"$1\"",
+                    MR_CLI_PATH, model.string()});
+  };
+  CHECK(tokenize("{\"text\": \"ab\"}\\n").exit_code == 0);
+  const CliResult bad = tokenize("{\"text\": \"ab\"}\\n[1]\\n");
+  CHECK(bad.exit_code == 4);
+  CHECK_THAT(bad.out, Catch::Contains("\"line\":2"));
+  CHECK(tokenize("[1]\\n").exit_code == 3);
+  CHECK(tokenize("").exit_code == 3);
 }
 
 TEST_CASE("model commands: score, train-dpo and sft work on an init-model checkpoint",

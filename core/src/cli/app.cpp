@@ -102,6 +102,10 @@ void print_help(std::ostream& out, const PluginRegistry& registry) {
       << "Environment:\n"
       << "  METAREWARD_PLUGIN_PATH  Colon-separated plugin directories, searched before "
          "--plugin-dir.\n\n"
+      << "Exit status (docs/exit_codes.md):\n"
+      << "  0 ok, 1 runtime error, 2 usage or config error, 3 no usable input rows,\n"
+      << "  4 finished but input rows were dropped or items failed, 130/143 interrupted by\n"
+      << "  SIGINT/SIGTERM (a run resumes with --resume).\n\n"
       << "Run `metareward <command> --help` for a command's options.\n";
 }
 

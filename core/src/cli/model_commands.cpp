@@ -15,6 +15,7 @@
 #include "metareward/core/logging.hpp"
 #include "metareward/core/run/artifact_rows.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/plugin.hpp"
 #include "model_session.hpp"
 
 namespace mr::core::cli {
@@ -32,6 +33,26 @@ void log_input(const std::string& what, const std::string& source, const JsonlSt
     spdlog::info("{} {}: {}", what, source, stats.summary());
 }
 
+/// Says that `source` held no usable row (nothing is done or written); the command then exits
+/// exit_status::kNoUsableRows.
+int no_usable_rows(const std::string& command,
+                   const std::string& what,
+                   const std::string& source,
+                   const JsonlStats& stats) {
+  std::cerr << "error: " << command << ": no usable " << what << " in '" << source << "' ("
+            << stats.summary() << ")\n";
+  return sdk::exit_status::kNoUsableRows;
+}
+
+/// kOk, or kDroppedRows (with a closing warning) when input rows were dropped or items failed.
+int finished_status(const std::string& command, const JsonlStats& stats, std::int64_t failed) {
+  if (stats.dropped_total() == 0 && failed == 0) return sdk::exit_status::kOk;
+  spdlog::warn(
+      "{}: finished, but {} input row(s) were dropped and {} item(s) failed (exit status {})",
+      command, stats.dropped_total(), failed, sdk::exit_status::kDroppedRows);
+  return sdk::exit_status::kDroppedRows;
+}
+
 /// --adapter-out DIR of the training commands, default OUT.adapter.
 void add_adapter_out_option(po::options_description& options) {
   options.add_options()("adapter-out", po::value<std::string>()->value_name("DIR"),
@@ -45,8 +66,11 @@ fs::path adapter_out(const po::variables_map& vm, const fs::path& out) {
 }
 
 /// Trains with the session's optimizer and reports metrics; shared by train-dpo and sft.
-int train(ModelSession& s,
+int train(const std::string& command,
+          ModelSession& s,
           const std::vector<sdk::PreferencePair>& pairs,
+          const std::string& source,
+          const JsonlStats& stats,
           const fs::path& out,
           const fs::path& adapter_dir,
           const std::string& metrics_path) {
@@ -54,7 +78,7 @@ int train(ModelSession& s,
   if (model == nullptr)
     throw sdk::BackendError("model backend '" + s.resolved.plugin_of.at("models.policy") +
                             "' cannot train (it has no trainable view)");
-  if (pairs.empty()) throw sdk::DataError("no usable training rows");
+  if (pairs.empty()) return no_usable_rows(command, "training rows", source, stats);
   // Under torchrun / `metareward launch`: every rank reads the same rows and trains its share of
   // each step's micro-batches; the trainer writes the model, adapter and state from rank 0 only.
   const WorldEnv world = read_world_env();
@@ -86,7 +110,7 @@ int train(ModelSession& s,
   json result = {{"output_dir", out.string()}, {"steps", summary.steps}};
   for (const auto& [k, v] : summary.metrics) result[k] = v;
   std::cout << result.dump() << "\n";
-  return 0;
+  return finished_status(command, stats, 0);
 }
 
 }  // namespace
@@ -118,6 +142,7 @@ int generate_command(const GlobalOptions& globals, const std::vector<std::string
   JsonlStats stats;
   std::vector<PromptRow> rows = read_prompt_rows(*open_input(input), input, stats);
   log_input("prompts", input, stats);
+  if (rows.empty()) return no_usable_rows("generate", "prompt rows", input, stats);
 
   sdk::SamplingParams sampling;
   sampling.temperature = vm["temperature"].as<double>();
@@ -164,7 +189,7 @@ int generate_command(const GlobalOptions& globals, const std::vector<std::string
   progress.reset();
   write_lines_atomic(vm["output"].as<std::string>(), lines);
   if (failed > 0) spdlog::warn("generate: {} of {} requests failed", failed, rows.size());
-  return failed > 0 ? 1 : 0;
+  return finished_status("generate", stats, failed);
 }
 
 int score_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
@@ -184,6 +209,7 @@ int score_command(const GlobalOptions& globals, const std::vector<std::string>& 
   JsonlStats stats;
   std::vector<PairRow> rows = read_score_rows(*open_input(input), input, stats);
   log_input("score rows", input, stats);
+  if (rows.empty()) return no_usable_rows("score", "rows", input, stats);
 
   std::vector<std::string> lines;
   auto progress = make_progress("score", rows.size());
@@ -214,7 +240,7 @@ int score_command(const GlobalOptions& globals, const std::vector<std::string>& 
   }
   progress.reset();
   write_lines_atomic(vm["output"].as<std::string>(), lines);
-  return failed > 0 ? 1 : 0;
+  return finished_status("score", stats, failed);
 }
 
 int train_dpo_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
@@ -238,8 +264,8 @@ int train_dpo_command(const GlobalOptions& globals, const std::vector<std::strin
   JsonlStats stats;
   std::vector<PairRow> rows = read_pair_rows(*open_input(pairs_path), pairs_path, stats);
   log_input("pairs", pairs_path, stats);
-  return train(s, to_preference_pairs(std::move(rows)), out, adapter_out(vm, out),
-               vm["metrics"].as<std::string>());
+  return train("train-dpo", s, to_preference_pairs(std::move(rows)), pairs_path, stats, out,
+               adapter_out(vm, out), vm["metrics"].as<std::string>());
 }
 
 int sft_command(const GlobalOptions& globals, const std::vector<std::string>& args) {
@@ -262,8 +288,8 @@ int sft_command(const GlobalOptions& globals, const std::vector<std::string>& ar
   std::vector<PairRow> rows = read_sft_rows(*open_input(data), data, stats);
   log_input("sft examples", data, stats);
   // The sft optimizer trains on `chosen` only; `rejected` stays empty.
-  return train(s, to_preference_pairs(std::move(rows)), out, adapter_out(vm, out),
-               vm["metrics"].as<std::string>());
+  return train("sft", s, to_preference_pairs(std::move(rows)), data, stats, out,
+               adapter_out(vm, out), vm["metrics"].as<std::string>());
 }
 
 }  // namespace mr::core::cli

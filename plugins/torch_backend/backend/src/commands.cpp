@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "metareward/sdk/error.hpp"
+#include "metareward/sdk/file_io.hpp"
 #include "metareward/tokenizer/tokenizer.hpp"
 #include "metareward/torch_backend_plugin/torch_backend.hpp"
 #include "metareward/torch_model/checkpoint_files.hpp"
@@ -232,7 +233,7 @@ int init_model_command(const std::vector<std::string>& args, std::ostream& out, 
     j["eos_token_id"] = *tokenizer.eos_id();
     j["pad_token_id"] = *tokenizer.pad_id();
     config_to_use = staging.path / "config.json";
-    std::ofstream(config_to_use) << j.dump(2) << "\n";
+    sdk::write_file_atomic(config_to_use, j.dump(2) + "\n");
     init.tokenizer_dir = tok_dir;
   }
   tb::init_random_checkpoint(config_to_use, out_dir, init);
@@ -303,7 +304,11 @@ int tokenize_command(const std::vector<std::string>& args,
     out << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   }
   err << "tokenize: " << ok << " row(s) tokenized, " << bad << " bad row(s)\n";
-  return 0;
+  if (ok == 0) {
+    err << "error: tokenize: no usable {\"text\"} row in the input\n";
+    return sdk::exit_status::kNoUsableRows;
+  }
+  return bad > 0 ? sdk::exit_status::kDroppedRows : sdk::exit_status::kOk;
 }
 
 }  // namespace mr::plugins::torch_backend

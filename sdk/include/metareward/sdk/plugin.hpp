@@ -136,6 +136,20 @@ struct PluginDescriptor {
   PluginKind kind() const { return static_cast<PluginKind>(factory.index()); }
 };
 
+/// Exit statuses of every `metareward` command, host or plugin (docs/exit_codes.md). A command
+/// that reads rows (JSONL prompts, pairs, texts) never exits 0 when it dropped some: a script
+/// can tell "all done" from "done, but rows were skipped" from "nothing usable".
+namespace exit_status {
+inline constexpr int kOk = 0;     ///< Finished; every input row was used.
+inline constexpr int kError = 1;  ///< A runtime error (I/O, backend, bad data); message on stderr.
+inline constexpr int kUsage = 2;  ///< Bad arguments or config; message (and usage) on stderr.
+inline constexpr int kNoUsableRows = 3;  ///< Nothing done: the input held no usable row.
+inline constexpr int kDroppedRows =
+    4;  ///< Finished, but some rows were dropped or failed (counted, logged).
+inline constexpr int kInterrupted =
+    130;  ///< Stopped by SIGINT (SIGTERM: 143); resumable where the command says so.
+}  // namespace exit_status
+
 /// A CLI command contributed by a plugin library, e.g. the torch backend's `init-model`. Runs as
 /// `metareward NAME [args...]`; with subcommands, as `metareward NAME SUB [args...]`
 /// (`testbed data`), the host choosing the subcommand, listing them in `metareward NAME --help`
@@ -145,8 +159,9 @@ struct CommandDescriptor {
   std::string name;     ///< One word, lowercase with dashes; must not clash with host commands.
   std::string summary;  ///< One line for `metareward --help`.
   /// Runs the command on the arguments after its name (global options already removed; a global
-  /// --help arrives as "--help"). Returns the exit status: 0 ok, 1 runtime error, 2 usage error
-  /// (print the usage to stderr first). Throwing sdk::ConfigError exits 2, any other exception
+  /// --help arrives as "--help"). Returns the exit status (`exit_status`): 0 ok, 1 runtime
+  /// error, 2 usage error (print the usage to stderr first), 3 no usable input rows, 4 finished
+  /// with dropped rows. Throwing sdk::ConfigError exits 2, any other exception
   /// exits 1, both printing the message. `ctx` has an empty config, seed 0 and threads = all
   /// cores; it outlives the call. Empty for a command that only groups subcommands.
   std::function<int(const std::vector<std::string>& args, HostContext& ctx)> run;
