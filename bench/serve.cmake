@@ -9,3 +9,9 @@ if(TARGET mr_torch_backend_impl AND TARGET mr_openai_backend_impl)
   target_compile_definitions(mr_serve_bench PRIVATE MR_BENCH_CLI_PATH="$<TARGET_FILE:metareward>")
   add_dependencies(mr_serve_bench metareward mr_torch_backend)
 endif()
+
+# Loopback soak of `metareward serve` under abuse (bench/serve_soak.sh; tests/e2e/serve_soak.hpp).
+add_executable(mr_serve_soak EXCLUDE_FROM_ALL ${CMAKE_CURRENT_LIST_DIR}/serve_soak.cpp)
+target_include_directories(mr_serve_soak PRIVATE ${PROJECT_SOURCE_DIR}/tests/e2e)
+target_link_libraries(mr_serve_soak PRIVATE nlohmann_json::nlohmann_json PkgConfig::HTTPLIB
+  Threads::Threads)

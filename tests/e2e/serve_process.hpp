@@ -66,6 +66,7 @@ class ServeProcess {
   ServeProcess& operator=(const ServeProcess&) = delete;
 
   int port() const { return port_; }
+  int pid() const { return pid_; }
   const std::string& host() const { return host_; }
   std::string log() const { return read_text(log_); }
 

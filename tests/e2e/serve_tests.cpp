@@ -24,6 +24,7 @@
 #include "metareward/sdk/host.hpp"
 #include "serve_client.hpp"
 #include "serve_process.hpp"
+#include "serve_soak.hpp"
 #include "tiny_model.hpp"
 
 namespace fs = std::filesystem;
@@ -444,6 +445,40 @@ TEST_CASE("serve: --api-key-env requires the bearer key and never logs it", "[e2
   CHECK(get(server, "/health").status == 200);  // Health needs no key.
   CHECK(server.stop() == 0);
   CHECK(server.log().find(key) == std::string::npos);
+}
+
+TEST_CASE(
+    "serve: a soak with 10 % malformed or oversized or cut-off or abandoned requests answers "
+    "every valid one",
+    "[e2e][serve]") {
+  ScratchDir dir("serve_soak");
+  const fs::path model = tiny_model(dir);
+  ServeProcess server(dir.path() / "serve.log", {"--model", model.string(), "--served-model-name",
+                                                 "tiny", "--max-body-bytes", "65536"});
+  mr::tests::SoakOptions o;
+  o.host = server.host();
+  o.port = server.port();
+  o.model = "tiny";
+  o.requests = 400;  // bench/serve_soak.cpp runs the full 2,000 at concurrency 64
+  o.concurrency = 32;
+  const mr::tests::SoakResult r = mr::tests::run_soak(o);
+  INFO("valid " << r.valid << ", ok " << r.valid_ok << ", 5xx " << r.valid_5xx << ", abuse "
+                << r.abuse << "; first failures: " << Catch::Detail::stringify(r.failures) << "\n"
+                << server.log().substr(0, 4000));
+  CHECK(r.kinds.size() == 5);  // every kind of abuse was sent
+  CHECK(r.abuse >= 20);
+  CHECK(r.valid_5xx == 0);
+  CHECK(r.valid_ok == r.valid);
+  // The abuse that waits for an answer gets a 4xx, never a 5xx.
+  for (const auto& [status, count] : r.abuse_status) {
+    INFO("status " << status << " x" << count);
+    CHECK((status == 0 || (status >= 400 && status < 500)));
+  }
+  CHECK(r.abuse_status.count(400) == 1);  // the malformed bodies
+  CHECK(r.abuse_status.count(413) == 1);  // the oversized ones
+  const Reply health = get(server, "/health");
+  CHECK(health.status == 200);
+  CHECK(server.stop() == 0);
 }
 
 TEST_CASE("serve: SIGTERM answers the request in flight, refuses new ones (503), exits 0",
