@@ -6,7 +6,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MR := $(BUILD_DIR)/bin/metareward
 
-.PHONY: all setup configure build test demo docs format clean
+.PHONY: all setup configure build test fuzz demo docs format clean
 
 all: build
 
@@ -21,9 +21,17 @@ build: configure
 
 # The npm test (tests/npm: the official openai client against `metareward serve`) needs Node.js
 # and tests/npm/node_modules: scripts/setup_npm.sh installs them when missing or stale.
+# After ctest, the sanitizer leg (scripts/sanitizer_leg.sh, docs/fuzzing.md): the libtorch-free
+# suites under clang ASan + UBSan in build-fuzz/, and a 3 s smoke run of every fuzz harness.
 test: build
 	@bash scripts/setup_npm.sh
 	ctest --preset $(PRESET) -j $(JOBS)
+	JOBS=$(JOBS) bash scripts/sanitizer_leg.sh
+
+# Every libFuzzer harness for FUZZ_SECONDS each (build-fuzz/, preset fuzz); docs/fuzzing.md.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	JOBS=$(JOBS) bash scripts/sanitizer_leg.sh --no-tests --fuzz-seconds $(FUZZ_SECONDS)
 
 # Meta-Rewarding on the oracle testbed: 3 iterations from the committed seed model, the HTML
 # report, and the per-iteration evaluation table (scripts/demo.sh).

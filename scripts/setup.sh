@@ -10,6 +10,7 @@ PACKAGES=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev
   libpcre2-dev libcpp-httplib-dev libssl-dev libgloo-dev
   chromium
+  clang libfuzzer-14-dev llvm
 )
 
 missing=()

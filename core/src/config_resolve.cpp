@@ -368,8 +368,10 @@ class Resolver {
       if (!(value.is_table() && has_prefix(key))) out.insert_or_assign(key, value);
     for (const auto& [key, value] : given.as_table()) {
       if (!(value.is_table() && has_prefix(key))) continue;
+      // A named reference: clang before 16 cannot capture a structured binding in a lambda.
+      const std::string& group = key;
       const bool has_switch = std::any_of(schema.begin(), schema.end(), [&](const ParamSpec& s) {
-        return s.key == key && s.type == sdk::ParamType::Bool;
+        return s.key == group && s.type == sdk::ParamType::Bool;
       });
       if (has_switch) {
         Value on(true);

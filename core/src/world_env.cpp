@@ -10,6 +10,11 @@
 
 namespace mr::core {
 
+// The key function of ProcessGroup lives in libmr_core, beside the code that uses the interface
+// (distributed_run.cpp, train_stage.cpp), so its vtable and typeinfo are there for any binary
+// that links mr_core without mr_distributed (the unit tests; UBSan's vptr check needs typeinfo).
+ProcessGroup::~ProcessGroup() = default;
+
 namespace {
 
 /// The integer in `name`, or `fallback` when unset.

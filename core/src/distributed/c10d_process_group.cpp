@@ -422,8 +422,6 @@ void C10dCollective::broadcast(const torch::Tensor& tensor, int root) {
 
 }  // namespace
 
-ProcessGroup::~ProcessGroup() = default;
-
 std::unique_ptr<ProcessGroup> connect_process_group(const WorldEnv& env,
                                                     const DistributedOptions& options) {
   return std::make_unique<C10dProcessGroup>(env, options);

@@ -4,8 +4,6 @@
 
 namespace mr::core {
 
-ProcessGroup::~ProcessGroup() = default;
-
 std::unique_ptr<ProcessGroup> connect_process_group(const WorldEnv& env,
                                                     const DistributedOptions&) {
   throw sdk::ConfigError("WORLD_SIZE=" + std::to_string(env.world_size) +

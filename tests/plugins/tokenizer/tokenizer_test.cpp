@@ -207,14 +207,15 @@ TEST_CASE("tokenizer added tokens: matched in raw text before pre-tokenization",
     auto t = added(10, "<a>");
     t["lstrip"] = true;
     t["rstrip"] = true;
-    j["added_tokens"] = {t};
+    // json::array: clang reads `= {t}` with one json as a copy of t, not a one-element array.
+    j["added_tokens"] = json::array({t});
     CHECK(load(j).encode("a  <a>  b") == Ids{0, 10, 1});
   }
   SECTION("single_word tokens only match outside words") {
     auto j = base;
     auto t = added(10, "ab", false);
     t["single_word"] = true;
-    j["added_tokens"] = {t};
+    j["added_tokens"] = json::array({t});
     const auto tok = load(j);
     CHECK(tok.encode("ab") == Ids{10});
     CHECK(tok.encode("a ab") == Ids{0, 4, 10});
@@ -225,7 +226,7 @@ TEST_CASE("tokenizer added tokens: matched in raw text before pre-tokenization",
     j["normalizer"] = {{"type", "NFC"}};
     auto t = added(10, "e\u0301", false);  // its content is normalized too
     t["normalized"] = true;
-    j["added_tokens"] = {t};
+    j["added_tokens"] = json::array({t});
     CHECK(load(j).encode("ae\u0301") == Ids{0, 10});
     CHECK(load(j).encode("a\u00e9") == Ids{0, 10});
   }
@@ -422,9 +423,9 @@ TEST_CASE("tokenizer errors: malformed files give clear BackendErrors", "[tokeni
     j["model"]["vocab"]["b"] = -3;
     expect_error(j, "non-negative integer id");
     j = good;
-    j["added_tokens"] = {added(0, "<x>")};
+    j["added_tokens"] = json::array({added(0, "<x>")});
     expect_error(j, "which model.vocab gives to 'a'");
-    j["added_tokens"] = {added(2000000000, "<x>")};
+    j["added_tokens"] = json::array({added(2000000000, "<x>")});
     expect_error(j, "implausibly far beyond the vocabulary");
     j = good;
     j["model"]["vocab"]["b"] = 2000000000;

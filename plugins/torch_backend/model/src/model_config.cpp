@@ -18,6 +18,11 @@ using mr::sdk::BackendError;
 using mr::sdk::detail::concat;
 using json = nlohmann::json;
 
+// Upper bounds of config.json dimensions, far above any real model (hidden 16k, vocab 256k,
+// 126 layers) and low enough that every tensor shape product fits in int64.
+constexpr std::int64_t kMaxDimension = std::int64_t{1} << 24;
+constexpr std::int64_t kMaxLayers = std::int64_t{1} << 16;
+
 class Fields {
  public:
   Fields(const json& j, const std::string& source) : j_(j), source_(source) {}
@@ -53,6 +58,17 @@ class Fields {
     }
     if (*v <= 0) fail(concat("field '", key, "' must be a positive integer, got ", *v));
     return *v;
+  }
+
+  // A model dimension: positive and at most `limit`, so that products of dimensions (q_dim,
+  // tensor sizes) cannot overflow and a hostile file cannot make the parameter list endless.
+  std::int64_t dimension(const char* key,
+                         std::optional<std::int64_t> fallback,
+                         std::int64_t limit) const {
+    const std::int64_t v = positive_int(key, fallback);
+    if (v > limit)
+      fail(concat("field '", key, "' is implausibly large: ", v, " (at most ", limit, ")"));
+    return v;
   }
 
   double number(const char* key, double fallback) const {
@@ -190,18 +206,18 @@ ModelConfig parse_model_config_text(std::string_view json_text, const std::strin
   }
   const bool qwen2 = c.architecture == Architecture::kQwen2;
 
-  c.hidden_size = f.positive_int("hidden_size", std::nullopt);
-  c.intermediate_size = f.positive_int("intermediate_size", std::nullopt);
-  c.num_hidden_layers = f.positive_int("num_hidden_layers", std::nullopt);
-  c.num_attention_heads = f.positive_int("num_attention_heads", std::nullopt);
-  c.vocab_size = f.positive_int("vocab_size", std::nullopt);
-  c.num_key_value_heads = f.positive_int("num_key_value_heads", c.num_attention_heads);
+  c.hidden_size = f.dimension("hidden_size", std::nullopt, kMaxDimension);
+  c.intermediate_size = f.dimension("intermediate_size", std::nullopt, kMaxDimension);
+  c.num_hidden_layers = f.dimension("num_hidden_layers", std::nullopt, kMaxLayers);
+  c.num_attention_heads = f.dimension("num_attention_heads", std::nullopt, kMaxDimension);
+  c.vocab_size = f.dimension("vocab_size", std::nullopt, kMaxDimension);
+  c.num_key_value_heads = f.dimension("num_key_value_heads", c.num_attention_heads, kMaxDimension);
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     f.fail(concat("num_attention_heads (", c.num_attention_heads,
                   ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")"));
   }
   if (f.get("head_dim") != nullptr) {
-    c.head_dim = f.positive_int("head_dim", std::nullopt);
+    c.head_dim = f.dimension("head_dim", std::nullopt, kMaxDimension);
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
       f.fail(concat("hidden_size (", c.hidden_size, ") must be a multiple of num_attention_heads (",
@@ -244,6 +260,16 @@ ModelConfig parse_model_config_text(std::string_view json_text, const std::strin
   if (const json* dt = f.get("torch_dtype"); dt != nullptr) {
     if (!dt->is_string()) f.fail("field 'torch_dtype' must be a string");
     c.torch_dtype = dt->get<std::string>();
+  }
+  // Each dimension is bounded, but a tensor's size may still overflow (q_dim * hidden: 2^72).
+  std::int64_t total = 0;
+  for (const auto& p : parameter_specs(c)) {
+    std::int64_t n = 1;
+    bool overflow = false;
+    for (const std::int64_t d : p.shape) overflow |= __builtin_mul_overflow(n, d, &n);
+    overflow |= __builtin_add_overflow(total, n, &total);
+    if (overflow)
+      f.fail(concat("implausibly large model: its parameter count overflows at ", p.name));
   }
   return c;
 }

@@ -58,7 +58,8 @@ struct ModelConfig {
 /// Parses and validates `file` (a config.json). Throws mr::sdk::BackendError naming the file
 /// on unreadable/malformed JSON, an unsupported architecture ("unsupported architecture 'X' in
 /// <file> (supported: LlamaForCausalLM, Qwen2ForCausalLM)"), a missing or mistyped required
-/// field, inconsistent head counts, an unsupported `hidden_act` or `rope_scaling` type.
+/// field, inconsistent head counts, an unsupported `hidden_act` or `rope_scaling` type, or
+/// dimensions no real model has (above 2^24, layers above 2^16, a parameter count beyond int64).
 ModelConfig parse_model_config(const std::filesystem::path& file);
 
 /// parse_model_config() on JSON text; `source` names it in messages.
