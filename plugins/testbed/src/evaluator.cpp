@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "batched_generation.hpp"
 #include "metareward/sdk/error.hpp"
 #include "metareward/testbed/dataset.hpp"
 #include "metareward/testbed/judge_data.hpp"
@@ -52,40 +53,6 @@ sdk::SamplingParams sampling(double temperature, int max_new_tokens) {
 
 std::uint64_t request_seed(std::uint64_t seed, std::uint64_t stream, std::size_t index) {
   return sdk::derive_seed(sdk::derive_seed(seed, stream), static_cast<std::uint64_t>(index));
-}
-
-/// Generates `requests` in batches of `batch_size`, polling `stop` before each batch. One result
-/// per request, in order.
-std::vector<sdk::GenerationResult> generate_batched(
-    sdk::ModelBackend& model,
-    const std::vector<sdk::GenerationRequest>& requests,
-    int batch_size,
-    const std::function<bool()>& stop,
-    sdk::HostContext& ctx,
-    const std::string& stage) {
-  auto progress = ctx.progress(stage, requests.size());
-  std::vector<sdk::GenerationResult> out;
-  out.reserve(requests.size());
-  const std::size_t step = static_cast<std::size_t>(std::max(1, batch_size));
-  for (std::size_t begin = 0; begin < requests.size(); begin += step) {
-    if (stop && stop())
-      throw sdk::Interrupted("evaluation stopped during " + stage + " (" + std::to_string(begin) +
-                             " of " + std::to_string(requests.size()) + " requests done)");
-    const std::size_t end = std::min(requests.size(), begin + step);
-    const std::vector<sdk::GenerationRequest> batch(requests.begin() + begin,
-                                                    requests.begin() + end);
-    std::vector<sdk::GenerationResult> results = model.generate(batch);
-    if (results.size() != batch.size())
-      throw sdk::BackendError(stage + ": the model returned " + std::to_string(results.size()) +
-                              " results for " + std::to_string(batch.size()) + " requests");
-    std::uint64_t tokens = 0;
-    for (auto& r : results) {
-      for (const auto& c : r.completions) tokens += static_cast<std::uint64_t>(c.tokens);
-      out.push_back(std::move(r));
-    }
-    progress->advance(batch.size(), tokens);
-  }
-  return out;
 }
 
 /// Sample `i` of a result, or "" (with `failed` set) when the request or the sample failed.
@@ -330,6 +297,14 @@ struct Evaluation {
   const EvaluatorOptions& options;
   const std::vector<EvalPrompt>& prompts;
   const sdk::EvaluationRequest& request;
+
+  /// Where a stage's generation results are logged until its rows are written, so that an
+  /// interrupted evaluation resumes part-way (none without an output directory).
+  fs::path generation_log(const char* stage) const {
+    return request.output_dir.empty()
+               ? fs::path()
+               : request.output_dir / (std::string(stage) + ".partial.jsonl");
+  }
 };
 
 /// The actor's answers and their oracle grades, by eval prompt.
@@ -352,7 +327,7 @@ ActorAnswers evaluate_actor(const Evaluation& e, Metrics& m) {
   }
   const auto actor_results =
       generate_batched(*e.request.actor, actor_requests, e.options.batch_size,
-                       e.request.stop_requested, e.ctx, "eval actor");
+                       e.request.stop_requested, e.ctx, "eval actor", e.generation_log("actor"));
   std::vector<std::string> answers(n_prompts);
   std::vector<OracleScore> grades(n_prompts);
   std::int64_t failed_answers = 0, exact = 0, correct = 0, length_sum = 0;
@@ -477,7 +452,7 @@ void evaluate_judge(const Evaluation& e, const ActorAnswers& actor, Metrics& m) 
   }
   const auto judge_results =
       generate_batched(*e.request.judge, judge_requests, e.options.batch_size,
-                       e.request.stop_requested, e.ctx, "eval judge");
+                       e.request.stop_requested, e.ctx, "eval judge", e.generation_log("judge"));
   std::vector<JudgedItem> items;
   std::array<std::int64_t, kOracleCriteria + 1> histogram{};
   std::int64_t judgments = 0, parse_failures = 0, parsed = 0;
@@ -637,9 +612,9 @@ void evaluate_meta_judge(const Evaluation& e, Metrics& m) {
     g.seed = request_seed(e.request.info.seed, kStreamMeta, b);
     meta_requests.push_back(std::move(g));
   }
-  const auto meta_results =
-      generate_batched(*e.request.meta_judge, meta_requests, e.options.batch_size,
-                       e.request.stop_requested, e.ctx, "eval meta-judge");
+  const auto meta_results = generate_batched(*e.request.meta_judge, meta_requests,
+                                             e.options.batch_size, e.request.stop_requested, e.ctx,
+                                             "eval meta-judge", e.generation_log("meta_judge"));
   std::vector<sdk::Battle> verdicts;
   for (std::size_t b = 0; b < battles.size(); ++b) {
     bool failed = false;
@@ -709,6 +684,9 @@ sdk::EvaluationResult TestbedEvaluator::evaluate(const sdk::EvaluationRequest& r
   add_win_rate(e, actor.grades, m);
   evaluate_judge(e, actor, m);
   if (options_.judge_pairs > 0) evaluate_meta_judge(e, m);
+  // Every stage's rows are written: a re-evaluation would not read these logs any more.
+  for (const char* stage : {"actor", "judge", "meta_judge"})
+    discard_generation_log(e.generation_log(stage));
 
   std::string summary = "testbed eval (iteration " + std::to_string(request.info.iteration) + "):";
   for (const char* key : {"actor/oracle_score", "actor/exact_accuracy", "actor/win_rate_vs_seed",

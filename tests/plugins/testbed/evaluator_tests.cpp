@@ -453,6 +453,26 @@ TEST_CASE("testbed evaluator: deterministic, files, stop requests", "[testbed][e
     REQUIRE(battles.size() == 200);
     for (const auto& b : battles) CHECK(b["correct"] == true);
   }
+  SECTION("an evaluation interrupted part-way resumes: only the unfinished requests are generated") {
+    auto a = perfect_actor(), j = oracle_judge(), m = perfect_meta_judge();
+    const auto reference = s.run(a, j, m, 1, dir.path() / "whole");
+    const fs::path out = dir.path() / "resumed";
+    auto a1 = perfect_actor(), j1 = oracle_judge(), m1 = perfect_meta_judge();
+    int polls = 0;  // 3 actor batches, then 2 of the judge's 13, then the stop
+    CHECK_THROWS_AS(s.run(a1, j1, m1, 1, out, nullptr, [&polls] { return ++polls > 5; }),
+                    sdk::Interrupted);
+    REQUIRE(j1.requests().size() == 20);
+    auto a2 = perfect_actor(), j2 = oracle_judge(), m2 = perfect_meta_judge();
+    const auto resumed = s.run(a2, j2, m2, 1, out);
+    CHECK(a2.requests().empty());  // every answer came from the log
+    CHECK(j2.requests().size() == j.requests().size() - 20);
+    CHECK(m2.requests().size() == m.requests().size());
+    CHECK(resumed.metrics == reference.metrics);
+    for (const char* f : {"answers.jsonl", "judgments.jsonl", "meta_judgments.jsonl"})
+      CHECK(read_text(out / f) == read_text(dir.path() / "whole" / f));
+    for (const auto& e : fs::directory_iterator(out))  // the logs go once the rows are written
+      CHECK(e.path().filename().string().find(".partial") == std::string::npos);
+  }
   SECTION("a stop request between batches throws Interrupted") {
     auto a = perfect_actor(), j = oracle_judge(), m = perfect_meta_judge();
     int polls = 0;
