@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Soak of `metareward serve` on loopback (issue 18): 2,000 requests at concurrency 64, 10 % of
 # them malformed, oversized, cut off or abandoned; every valid one must be answered, RSS is
-# reported before and after. Usage: bench/serve_soak.sh [BUILD_DIR] [extra mr_serve_soak flags]
+# reported before and after. ROUNDS=N repeats the soak on the same server (RSS after each round
+# tells warm-up from growth). Usage: [ROUNDS=N] bench/serve_soak.sh [BUILD_DIR] [mr_serve_soak flags]
 set -euo pipefail
 build=${1:-build}
 shift || true
@@ -20,7 +21,10 @@ for _ in $(seq 600); do
 done
 [ -n "${port:-}" ] || { cat "$work/serve.log"; exit 1; }
 echo "machine: $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$build/bin/mr_serve_soak" --port "$port" --pid "$pid" --model soak "$@"
+for round in $(seq "${ROUNDS:-1}"); do
+  echo "--- round $round"
+  "$build/bin/mr_serve_soak" --port "$port" --pid "$pid" --model soak "$@"
+done
 kill -TERM "$pid"
 wait "$pid"
 echo "serve exit status: $?"
