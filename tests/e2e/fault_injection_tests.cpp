@@ -3,7 +3,12 @@
 // a file in the run directory, and every later one, fail with ENOSPC or EIO. At every N swept
 // the run must stop with a clean error naming the file and the system's reason (exit 1, never an
 // abort or a backtrace), and `--resume` without the fault must give the uninterrupted run's
-// artifacts byte for byte: nothing durable is lost and nothing half-written is trusted.
+// artifacts byte for byte: nothing durable is lost and nothing half-written is trusted. The
+// second case does the same on a real full disk: the run directory on a tmpfs too small for it,
+// at sizes spread over the run's footprint (needs root, else reported as skipped).
+#include <sys/mount.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
@@ -151,5 +156,58 @@ TEST_CASE(
     }
   }
   CHECK(faulted >= 25);  // most injected faults must actually have stopped the run
+#endif
+}
+
+TEST_CASE(
+    "full disk: a run on a tmpfs too small for it stops with ENOSPC and resumes after the disk "
+    "grows to the reference artifacts",
+    "[e2e][fault]") {
+#ifndef MR_E2E_HAVE_TORCH_BACKEND
+  MR_SKIP("the torch backend and dpo optimizer are not built");
+#else
+  RunSetup s("full_disk");
+  const CliResult reference = s.run();
+  INFO(reference.err);
+  REQUIRE(reference.exit_code == 0);
+  const auto expected = snapshot(s.out);
+  std::uintmax_t footprint = 0;  // what the run writes, temporaries excluded
+  for (const auto& e : fs::recursive_directory_iterator(s.out))
+    if (e.is_regular_file()) footprint += e.file_size();
+  fs::remove_all(s.out);
+  fs::create_directories(s.out);
+  if (::geteuid() != 0 || ::mount("tmpfs", s.out.c_str(), "tmpfs", 0, "size=64k") != 0)
+    MR_SKIP("mounting a tmpfs needs root (CAP_SYS_ADMIN): the LD_PRELOAD sweep covers ENOSPC");
+  ::umount(s.out.c_str());
+
+  int stopped = 0;
+  for (int i = 1; i <= 8; ++i) {
+    // Sizes from 10 % to 95 % of the footprint: each fills up in another stage.
+    const std::uintmax_t size = footprint * (10 + (85 * (i - 1)) / 7) / 100;
+    const std::string options = "size=" + std::to_string(size);
+    REQUIRE(::mount("tmpfs", s.out.c_str(), "tmpfs", 0, options.c_str()) == 0);
+    const CliResult hit = s.run();
+    INFO("tmpfs of " << size << " bytes (" << footprint << " needed): exit " << hit.exit_code
+                     << "\n"
+                     << hit.err);
+    CHECK_FALSE(looks_like_a_crash(hit.err));
+    CHECK((hit.exit_code == 0 || hit.exit_code == 1));
+    if (hit.exit_code == 1) {
+      ++stopped;
+      CHECK_THAT(hit.err, Catch::Contains("No space left on device"));
+    }
+    // The disk grows (tmpfs resizes in place): --resume finishes with the reference bytes.
+    REQUIRE(::mount("tmpfs", s.out.c_str(), "tmpfs", MS_REMOUNT, "size=512m") == 0);
+    std::vector<std::string> args;
+    if (fs::exists(s.out / "config.resolved.toml")) args.push_back("--resume");
+    const CliResult resumed = s.run(args);
+    INFO("resumed: " << resumed.err);
+    CHECK(resumed.exit_code == 0);
+    const auto names = differing(expected, snapshot(s.out));
+    INFO("differing files: " << Catch::Detail::stringify(names));
+    CHECK(names.empty());
+    REQUIRE(::umount(s.out.c_str()) == 0);
+  }
+  CHECK(stopped >= 6);  // the small disks must actually have run out
 #endif
 }
