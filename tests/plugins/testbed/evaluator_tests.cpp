@@ -453,7 +453,8 @@ TEST_CASE("testbed evaluator: deterministic, files, stop requests", "[testbed][e
     REQUIRE(battles.size() == 200);
     for (const auto& b : battles) CHECK(b["correct"] == true);
   }
-  SECTION("an evaluation interrupted part-way resumes: only the unfinished requests are generated") {
+  SECTION(
+      "an evaluation interrupted part-way resumes: only the unfinished requests are generated") {
     auto a = perfect_actor(), j = oracle_judge(), m = perfect_meta_judge();
     const auto reference = s.run(a, j, m, 1, dir.path() / "whole");
     const fs::path out = dir.path() / "resumed";
