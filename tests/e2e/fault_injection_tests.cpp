@@ -16,38 +16,19 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "run_files.hpp"
 #include "run_setup.hpp"
 #include "skip.hpp"
 
 namespace fs = std::filesystem;
 using mr::tests::CliResult;
+using mr::tests::differing;
 using mr::tests::read_text;
 using mr::tests::run_cli;
 using mr::tests::RunSetup;
+using mr::tests::snapshot;
 
 namespace {
-
-/// Every file of a run directory except the two documented as non-deterministic.
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string name = e.path().filename().string();
-    if (name == "run.log" || name == "timings.json") continue;
-    files[fs::relative(e.path(), dir).string()] = read_text(e.path());
-  }
-  return files;
-}
-
-std::vector<std::string> differing(const std::map<std::string, std::string>& expected,
-                                   const std::map<std::string, std::string>& got) {
-  std::vector<std::string> names;
-  for (const auto& [name, bytes] : expected)
-    if (!got.count(name) || got.at(name) != bytes) names.push_back(name);
-  for (const auto& [name, bytes] : got)
-    if (!expected.count(name)) names.push_back(name + " (unexpected)");
-  return names;
-}
 
 /// The shim's report: "count N" and, when it failed a call, "failed KIND PATH".
 struct FaultReport {

@@ -26,6 +26,30 @@ inline std::map<std::string, std::string> iteration_files(const std::filesystem:
   return files;
 }
 
+/// Every file of a run directory by relative path, except the two documented as
+/// non-deterministic (run.log, timings.json): what a resumed run must reproduce byte for byte.
+inline std::map<std::string, std::string> snapshot(const std::filesystem::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string name = e.path().filename().string();
+    if (name == "run.log" || name == "timings.json") continue;
+    files[std::filesystem::relative(e.path(), dir).string()] = read_text(e.path());
+  }
+  return files;
+}
+
+/// The names whose bytes differ between two snapshots, "NAME (unexpected)" for extra ones.
+inline std::vector<std::string> differing(const std::map<std::string, std::string>& expected,
+                                          const std::map<std::string, std::string>& got) {
+  std::vector<std::string> names;
+  for (const auto& [name, bytes] : expected)
+    if (!got.count(name) || got.at(name) != bytes) names.push_back(name);
+  for (const auto& [name, bytes] : got)
+    if (!expected.count(name)) names.push_back(name + " (unexpected)");
+  return names;
+}
+
 /// The same file names, each with the same bytes.
 inline void check_same_files(const std::map<std::string, std::string>& expected,
                              const std::map<std::string, std::string>& got) {

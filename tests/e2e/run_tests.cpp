@@ -25,6 +25,7 @@
 #include "jsonl_rows.hpp"
 #include "metareward/core/run/run_loop.hpp"
 #include "metareward/core/run/run_session.hpp"
+#include "run_files.hpp"
 #include "run_setup.hpp"
 #include "tiny_model.hpp"
 
@@ -35,6 +36,7 @@ using mr::tests::read_text;
 using mr::tests::run_cli;
 using mr::tests::RunSetup;
 using mr::tests::ScratchDir;
+using mr::tests::snapshot;
 using mr::tests::tiny_model;
 
 #ifdef MR_E2E_HAVE_TORCH_BACKEND
@@ -42,19 +44,6 @@ namespace {
 
 std::vector<json> jsonl(const fs::path& file) {
   return mr::tests::jsonl_rows(read_text(file));
-}
-
-/// Every file of a run directory by relative path, except the two documented as
-/// non-deterministic (run.log, timings.json).
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string name = e.path().filename().string();
-    if (name == "run.log" || name == "timings.json") continue;
-    files[fs::relative(e.path(), dir).string()] = read_text(e.path());
-  }
-  return files;
 }
 
 /// A `metareward run` child process that the test can signal.

@@ -12,6 +12,7 @@
 
 #include "cli_runner.hpp"
 #include "jsonl_rows.hpp"
+#include "run_files.hpp"
 #include "run_setup.hpp"
 
 namespace fs = std::filesystem;
@@ -20,6 +21,7 @@ using mr::tests::CliResult;
 using mr::tests::read_text;
 using mr::tests::run_cli;
 using mr::tests::RunSetup;
+using mr::tests::snapshot;
 
 #ifdef MR_E2E_HAVE_TORCH_BACKEND
 namespace {
@@ -55,18 +57,6 @@ struct SeedRunSetup : RunSetup {
     mr::tests::write_text(config, read_text(config) + kSeedTable);
   }
 };
-
-/// Every file of a run directory by relative path, except the non-deterministic ones.
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string name = e.path().filename().string();
-    if (name == "run.log" || name == "timings.json") continue;
-    files[fs::relative(e.path(), dir).string()] = read_text(e.path());
-  }
-  return files;
-}
 
 std::string weights(const fs::path& model) {
   return read_text(model / "model.safetensors");
