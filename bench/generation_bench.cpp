@@ -26,6 +26,8 @@
 #include "metareward/torch_backend_plugin/torch_backend.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/model_config.hpp"
+#include "additive_rubric.hpp"
+#include "pairwise_elo.hpp"
 
 namespace sdk = mr::sdk;
 namespace tb = mr::torch_backend;
@@ -110,11 +112,105 @@ std::string prompt_text(int tokens, int variant) {
   return text;
 }
 
+
+/// `text` with each "{key}" replaced by its value (one pass, as the recipe's templates do).
+std::string substitute(const std::string& text,
+                       const std::vector<std::pair<std::string, std::string>>& values) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    bool hit = false;
+    for (const auto& [k, v] : values) {
+      const std::string key = "{" + k + "}";
+      if (text.compare(i, key.size(), key) == 0) {
+        out += v;
+        i += key.size();
+        hit = true;
+        break;
+      }
+    }
+    if (!hit) out += text[i++];
+  }
+  return out;
+}
+
+/// A method-shaped judge + meta-judge stage (the recipe's real templates, K responses to one
+/// prompt, N judgments each, every ordered pair of judgments of `meta_responses` responses)
+/// through `backend`; prints prompt tokens computed and wall time per stage.
+struct StageNumbers {
+  double judge_s = 0, meta_s = 0;
+  std::int64_t judge_computed = 0, meta_computed = 0, judge_prompt = 0, meta_prompt = 0;
+  std::size_t battles = 0;
+};
+
+StageNumbers method_stage(sdk::ModelBackend& backend, int k, int n, int meta_responses,
+                          int judge_tokens, int verdict_tokens) {
+  namespace recipe = mr::plugins::recipe;
+  StageNumbers out;
+  const std::string question = "Explain why the sky looks blue during the day but red at sunset.";
+  std::vector<std::string> responses;
+  for (int r = 0; r < k; ++r)
+    responses.push_back("Response " + std::to_string(r) + ": " + prompt_text(300 + 20 * r, r));
+  auto counters = [&] { return *tbp::prefill_counters(backend); };
+  std::vector<sdk::GenerationRequest> judge;
+  for (int r = 0; r < k; ++r) {
+    sdk::GenerationRequest q;
+    q.id = "judge-" + std::to_string(r);
+    q.messages = {{"user", substitute(recipe::kAdditive5Template,
+                                      {{"instruction", question}, {"response", responses[static_cast<std::size_t>(r)]}})}};
+    q.sampling.temperature = 1.0;
+    q.sampling.max_new_tokens = judge_tokens;
+    q.n = n;
+    q.seed = 100 + static_cast<std::uint64_t>(r);
+    judge.push_back(q);
+  }
+  auto c0 = counters();
+  auto t0 = Clock::now();
+  backend.generate(judge);
+  out.judge_s = seconds_since(t0);
+  auto c1 = counters();
+  out.judge_computed = c1.computed_tokens - c0.computed_tokens;
+  out.judge_prompt = c1.prompt_tokens - c0.prompt_tokens;
+  std::vector<sdk::GenerationRequest> meta;
+  for (int r = 0; r < meta_responses; ++r) {
+    std::vector<std::string> judgments;
+    for (int j = 0; j < n; ++j)
+      judgments.push_back("Judgment " + std::to_string(j) + " of response " + std::to_string(r) +
+                          ": " + prompt_text(140 + 7 * j, 50 + j) + "\nScore: " +
+                          std::to_string(j % 6));
+    for (int a = 0; a < n; ++a)
+      for (int b = a + 1; b < n; ++b)
+        for (int order = 0; order < 2; ++order) {
+          const int x = order == 0 ? a : b, y = order == 0 ? b : a;
+          sdk::GenerationRequest q;
+          q.id = "battle-" + std::to_string(r) + "-" + std::to_string(x) + "-" + std::to_string(y);
+          q.messages = {{"user", substitute(recipe::kMetaJudgeTemplate,
+                                            {{"instruction", question},
+                                             {"response", responses[static_cast<std::size_t>(r)]},
+                                             {"judgment_a", judgments[static_cast<std::size_t>(x)]},
+                                             {"judgment_b", judgments[static_cast<std::size_t>(y)]}})}};
+          q.sampling.temperature = 1.0;
+          q.sampling.max_new_tokens = verdict_tokens;
+          q.seed = 1000 + meta.size();
+          meta.push_back(q);
+        }
+  }
+  out.battles = meta.size();
+  t0 = Clock::now();
+  backend.generate(meta);
+  out.meta_s = seconds_since(t0);
+  auto c2 = counters();
+  out.meta_computed = c2.computed_tokens - c1.computed_tokens;
+  out.meta_prompt = c2.prompt_tokens - c1.prompt_tokens;
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path, workdir = "/tmp/mr_generation_bench", batches_arg = "1,8,32,64";
   int threads = 2, decode_steps = 16, new_tokens = 32, prompt_tokens = 400;
+  bool method = false;
+  int method_k = 7, method_n = 11, method_meta_responses = 2, judge_tokens = 24, verdict_tokens = 8;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--config")
@@ -131,6 +227,18 @@ int main(int argc, char** argv) {
       new_tokens = std::stoi(v);
     else if (k == "--prompt-tokens")
       prompt_tokens = std::stoi(v);
+    else if (k == "--method-stage")
+      method = v == "1" || v == "true";
+    else if (k == "--method-k")
+      method_k = std::stoi(v);
+    else if (k == "--method-n")
+      method_n = std::stoi(v);
+    else if (k == "--method-meta-responses")
+      method_meta_responses = std::stoi(v);
+    else if (k == "--judge-tokens")
+      judge_tokens = std::stoi(v);
+    else if (k == "--verdict-tokens")
+      verdict_tokens = std::stoi(v);
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;
@@ -139,7 +247,8 @@ int main(int argc, char** argv) {
   if (config_path.empty()) {
     std::cerr << "usage: mr_generation_bench --config CONFIG.json [--workdir DIR] [--threads N] "
                  "[--decode-steps N] [--batches 1,8,32,64] [--new-tokens N] "
-                 "[--prompt-tokens N]\n";
+                 "[--prompt-tokens N] [--method-stage 1 [--method-k 7] [--method-n 11] "
+                 "[--method-meta-responses 2] [--judge-tokens 24] [--verdict-tokens 8]]\n";
     return 2;
   }
   torch::set_num_threads(threads);
@@ -187,6 +296,36 @@ int main(int argc, char** argv) {
   table["chat_format"] = sdk::Value(sdk::Array{});
   table["max_batch_size"] = sdk::Value(64);
   table["max_context"] = sdk::Value(0);
+  table["prefix_cache_mib"] = sdk::Value(1024);
+  table["prefix_block_tokens"] = sdk::Value(16);
+  table["continuous_batching"] = sdk::Value(true);
+  if (method) {
+    // The same stage with the prefix cache off, then on (a fresh backend each, max batch 32).
+    table["max_batch_size"] = sdk::Value(32);
+    StageNumbers numbers[2];
+    for (int on = 0; on < 2; ++on) {
+      table["prefix_cache_mib"] = sdk::Value(on ? 1024 : 0);
+      BenchContext stage_ctx(sdk::Config("models.bench", table, 1), threads);
+      auto b = tbp::make_torch_backend(stage_ctx);
+      numbers[on] = method_stage(*b, method_k, method_n, method_meta_responses, judge_tokens,
+                                 verdict_tokens);
+      const auto& m = numbers[on];
+      std::printf("method stage, prefix cache %s: judge %d x n=%d: %lld of %lld prompt tokens "
+                  "computed, %.2f s; meta-judge %zu battles: %lld of %lld computed, %.2f s\n",
+                  on ? "on" : "off", method_k, method_n, static_cast<long long>(m.judge_computed),
+                  static_cast<long long>(m.judge_prompt), m.judge_s, m.battles,
+                  static_cast<long long>(m.meta_computed), static_cast<long long>(m.meta_prompt),
+                  m.meta_s);
+      std::fflush(stdout);
+    }
+    std::printf("RESULT method_judge_prefill_ratio=%.2f method_judge_wall_ratio=%.2f "
+                "method_meta_prefill_ratio=%.2f method_meta_wall_ratio=%.2f\n",
+                static_cast<double>(numbers[0].judge_computed) / std::max<std::int64_t>(1, numbers[1].judge_computed),
+                numbers[0].judge_s / numbers[1].judge_s,
+                static_cast<double>(numbers[0].meta_computed) / std::max<std::int64_t>(1, numbers[1].meta_computed),
+                numbers[0].meta_s / numbers[1].meta_s);
+    return 0;
+  }
   BenchContext ctx(sdk::Config("models.bench", table, 1), threads);
   const auto t_load = Clock::now();
   auto backend = tbp::make_torch_backend(ctx);

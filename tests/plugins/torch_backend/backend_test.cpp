@@ -67,14 +67,19 @@ TEST_CASE("torch backend: schema keys and defaults", "[torch_backend]") {
     if (!spec.required) CHECK(mr::test::check_value(spec, spec.default_value).empty());
   }
   CHECK(keys == std::vector<std::string>{"path", "dtype", "device", "chat_template", "chat_format",
-                                         "max_batch_size", "max_context", "adapter"});
+                                         "max_batch_size", "prefix_cache_mib",
+                                         "prefix_block_tokens", "continuous_batching",
+                                         "max_context", "adapter"});
   CHECK(schema[0].required);
   CHECK(schema[1].default_value.as_string() == "float32");
   CHECK(schema[2].default_value.as_string() == "cpu");
   CHECK(schema[3].default_value.as_string() == "auto");
   CHECK(schema[5].default_value.as_int() == 32);
-  CHECK(schema[6].default_value.as_int() == 0);
-  CHECK(schema[7].default_value.as_string().empty());  // No adapter.
+  CHECK(schema[6].default_value.as_int() == 1024);  // Prefix cache on by default.
+  CHECK(schema[7].default_value.as_int() == 16);
+  CHECK(schema[8].default_value.as_bool());  // Continuous batching on by default.
+  CHECK(schema[9].default_value.as_int() == 0);
+  CHECK(schema[10].default_value.as_string().empty());  // No adapter.
 }
 
 TEST_CASE("torch backend: construction", "[torch_backend]") {

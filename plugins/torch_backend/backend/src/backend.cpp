@@ -51,6 +51,19 @@ sdk::Schema torch_backend_schema() {
           "end_of_turn, default_system, trim_content), applied on top of chat_template."),
       ParamSpec::int_("max_batch_size", 32, "Most sequences decoded together in one batch.")
           .range(1, std::nullopt),
+      ParamSpec::int_("prefix_cache_mib", 1024,
+                      "Memory budget of the cross-request prefix cache in MiB: keys/values of "
+                      "prompt prefixes, reused by every later prompt of any request that starts "
+                      "with the same tokens (least recently used blocks evicted first); 0 = off.")
+          .range(0, std::nullopt),
+      ParamSpec::int_("prefix_block_tokens", 16,
+                      "Tokens per prefix-cache block: prompts share cached prefixes in whole "
+                      "blocks.")
+          .range(1, 4096),
+      ParamSpec::bool_("continuous_batching", true,
+                       "Start a waiting sequence as soon as a running one finishes (its prefill "
+                       "joins the running batch); false = each batch of max_batch_size sequences "
+                       "runs to its end before the next starts."),
       ParamSpec::int_("max_context", 0,
                       "Longest sequence (prompt + generation) in tokens; 0 = the model's "
                       "max_position_embeddings from config.json.")
@@ -174,6 +187,9 @@ TorchBackend::TorchBackend(sdk::HostContext& ctx)
                       "use bfloat16 or float32 on cpu");
   }
   max_batch_size_ = config.get_int("max_batch_size");
+  continuous_batching_ = config.get_bool("continuous_batching");
+  prefix_cache_ = std::make_unique<tb::PrefixCache>(config.get_int("prefix_cache_mib") << 20,
+                                                    config.get_int("prefix_block_tokens"));
 
   torch::set_num_threads(std::max(1, ctx_.threads()));
 
@@ -359,6 +375,10 @@ std::vector<sdk::ScoreResult> TorchBackend::score(const std::vector<sdk::ScoreRe
 void TorchBackend::reload(const std::filesystem::path& checkpoint_dir) {
   torch::NoGradGuard no_grad;
   tb::load_weights(*model_, checkpoint_dir);
+  // The loader writes the parameters' storage directly (no version bump): drop the prefix
+  // cache's keys/values of the old weights here.
+  if (prefix_cache_->blocks() > 0) ++counters_.invalidations;
+  prefix_cache_->clear();
   loaded_from_ = checkpoint_dir;
   ctx_.logger().info("reloaded weights from " + checkpoint_dir.string());
 }
@@ -434,6 +454,34 @@ void TorchTrainableModel::remove_lora() {
 bool TorchTrainableModel::set_gradient_checkpointing(bool enabled) {
   backend_.model()->set_gradient_checkpointing(enabled);
   return true;
+}
+
+std::uint64_t TorchBackend::weights_key() const {
+  // In-place updates (optimizer steps, load_weights, merges) bump a tensor's version; a
+  // replaced tensor has a new TensorImpl.
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  auto add = [&h](std::uint64_t v) { h = (h ^ v) * 0x100000001b3ull; };
+  auto& model = *model_;
+  for (const auto& p : model.parameters()) {
+    add(reinterpret_cast<std::uintptr_t>(p.unsafeGetTensorImpl()));
+    add(static_cast<std::uint64_t>(p._version()));
+  }
+  add(model.lora_active() ? 1 : 0);
+  if (model.lora_active()) {
+    for (const auto& l : model.lora_layers()) {
+      for (const auto* t : {&l.a, &l.b}) {
+        add(reinterpret_cast<std::uintptr_t>(t->unsafeGetTensorImpl()));
+        add(static_cast<std::uint64_t>(t->_version()));
+      }
+    }
+  }
+  return h;
+}
+
+std::optional<PrefillCounters> prefill_counters(const sdk::ModelBackend& backend) {
+  if (const auto* torch = dynamic_cast<const TorchBackend*>(&backend))
+    return torch->prefill_counters();
+  return std::nullopt;
 }
 
 std::unique_ptr<sdk::ModelBackend> make_torch_backend(sdk::HostContext& ctx) {

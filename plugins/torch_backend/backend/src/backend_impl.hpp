@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,7 +16,9 @@
 #include "metareward/sdk/model_backend.hpp"
 #include "metareward/sdk/trainable_model.hpp"
 #include "metareward/tokenizer/tokenizer.hpp"
+#include "metareward/torch_backend_plugin/torch_backend.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
+#include "metareward/torch_model/prefix_cache.hpp"
 
 namespace mr::plugins::torch_backend {
 
@@ -81,11 +84,18 @@ class TorchBackend : public mr::sdk::ModelBackend {
   mr::sdk::Logger& logger() const { return ctx_.logger(); }
   std::int64_t max_context() const { return max_context_; }
 
+  /// Prompt-token accounting of every generate() since construction.
+  const PrefillCounters& prefill_counters() const { return counters_; }
+
  private:
-  /// One sampled row of a generation chunk (defined in generation.cpp).
+  /// One sampled row of a generation (defined in generation.cpp).
   struct Row;
-  /// Generates the rows of one chunk (at most max_batch_size rows).
-  void generate_chunk(std::vector<Row>& rows);
+  /// Generates every row of `rows` (in order of admission), at most max_batch_size at a time,
+  /// calling `finished` on each as it finishes.
+  void run_rows(std::vector<Row>& rows, const std::function<void(Row&)>& finished);
+  /// A key of the current weights (every parameter's storage and version, the adapters', and
+  /// whether they are enabled): the prefix cache is emptied when it changes.
+  std::uint64_t weights_key() const;
 
   mr::sdk::HostContext& ctx_;
   std::filesystem::path path_;         // Configured checkpoint (tokenizer files).
@@ -102,6 +112,9 @@ class TorchBackend : public mr::sdk::ModelBackend {
   std::int64_t sample_vocab_ = 0;
   std::vector<std::int64_t> banned_ids_;
   std::int64_t max_batch_size_ = 32;
+  bool continuous_batching_ = true;
+  std::unique_ptr<mr::torch_backend::PrefixCache> prefix_cache_;
+  PrefillCounters counters_;
   std::int64_t max_context_ = 0;
   TorchTrainableModel trainable_{*this};
 };

@@ -1,17 +1,22 @@
-// Batched generation of the `torch` backend: left-padded, chunked prefill of the distinct prompts
-// of a chunk, KV-cache expansion to n samples per prompt (prefix sharing), per-row sampling with
-// each row's own CPU generator, incremental detokenisation with stop strings, and finished rows
-// leaving the batch.
+// Batched generation of the `torch` backend: continuous batching over a running KV cache (a
+// finished row's slot goes to the next waiting row, whose prefill joins the batch), prompts
+// prefilled through the cross-request prefix cache in admission waves (rows that would compute
+// the same uncached blocks wait one wave and reuse them), one prefill for the n samples of a
+// request, per-row sampling with each row's own CPU generator, incremental detokenisation with
+// stop strings.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <mutex>
+#include <deque>
+#include <unordered_map>
 
 #include "backend_impl.hpp"
 #include "metareward/sdk/error.hpp"
+#include "metareward/torch_model/prompt_prefill.hpp"
+#include "sampling.hpp"
 
 namespace mr::plugins::torch_backend {
 
@@ -39,109 +44,6 @@ struct TorchBackend::Row {
 };
 
 namespace {
-
-/// A uniform double in [0, 1) from `generator` (53 random bits).
-double uniform(at::Generator& generator) {
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  const std::uint64_t bits = generator.get<at::CPUGeneratorImpl>()->random64();
-  return static_cast<double>(bits >> 11) * 0x1.0p-53;
-}
-
-/// Smallest value v such that the values >= v (the largest ones) sum to at least `mass`, by
-/// quickselect on `values` (reordered). Ties with v are kept by the caller, so the kept set may
-/// exceed the minimal nucleus by tied values only.
-float nucleus_threshold(std::vector<float>& values, double mass) {
-  std::size_t a = 0, b = values.size();
-  double above = 0.0;  // Mass of the values known to be above [a, b).
-  while (b - a > 1) {
-    const std::size_t mid = a + (b - a) / 2;
-    std::nth_element(values.begin() + static_cast<std::ptrdiff_t>(a),
-                     values.begin() + static_cast<std::ptrdiff_t>(mid),
-                     values.begin() + static_cast<std::ptrdiff_t>(b), std::greater<float>());
-    double upper = 0.0;
-    for (std::size_t i = a; i < mid; ++i) upper += values[i];
-    if (above + upper >= mass) {
-      b = mid;
-    } else {
-      above += upper;
-      a = mid;
-    }
-  }
-  return values[a];
-}
-
-/// Next token of one row from its logits [V]: greedy at temperature 0 (or top_k 1), else
-/// softmax(logits / T) restricted to top-k, then to the top-p nucleus, sampled by inverse CDF in
-/// index order with one uniform draw from the row's generator.
-std::int64_t sample_token(const float* logits,
-                          std::int64_t vocab,
-                          double temperature,
-                          std::int64_t top_k,
-                          double top_p,
-                          at::Generator& generator,
-                          std::vector<float>& probs,
-                          std::vector<float>& scratch) {
-  const float* max_it = std::max_element(logits, logits + vocab);
-  const auto argmax = static_cast<std::int64_t>(max_it - logits);
-  if (temperature <= 0.0 || top_k == 1 || !std::isfinite(*max_it)) return argmax;
-
-  probs.resize(static_cast<std::size_t>(vocab));
-  const float max = *max_it;
-  const auto inv_t = static_cast<float>(1.0 / temperature);
-  double total = 0.0;
-  for (std::int64_t i = 0; i < vocab; ++i) {
-    const float p = std::exp((logits[i] - max) * inv_t);
-    probs[static_cast<std::size_t>(i)] = p;
-    total += p;
-  }
-  float threshold = 0.0f;
-  if (top_k > 0 && top_k < vocab) {
-    scratch.assign(probs.begin(), probs.end());
-    std::nth_element(scratch.begin(), scratch.begin() + (top_k - 1), scratch.end(),
-                     std::greater<float>());
-    threshold = scratch[static_cast<std::size_t>(top_k - 1)];
-  }
-  if (top_p < 1.0) {
-    scratch.clear();
-    double kept = 0.0;
-    for (const float p : probs) {
-      if (p >= threshold) {
-        scratch.push_back(p);
-        kept += p;
-      }
-    }
-    threshold = std::max(threshold, nucleus_threshold(scratch, top_p * kept));
-  }
-  if (threshold > 0.0f) {
-    total = 0.0;
-    for (const float p : probs)
-      if (p >= threshold) total += p;
-  }
-  const double target = uniform(generator) * total;
-  double cumulative = 0.0;
-  std::int64_t last = argmax;
-  for (std::int64_t i = 0; i < vocab; ++i) {
-    const float p = probs[static_cast<std::size_t>(i)];
-    if (p < threshold || p <= 0.0f) continue;
-    cumulative += p;
-    last = i;
-    if (cumulative > target) return i;
-  }
-  return last;  // Rounding left the target just above the total.
-}
-
-/// Position of the earliest stop string in `text` starting at or after `from`, or npos.
-std::size_t find_stop(const std::string& text,
-                      std::size_t from,
-                      const std::vector<std::string>& stops) {
-  std::size_t best = std::string::npos;
-  for (const auto& stop : stops) {
-    if (stop.empty()) continue;
-    const auto at = text.find(stop, from);
-    if (at < best) best = at;
-  }
-  return best;
-}
 
 std::string check_sampling(const sdk::GenerationRequest& r) {
   const auto& s = r.sampling;
@@ -193,24 +95,15 @@ std::vector<sdk::GenerationResult> TorchBackend::generate(
     order.push_back(i);
     total_rows += static_cast<std::size_t>(request.n);
   }
-  // Similar prompt lengths share a chunk so that left padding stays small. Results do not
-  // depend on the grouping (each row has its own generator), up to floating-point rounding.
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return prompts[a].size() < prompts[b].size();
-  });
+  // Prompts in token order: requests that share a prefix run together, so the prefix cache
+  // holds what the next ones need (and similar prompts share a batch). Results do not depend on
+  // the order (each row has its own generator), up to floating-point rounding.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return prompts[a] < prompts[b]; });
 
   auto progress = ctx_.progress("generate", total_rows);
-  std::vector<Row> chunk;
-  auto flush = [&] {
-    if (chunk.empty()) return;
-    generate_chunk(chunk);
-    for (auto& row : chunk) {
-      progress->advance(1, static_cast<std::uint64_t>(row.tokens.size()));
-      results[row.request].completions[static_cast<std::size_t>(row.sample)] =
-          std::move(row.completion);
-    }
-    chunk.clear();
-  };
+  std::vector<Row> rows;
+  rows.reserve(total_rows);
   for (const std::size_t i : order) {
     const auto& request = requests[i];
     std::size_t max_stop = 0;
@@ -231,133 +124,280 @@ std::vector<sdk::GenerationResult> TorchBackend::generate(
           sdk::derive_seed(request.seed, static_cast<std::uint64_t>(s)));
       row.decoder = std::make_unique<mr::tokenizer::IncrementalDecoder>(
           tokenizer_, /*skip_special_tokens=*/true);
-      chunk.push_back(std::move(row));
-      if (static_cast<std::int64_t>(chunk.size()) == max_batch_size_) flush();
+      rows.push_back(std::move(row));
     }
   }
-  flush();
+  if (rows.empty()) return results;
+  const PrefillCounters before = counters_;
+  run_rows(rows, [&](Row& row) {
+    progress->advance(1, static_cast<std::uint64_t>(row.tokens.size()));
+    results[row.request].completions[static_cast<std::size_t>(row.sample)] =
+        std::move(row.completion);
+  });
+  if (ctx_.logger().enabled(sdk::LogLevel::Debug)) {
+    ctx_.logger().debug(
+        "generate: " + std::to_string(rows.size()) + " sequences, prompt tokens " +
+        std::to_string(counters_.prompt_tokens - before.prompt_tokens) + " (" +
+        std::to_string(counters_.reused_tokens - before.reused_tokens) +
+        " from the prefix cache) in " +
+        std::to_string(counters_.prefill_passes - before.prefill_passes) +
+        " prefill passes; cache " + std::to_string(prefix_cache_->bytes() >> 20) + " of " +
+        std::to_string(prefix_cache_->budget_bytes() >> 20) + " MiB");
+  }
   return results;
 }
 
-void TorchBackend::generate_chunk(std::vector<Row>& rows) {
+namespace {
+
+constexpr std::size_t kFree = static_cast<std::size_t>(-1);
+
+/// The running batch: a KV cache of `slots` rows advancing together, its attention mask and the
+/// logits of each row's next token. A slot holds one row or is free (its contents are garbage,
+/// decoded along and ignored).
+struct RunningBatch {
+  std::optional<tb::KVCache> cache;
+  torch::Tensor mask;                // [slots, length] int64.
+  torch::Tensor logits;              // [slots, V] float32.
+  std::vector<std::size_t> row;      // Row index per slot, or kFree.
+  std::vector<std::int64_t> start;   // First real column per occupied slot.
+
+  std::int64_t slots() const { return static_cast<std::int64_t>(row.size()); }
+  std::int64_t occupied() const {
+    return std::count_if(row.begin(), row.end(), [](std::size_t r) { return r != kFree; });
+  }
+};
+
+/// Places the rows of a prefilled wave into free slots of `batch`, each right-aligned at the
+/// batch's current length (the batch grows on the left when a wave row is longer).
+void place(RunningBatch& batch,
+           tb::PrefilledPrompts& wave,
+           const std::vector<std::size_t>& wave_rows,
+           const std::vector<std::int64_t>& wave_segment,
+           std::int64_t extra_capacity) {
+  const std::int64_t t = wave.cache.length();
+  std::int64_t need = 0;
+  for (const auto s : wave_segment)
+    need = std::max(need, t - wave.start[static_cast<std::size_t>(s)]);
+  if (!batch.cache) {
+    const auto& like = wave.cache.keys(0);
+    batch.cache.emplace(wave.cache.num_layers(), batch.slots(), like.size(1),
+                        need + extra_capacity, like.size(3), like.options());
+    batch.cache->set_length(need);
+    batch.mask = torch::zeros({batch.slots(), need}, wave.mask.options());
+    batch.logits = torch::zeros({batch.slots(), wave.logits.size(1)}, wave.logits.options());
+  }
+  auto& cache = *batch.cache;
+  if (need > cache.length()) {
+    const std::int64_t shift = need - cache.length();
+    cache.shift_right(shift);
+    batch.mask = torch::cat({torch::zeros({batch.slots(), shift}, batch.mask.options()), batch.mask}, 1);
+    for (auto& s : batch.start) s += shift;
+  }
+  const std::int64_t length = cache.length();
+  if (cache.capacity() < length + extra_capacity)  // Geometric: admissions come often.
+    cache.reserve(std::max(length + extra_capacity, cache.capacity() + cache.capacity() / 2));
+  std::size_t next_slot = 0;
+  for (std::size_t j = 0; j < wave_rows.size(); ++j) {
+    while (batch.row[next_slot] != kFree) ++next_slot;
+    const auto k = static_cast<std::int64_t>(next_slot);
+    const auto s = wave_segment[j];
+    const std::int64_t from = wave.start[static_cast<std::size_t>(s)], span = t - from;
+    cache.copy_span(k, length - span, wave.cache, s, from, span);
+    auto mask_row = batch.mask.select(0, k);
+    mask_row.zero_();
+    mask_row.narrow(0, length - span, span).copy_(wave.mask.select(0, s).narrow(0, from, span));
+    batch.logits.select(0, k).copy_(wave.logits.select(0, s));
+    batch.row[next_slot] = wave_rows[j];
+    batch.start[next_slot] = length - span;
+  }
+}
+
+}  // namespace
+
+void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row&)>& finished) {
   c10::InferenceMode guard;
   auto& model = *model_;
   const auto device = model.device();
   const std::int64_t vocab = model.config().vocab_size;
-
-  // Prefill the distinct prompts once: consecutive rows of one request form a segment.
-  std::vector<std::size_t> segment_first;
-  std::vector<std::int64_t> expand;  // Segment of each row.
-  std::int64_t longest = 0, most_new = 0;
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    if (r == 0 || rows[r].request != rows[r - 1].request) segment_first.push_back(r);
-    expand.push_back(static_cast<std::int64_t>(segment_first.size()) - 1);
-    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(rows[r].prompt->size()));
-    most_new = std::max(most_new, rows[r].max_new);
+  tb::PrefixCache* cache = prefix_cache_->enabled() ? prefix_cache_.get() : nullptr;
+  if (cache != nullptr) {
+    const auto invalidations = cache->stats().invalidations;
+    cache->bind(weights_key());
+    counters_.invalidations += cache->stats().invalidations - invalidations;
   }
-  const auto segments = static_cast<std::int64_t>(segment_first.size());
-  auto ids = torch::zeros({segments, longest}, torch::kLong);
-  auto mask = torch::zeros({segments, longest}, torch::kLong);
-  {
-    auto ia = ids.accessor<std::int64_t, 2>();
-    auto ma = mask.accessor<std::int64_t, 2>();
-    for (std::int64_t s = 0; s < segments; ++s) {
-      const auto& prompt = *rows[segment_first[static_cast<std::size_t>(s)]].prompt;
-      const auto pad = longest - static_cast<std::int64_t>(prompt.size());
-      for (std::size_t k = 0; k < prompt.size(); ++k) {
-        ia[s][pad + static_cast<std::int64_t>(k)] = prompt[k];
-        ma[s][pad + static_cast<std::int64_t>(k)] = 1;
+  const std::int64_t bt = cache != nullptr ? cache->block_tokens() : 1;
+
+  // Block hashes once per request (its n rows share the prompt).
+  std::unordered_map<std::size_t, std::vector<std::uint64_t>> hashes;
+  if (cache != nullptr)
+    for (const auto& row : rows)
+      if (!hashes.count(row.request)) hashes[row.request] = cache->block_hashes(*row.prompt);
+
+  std::deque<std::size_t> waiting;
+  for (std::size_t r = 0; r < rows.size(); ++r) waiting.push_back(r);
+  RunningBatch batch;
+
+  // One admission wave into `free_slots` slots: rows in order, except that a row whose uncached
+  // blocks another request of the wave computes waits for the next wave (and finds them cached).
+  auto admit_wave = [&](std::int64_t free_slots) {
+    std::vector<std::size_t> chosen;
+    std::unordered_map<std::uint64_t, std::size_t> claimed;  // Block hash -> request.
+    std::deque<std::size_t> deferred;
+    while (!waiting.empty() && static_cast<std::int64_t>(chosen.size()) < free_slots) {
+      const std::size_t r = waiting.front();
+      waiting.pop_front();
+      const Row& row = rows[r];
+      if (cache != nullptr) {
+        const auto& h = hashes.at(row.request);
+        const auto n = static_cast<std::int64_t>(row.prompt->size());
+        const std::int64_t have = cache->cached_blocks(*row.prompt, h, (n - 1) / bt);
+        bool conflict = false;
+        for (auto b = static_cast<std::size_t>(have); b < h.size() && !conflict; ++b) {
+          const auto it = claimed.find(h[b]);
+          conflict = it != claimed.end() && it->second != row.request;
+        }
+        if (conflict) {
+          deferred.push_back(r);
+          continue;
+        }
+        for (auto b = static_cast<std::size_t>(have); b < h.size(); ++b)
+          claimed.emplace(h[b], row.request);
       }
+      chosen.push_back(r);
     }
-  }
-  mask = mask.to(device);
-  tb::KVCache cache = model.make_cache(segments, longest + std::max<std::int64_t>(most_new, 1));
-  // Chunked: a single pass over segments x longest tokens would materialise every layer's
-  // attention scores and MLP activations for the whole batch at once (more than the KV cache
-  // itself at 11 x 400 tokens, SmolLM2-135M shapes; docs/benchmarks.md).
-  auto logits = model.logits(
-      model.prefill(ids, mask, tb::position_ids_from_mask(mask), cache));  // [segments, V]
-  if (static_cast<std::int64_t>(rows.size()) != segments) {
-    auto index = torch::tensor(expand, torch::kLong).to(device);
-    cache.select_rows(index);
-    mask = mask.index_select(0, index);
-    logits = logits.index_select(0, index);
-  }
+    while (!deferred.empty()) {  // Back to the front, in order.
+      waiting.push_front(deferred.back());
+      deferred.pop_back();
+    }
+    // One prompt per request (consecutive rows of a request are its n samples).
+    std::vector<const std::vector<std::int64_t>*> prompts;
+    std::vector<std::int64_t> segment;
+    std::unordered_map<std::size_t, std::int64_t> segment_of;
+    std::int64_t most_new = 1;
+    for (const auto r : chosen) {
+      auto [it, fresh] = segment_of.emplace(rows[r].request, static_cast<std::int64_t>(prompts.size()));
+      if (fresh) prompts.push_back(rows[r].prompt);
+      segment.push_back(it->second);
+      most_new = std::max(most_new, rows[r].max_new);
+    }
+    auto wave = tb::prefill_prompts(model, prompts, cache, most_new);
+    for (const auto* p : prompts) counters_.prompt_tokens += static_cast<std::int64_t>(p->size());
+    counters_.reused_tokens += wave.reused_tokens;
+    counters_.computed_tokens += wave.computed_tokens;
+    ++counters_.prefill_passes;
+    place(batch, wave, chosen, segment, most_new);
+  };
 
-  std::vector<std::size_t> active(rows.size());
-  for (std::size_t r = 0; r < rows.size(); ++r) active[r] = r;
   std::vector<float> probs, scratch;
   std::vector<std::int64_t> next;
-  std::vector<std::int64_t> keep;
-  while (!active.empty()) {
-    auto host_logits = logits.to(torch::kCPU, torch::kFloat32).contiguous();
+  while (true) {
+    if (batch.occupied() == 0) {
+      if (waiting.empty()) break;
+      batch = RunningBatch{};
+      const auto n = std::min<std::int64_t>(max_batch_size_, static_cast<std::int64_t>(waiting.size()));
+      batch.row.assign(static_cast<std::size_t>(n), kFree);
+      batch.start.assign(static_cast<std::size_t>(n), 0);
+    }
+    // Rows admitted here sample their first token from their prefill's logits below, with the
+    // running rows; a slot freed by a finished row idles for one decode step.
+    if (!waiting.empty() && (continuous_batching_ || batch.occupied() == 0)) {
+      for (std::int64_t free_slots = batch.slots() - batch.occupied();
+           free_slots > 0 && !waiting.empty(); free_slots = batch.slots() - batch.occupied())
+        admit_wave(free_slots);
+    }
+    if (batch.occupied() < batch.slots() && (waiting.empty() || !continuous_batching_)) {
+      // Nothing to admit now: the batch shrinks to its running rows.
+      std::vector<std::int64_t> keep;
+      std::vector<std::size_t> rows_kept;
+      std::vector<std::int64_t> starts;
+      for (std::size_t k = 0; k < batch.row.size(); ++k) {
+        if (batch.row[k] == kFree) continue;
+        keep.push_back(static_cast<std::int64_t>(k));
+        rows_kept.push_back(batch.row[k]);
+        starts.push_back(batch.start[k]);
+      }
+      auto index = torch::tensor(keep, torch::kLong).to(device);
+      batch.cache->select_rows(index);
+      batch.mask = batch.mask.index_select(0, index);
+      batch.logits = batch.logits.index_select(0, index);
+      batch.row = std::move(rows_kept);
+      batch.start = std::move(starts);
+    }
+
+    auto host_logits = batch.logits.to(torch::kCPU, torch::kFloat32).contiguous();
     float* base = host_logits.data_ptr<float>();
-    for (std::size_t j = 0; j < active.size(); ++j)
-      for (const auto id : banned_ids_)
-        base[static_cast<std::int64_t>(j) * vocab + id] = -std::numeric_limits<float>::infinity();
-    next.clear();
-    keep.clear();
-    for (std::size_t j = 0; j < active.size(); ++j) {
-      Row& row = rows[active[j]];
-      auto finish = [&row](sdk::FinishReason reason) {
+    next.assign(batch.row.size(), 0);
+    for (std::size_t k = 0; k < batch.row.size(); ++k) {
+      if (batch.row[k] == kFree) continue;
+      Row& row = rows[batch.row[k]];
+      float* logits = base + static_cast<std::int64_t>(k) * vocab;
+      for (const auto id : banned_ids_) logits[id] = -std::numeric_limits<float>::infinity();
+      auto finish = [&](sdk::FinishReason reason) {
         row.completion.text += row.decoder->finish();
         row.completion.tokens = static_cast<std::int64_t>(row.tokens.size());
         row.completion.finish_reason = reason;
-        row.done = true;
       };
+      bool done = false;
       if (static_cast<std::int64_t>(row.tokens.size()) >= row.max_new) {
         finish(sdk::FinishReason::Length);
-        continue;
-      }
-      const std::int64_t token =
-          sample_token(base + static_cast<std::int64_t>(j) * vocab, sample_vocab_, row.temperature,
-                       row.top_k, row.top_p, row.generator, probs, scratch);
-      if (std::binary_search(stop_ids_.begin(), stop_ids_.end(), token)) {
-        finish(sdk::FinishReason::Stop);
-        continue;
-      }
-      auto& text = row.completion.text;
-      const std::size_t before = text.size();
-      row.token_start.push_back(before);
-      row.tokens.push_back(token);
-      text += row.decoder->push(token);
-      if (row.max_stop_length > 0 && text.size() > before) {
-        const std::size_t from =
-            before >= row.max_stop_length - 1 ? before - (row.max_stop_length - 1) : 0;
-        const std::size_t at = find_stop(text, from, *row.stops);
-        if (at != std::string::npos) {
-          text.resize(at);
-          // Tokens that contributed text before the stop string.
-          row.completion.tokens =
-              std::lower_bound(row.token_start.begin(), row.token_start.end(), at) -
-              row.token_start.begin();
-          row.completion.finish_reason = sdk::FinishReason::Stop;
-          row.done = true;
-          continue;
+        done = true;
+      } else {
+        const std::int64_t token = sample_token(logits, sample_vocab_, row.temperature, row.top_k,
+                                                row.top_p, row.generator, probs, scratch);
+        if (std::binary_search(stop_ids_.begin(), stop_ids_.end(), token)) {
+          finish(sdk::FinishReason::Stop);
+          done = true;
+        } else {
+          auto& text = row.completion.text;
+          const std::size_t before = text.size();
+          row.token_start.push_back(before);
+          row.tokens.push_back(token);
+          text += row.decoder->push(token);
+          std::size_t at = std::string::npos;
+          if (row.max_stop_length > 0 && text.size() > before) {
+            const std::size_t from =
+                before >= row.max_stop_length - 1 ? before - (row.max_stop_length - 1) : 0;
+            at = find_stop(text, from, *row.stops);
+          }
+          if (at != std::string::npos) {
+            text.resize(at);
+            // Tokens that contributed text before the stop string.
+            row.completion.tokens =
+                std::lower_bound(row.token_start.begin(), row.token_start.end(), at) -
+                row.token_start.begin();
+            row.completion.finish_reason = sdk::FinishReason::Stop;
+            done = true;
+          } else if (static_cast<std::int64_t>(row.tokens.size()) >= row.max_new) {
+            finish(sdk::FinishReason::Length);
+            done = true;
+          } else {
+            next[k] = token;
+          }
         }
       }
-      if (static_cast<std::int64_t>(row.tokens.size()) >= row.max_new) {
-        finish(sdk::FinishReason::Length);
-        continue;
+      if (done) {
+        row.done = true;
+        finished(row);
+        batch.row[k] = kFree;
       }
-      keep.push_back(static_cast<std::int64_t>(j));
-      next.push_back(token);
     }
-    if (keep.empty()) break;
-    if (keep.size() != active.size()) {
-      // Finished rows leave the batch: the others keep their cache rows, mask and positions.
-      auto index = torch::tensor(keep, torch::kLong).to(device);
-      cache.select_rows(index);
-      mask = mask.index_select(0, index);
-      std::vector<std::size_t> still;
-      for (const auto j : keep) still.push_back(active[static_cast<std::size_t>(j)]);
-      active.swap(still);
+    if (batch.occupied() == 0) continue;
+    // Positions every running row masks (left behind by finished rows) go once they are half.
+    auto& kv = *batch.cache;
+    std::int64_t lead = kv.length();
+    for (std::size_t k = 0; k < batch.row.size(); ++k)
+      if (batch.row[k] != kFree) lead = std::min(lead, batch.start[k]);
+    if (lead >= 64 && 2 * lead >= kv.length()) {
+      kv.drop_leading(lead);
+      batch.mask = batch.mask.narrow(1, lead, batch.mask.size(1) - lead).contiguous();
+      for (auto& s : batch.start) s = std::max<std::int64_t>(0, s - lead);
     }
-    const auto batch = static_cast<std::int64_t>(active.size());
-    auto input = torch::tensor(next, torch::kLong).view({batch, 1}).to(device);
-    mask = torch::cat({mask, torch::ones({batch, 1}, mask.options())}, 1);
-    auto positions = mask.sum(1, /*keepdim=*/true) - 1;
-    logits = model.logits(model.hidden_states(input, mask, positions, &cache).select(1, 0));
+    const auto b = batch.slots();
+    auto input = torch::tensor(next, torch::kLong).view({b, 1}).to(device);
+    batch.mask = torch::cat({batch.mask, torch::ones({b, 1}, batch.mask.options())}, 1);
+    auto positions = batch.mask.sum(1, /*keepdim=*/true) - 1;
+    batch.logits =
+        model.logits(model.hidden_states(input, batch.mask, positions, &kv).select(1, 0));
   }
 }
 

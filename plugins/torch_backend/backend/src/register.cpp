@@ -9,7 +9,8 @@ void register_torch_backend_plugins(mr::sdk::Registrar& r) {
   r.add<mr::sdk::ModelBackend>(
       "torch", kLibraryVersion,
       "Llama/Qwen2 causal LM on libtorch from a Hugging Face checkpoint: batched KV-cache "
-      "sampling with prefix sharing, scoring and DPO/SFT training",
+      "sampling with continuous batching and a cross-request prefix cache, scoring and DPO/SFT "
+      "training",
       torch_backend_schema(), [](mr::sdk::HostContext& ctx) { return make_torch_backend(ctx); });
   r.add_command({"init-model",
                  "Write a randomly initialised checkpoint (with a byte-level tokenizer unless "

@@ -6,8 +6,10 @@
 /// `merge-lora` and `tokenize`. Text-level header (no libtorch).
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,8 +25,23 @@ inline constexpr const char* kLibraryName = "mr-torch-backend";
 inline constexpr const char* kLibraryVersion = "0.1.0";
 
 /// Config keys of `torch`: path (required), dtype, device, chat_template, chat_format,
-/// max_batch_size, adapter, max_context.
+/// max_batch_size, prefix_cache_mib, prefix_block_tokens, continuous_batching, max_context,
+/// adapter.
 mr::sdk::Schema torch_backend_schema();
+
+/// Prompt-token accounting of a `torch` backend's generate() calls since it was built. The n
+/// samples of one request share one prefill, with or without the prefix cache.
+struct PrefillCounters {
+  std::int64_t prompt_tokens = 0;    ///< Tokens of the prompts prefilled (once per request).
+  std::int64_t reused_tokens = 0;    ///< Of those, taken from the prefix cache.
+  std::int64_t computed_tokens = 0;  ///< Of those, run through the model.
+  std::int64_t prefill_passes = 0;   ///< Batched prefill passes (admission waves).
+  std::int64_t evicted_blocks = 0;   ///< Prefix-cache blocks evicted to stay in the budget.
+  std::int64_t invalidations = 0;    ///< Times the weights changed under a filled cache.
+};
+
+/// The counters of `backend` if it is a `torch` backend, else nullopt.
+std::optional<PrefillCounters> prefill_counters(const mr::sdk::ModelBackend& backend);
 
 /// Builds the backend from `ctx.config()` (a validated `torch` table): loads tokenizer, chat
 /// template and weights, and sets libtorch's intra-op threads to ctx.threads(). Throws

@@ -156,6 +156,8 @@ class CausalLMImpl : public torch::nn::Module {
   std::vector<torch::Tensor> trainable_parameters();
   /// Whether forward() applies the adapter (true after add_lora()).
   void set_lora_enabled(bool enabled);
+  /// Whether an adapter is attached and enabled.
+  bool lora_active() const { return lora_.has_value() && *lora_enabled_; }
   /// A parameter's value with the adapter folded in, W + scale·B A rounded to the model dtype
   /// (what merge_lora() would store), or the parameter itself when its layer has no adapter.
   torch::Tensor merged_parameter(const std::string& name) const;

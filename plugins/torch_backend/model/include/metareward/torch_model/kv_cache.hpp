@@ -73,6 +73,28 @@ class KVCache {
   /// Forgets all positions (length 0); keeps the buffers.
   void reset() { length_ = 0; }
 
+  /// Inserts `columns` unfilled positions before position 0 of every row (length grows by
+  /// `columns`; the caller masks them): room for a longer prompt to join a running batch.
+  void shift_right(std::int64_t columns);
+  /// Drops positions [0, `columns`) of every row (length shrinks by `columns`): positions that
+  /// every row masks, left behind by rows that finished.
+  void drop_leading(std::int64_t columns);
+
+  /// Keys and values of positions [column, column + count) of `row`, every layer, as one new
+  /// tensor [2 * layers, kv_heads, count, head_dim] (layer l's keys at 2l, values at 2l + 1).
+  at::Tensor read_span(std::int64_t row, std::int64_t column, std::int64_t count) const;
+  /// Writes a read_span()-shaped `span` [2 * layers, kv_heads, count, head_dim] into positions
+  /// [column, column + count) of `row` (within capacity; the length is not changed).
+  void write_span(std::int64_t row, std::int64_t column, const at::Tensor& span);
+  /// Copies positions [from_column, from_column + count) of row `from_row` of `from` (same
+  /// layers, heads and head_dim) into positions [column, column + count) of `row`.
+  void copy_span(std::int64_t row,
+                 std::int64_t column,
+                 const KVCache& from,
+                 std::int64_t from_row,
+                 std::int64_t from_column,
+                 std::int64_t count);
+
  private:
   std::vector<at::Tensor> keys_;
   std::vector<at::Tensor> values_;
