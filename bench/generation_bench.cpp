@@ -296,6 +296,7 @@ int main(int argc, char** argv) {
   table["chat_format"] = sdk::Value(sdk::Array{});
   table["max_batch_size"] = sdk::Value(64);
   table["max_context"] = sdk::Value(0);
+  table["adapter"] = sdk::Value("");
   table["prefix_cache_mib"] = sdk::Value(1024);
   table["prefix_block_tokens"] = sdk::Value(16);
   table["continuous_batching"] = sdk::Value(true);

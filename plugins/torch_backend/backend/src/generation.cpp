@@ -239,14 +239,24 @@ void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row
 
   // One admission wave into `free_slots` slots: rows in order, except that a row whose uncached
   // blocks another request of the wave computes waits for the next wave (and finds them cached).
-  auto admit_wave = [&](std::int64_t free_slots) {
+  auto admit_wave = [&](std::int64_t free_slots) -> std::size_t {
     std::vector<std::size_t> chosen;
     std::unordered_map<std::uint64_t, std::size_t> claimed;  // Block hash -> request.
     std::deque<std::size_t> deferred;
     while (!waiting.empty() && static_cast<std::int64_t>(chosen.size()) < free_slots) {
       const std::size_t r = waiting.front();
-      waiting.pop_front();
       const Row& row = rows[r];
+      if (cache == nullptr && row.sample == 0) {
+        // Without the cache a request's n samples share one prefill only if they start
+        // together: wait for room for all of them (when they fit in a batch at all).
+        std::int64_t n = 0;
+        for (auto it = waiting.begin(); it != waiting.end() && rows[*it].request == row.request;
+             ++it)
+          ++n;
+        const auto room = free_slots - static_cast<std::int64_t>(chosen.size());
+        if (n > room && n <= batch.slots() && (batch.occupied() > 0 || !chosen.empty())) break;
+      }
+      waiting.pop_front();
       if (cache != nullptr) {
         const auto& h = hashes.at(row.request);
         const auto n = static_cast<std::int64_t>(row.prompt->size());
@@ -269,6 +279,7 @@ void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row
       waiting.push_front(deferred.back());
       deferred.pop_back();
     }
+    if (chosen.empty()) return 0;
     // One prompt per request (consecutive rows of a request are its n samples).
     std::vector<const std::vector<std::int64_t>*> prompts;
     std::vector<std::int64_t> segment;
@@ -286,6 +297,7 @@ void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row
     counters_.computed_tokens += wave.computed_tokens;
     ++counters_.prefill_passes;
     place(batch, wave, chosen, segment, most_new);
+    return chosen.size();
   };
 
   std::vector<float> probs, scratch;
@@ -303,7 +315,7 @@ void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row
     if (!waiting.empty() && (continuous_batching_ || batch.occupied() == 0)) {
       for (std::int64_t free_slots = batch.slots() - batch.occupied();
            free_slots > 0 && !waiting.empty(); free_slots = batch.slots() - batch.occupied())
-        admit_wave(free_slots);
+        if (admit_wave(free_slots) == 0) break;
     }
     if (batch.occupied() < batch.slots() && (waiting.empty() || !continuous_batching_)) {
       // Nothing to admit now: the batch shrinks to its running rows.
