@@ -21,12 +21,12 @@
 #include <string>
 #include <vector>
 
+#include "additive_rubric.hpp"
 #include "metareward/sdk/config.hpp"
 #include "metareward/sdk/host.hpp"
 #include "metareward/torch_backend_plugin/torch_backend.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/model_config.hpp"
-#include "additive_rubric.hpp"
 #include "pairwise_elo.hpp"
 
 namespace sdk = mr::sdk;
@@ -112,7 +112,6 @@ std::string prompt_text(int tokens, int variant) {
   return text;
 }
 
-
 /// `text` with each "{key}" replaced by its value (one pass, as the recipe's templates do).
 std::string substitute(const std::string& text,
                        const std::vector<std::pair<std::string, std::string>>& values) {
@@ -142,8 +141,12 @@ struct StageNumbers {
   std::size_t battles = 0;
 };
 
-StageNumbers method_stage(sdk::ModelBackend& backend, int k, int n, int meta_responses,
-                          int judge_tokens, int verdict_tokens) {
+StageNumbers method_stage(sdk::ModelBackend& backend,
+                          int k,
+                          int n,
+                          int meta_responses,
+                          int judge_tokens,
+                          int verdict_tokens) {
   namespace recipe = mr::plugins::recipe;
   StageNumbers out;
   const std::string question = "Explain why the sky looks blue during the day but red at sunset.";
@@ -156,7 +159,8 @@ StageNumbers method_stage(sdk::ModelBackend& backend, int k, int n, int meta_res
     sdk::GenerationRequest q;
     q.id = "judge-" + std::to_string(r);
     q.messages = {{"user", substitute(recipe::kAdditive5Template,
-                                      {{"instruction", question}, {"response", responses[static_cast<std::size_t>(r)]}})}};
+                                      {{"instruction", question},
+                                       {"response", responses[static_cast<std::size_t>(r)]}})}};
     q.sampling.temperature = 1.0;
     q.sampling.max_new_tokens = judge_tokens;
     q.n = n;
@@ -175,19 +179,20 @@ StageNumbers method_stage(sdk::ModelBackend& backend, int k, int n, int meta_res
     std::vector<std::string> judgments;
     for (int j = 0; j < n; ++j)
       judgments.push_back("Judgment " + std::to_string(j) + " of response " + std::to_string(r) +
-                          ": " + prompt_text(140 + 7 * j, 50 + j) + "\nScore: " +
-                          std::to_string(j % 6));
+                          ": " + prompt_text(140 + 7 * j, 50 + j) +
+                          "\nScore: " + std::to_string(j % 6));
     for (int a = 0; a < n; ++a)
       for (int b = a + 1; b < n; ++b)
         for (int order = 0; order < 2; ++order) {
           const int x = order == 0 ? a : b, y = order == 0 ? b : a;
           sdk::GenerationRequest q;
           q.id = "battle-" + std::to_string(r) + "-" + std::to_string(x) + "-" + std::to_string(y);
-          q.messages = {{"user", substitute(recipe::kMetaJudgeTemplate,
-                                            {{"instruction", question},
-                                             {"response", responses[static_cast<std::size_t>(r)]},
-                                             {"judgment_a", judgments[static_cast<std::size_t>(x)]},
-                                             {"judgment_b", judgments[static_cast<std::size_t>(y)]}})}};
+          q.messages = {
+              {"user", substitute(recipe::kMetaJudgeTemplate,
+                                  {{"instruction", question},
+                                   {"response", responses[static_cast<std::size_t>(r)]},
+                                   {"judgment_a", judgments[static_cast<std::size_t>(x)]},
+                                   {"judgment_b", judgments[static_cast<std::size_t>(y)]}})}};
           q.sampling.temperature = 1.0;
           q.sampling.max_new_tokens = verdict_tokens;
           q.seed = 1000 + meta.size();
@@ -308,23 +313,26 @@ int main(int argc, char** argv) {
       table["prefix_cache_mib"] = sdk::Value(on ? 1024 : 0);
       BenchContext stage_ctx(sdk::Config("models.bench", table, 1), threads);
       auto b = tbp::make_torch_backend(stage_ctx);
-      numbers[on] = method_stage(*b, method_k, method_n, method_meta_responses, judge_tokens,
-                                 verdict_tokens);
+      numbers[on] =
+          method_stage(*b, method_k, method_n, method_meta_responses, judge_tokens, verdict_tokens);
       const auto& m = numbers[on];
-      std::printf("method stage, prefix cache %s: judge %d x n=%d: %lld of %lld prompt tokens "
-                  "computed, %.2f s; meta-judge %zu battles: %lld of %lld computed, %.2f s\n",
-                  on ? "on" : "off", method_k, method_n, static_cast<long long>(m.judge_computed),
-                  static_cast<long long>(m.judge_prompt), m.judge_s, m.battles,
-                  static_cast<long long>(m.meta_computed), static_cast<long long>(m.meta_prompt),
-                  m.meta_s);
+      std::printf(
+          "method stage, prefix cache %s: judge %d x n=%d: %lld of %lld prompt tokens "
+          "computed, %.2f s; meta-judge %zu battles: %lld of %lld computed, %.2f s\n",
+          on ? "on" : "off", method_k, method_n, static_cast<long long>(m.judge_computed),
+          static_cast<long long>(m.judge_prompt), m.judge_s, m.battles,
+          static_cast<long long>(m.meta_computed), static_cast<long long>(m.meta_prompt), m.meta_s);
       std::fflush(stdout);
     }
-    std::printf("RESULT method_judge_prefill_ratio=%.2f method_judge_wall_ratio=%.2f "
-                "method_meta_prefill_ratio=%.2f method_meta_wall_ratio=%.2f\n",
-                static_cast<double>(numbers[0].judge_computed) / std::max<std::int64_t>(1, numbers[1].judge_computed),
-                numbers[0].judge_s / numbers[1].judge_s,
-                static_cast<double>(numbers[0].meta_computed) / std::max<std::int64_t>(1, numbers[1].meta_computed),
-                numbers[0].meta_s / numbers[1].meta_s);
+    std::printf(
+        "RESULT method_judge_prefill_ratio=%.2f method_judge_wall_ratio=%.2f "
+        "method_meta_prefill_ratio=%.2f method_meta_wall_ratio=%.2f\n",
+        static_cast<double>(numbers[0].judge_computed) /
+            std::max<std::int64_t>(1, numbers[1].judge_computed),
+        numbers[0].judge_s / numbers[1].judge_s,
+        static_cast<double>(numbers[0].meta_computed) /
+            std::max<std::int64_t>(1, numbers[1].meta_computed),
+        numbers[0].meta_s / numbers[1].meta_s);
     return 0;
   }
   BenchContext ctx(sdk::Config("models.bench", table, 1), threads);

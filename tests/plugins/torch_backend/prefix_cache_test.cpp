@@ -96,9 +96,9 @@ TEST_CASE("prefix cache: prefill with cached prefixes gives the plain logits", "
       INFO("prompt " << first + j);
       const auto expected = plain_logits(*model, *wave[j]).select(0, 0);
       INFO("max |diff| " << (out.logits.select(0, static_cast<std::int64_t>(j)) - expected)
-                               .abs()
-                               .max()
-                               .item<float>()
+                                .abs()
+                                .max()
+                                .item<float>()
                          << " of max |logit| " << expected.abs().max().item<float>());
       CHECK(torch::allclose(out.logits.select(0, static_cast<std::int64_t>(j)), expected, 1e-4,
                             1e-5));

@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <deque>
+#include <limits>
 #include <unordered_map>
 
 #include "backend_impl.hpp"
@@ -135,14 +135,13 @@ std::vector<sdk::GenerationResult> TorchBackend::generate(
         std::move(row.completion);
   });
   if (ctx_.logger().enabled(sdk::LogLevel::Debug)) {
-    ctx_.logger().debug(
-        "generate: " + std::to_string(rows.size()) + " sequences, prompt tokens " +
-        std::to_string(counters_.prompt_tokens - before.prompt_tokens) + " (" +
-        std::to_string(counters_.reused_tokens - before.reused_tokens) +
-        " from the prefix cache) in " +
-        std::to_string(counters_.prefill_passes - before.prefill_passes) +
-        " prefill passes; cache " + std::to_string(prefix_cache_->bytes() >> 20) + " of " +
-        std::to_string(prefix_cache_->budget_bytes() >> 20) + " MiB");
+    ctx_.logger().debug("generate: " + std::to_string(rows.size()) + " sequences, prompt tokens " +
+                        std::to_string(counters_.prompt_tokens - before.prompt_tokens) + " (" +
+                        std::to_string(counters_.reused_tokens - before.reused_tokens) +
+                        " from the prefix cache) in " +
+                        std::to_string(counters_.prefill_passes - before.prefill_passes) +
+                        " prefill passes; cache " + std::to_string(prefix_cache_->bytes() >> 20) +
+                        " of " + std::to_string(prefix_cache_->budget_bytes() >> 20) + " MiB");
   }
   return results;
 }
@@ -156,10 +155,10 @@ constexpr std::size_t kFree = static_cast<std::size_t>(-1);
 /// decoded along and ignored).
 struct RunningBatch {
   std::optional<tb::KVCache> cache;
-  torch::Tensor mask;                // [slots, length] int64.
-  torch::Tensor logits;              // [slots, V] float32.
-  std::vector<std::size_t> row;      // Row index per slot, or kFree.
-  std::vector<std::int64_t> start;   // First real column per occupied slot.
+  torch::Tensor mask;               // [slots, length] int64.
+  torch::Tensor logits;             // [slots, V] float32.
+  std::vector<std::size_t> row;     // Row index per slot, or kFree.
+  std::vector<std::int64_t> start;  // First real column per occupied slot.
 
   std::int64_t slots() const { return static_cast<std::int64_t>(row.size()); }
   std::int64_t occupied() const {
@@ -180,8 +179,8 @@ void place(RunningBatch& batch,
     need = std::max(need, t - wave.start[static_cast<std::size_t>(s)]);
   if (!batch.cache) {
     const auto& like = wave.cache.keys(0);
-    batch.cache.emplace(wave.cache.num_layers(), batch.slots(), like.size(1),
-                        need + extra_capacity, like.size(3), like.options());
+    batch.cache.emplace(wave.cache.num_layers(), batch.slots(), like.size(1), need + extra_capacity,
+                        like.size(3), like.options());
     batch.cache->set_length(need);
     batch.mask = torch::zeros({batch.slots(), need}, wave.mask.options());
     batch.logits = torch::zeros({batch.slots(), wave.logits.size(1)}, wave.logits.options());
@@ -190,7 +189,8 @@ void place(RunningBatch& batch,
   if (need > cache.length()) {
     const std::int64_t shift = need - cache.length();
     cache.shift_right(shift);
-    batch.mask = torch::cat({torch::zeros({batch.slots(), shift}, batch.mask.options()), batch.mask}, 1);
+    batch.mask =
+        torch::cat({torch::zeros({batch.slots(), shift}, batch.mask.options()), batch.mask}, 1);
     for (auto& s : batch.start) s += shift;
   }
   const std::int64_t length = cache.length();
@@ -286,7 +286,8 @@ void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row
     std::unordered_map<std::size_t, std::int64_t> segment_of;
     std::int64_t most_new = 1;
     for (const auto r : chosen) {
-      auto [it, fresh] = segment_of.emplace(rows[r].request, static_cast<std::int64_t>(prompts.size()));
+      auto [it, fresh] =
+          segment_of.emplace(rows[r].request, static_cast<std::int64_t>(prompts.size()));
       if (fresh) prompts.push_back(rows[r].prompt);
       segment.push_back(it->second);
       most_new = std::max(most_new, rows[r].max_new);
@@ -306,7 +307,8 @@ void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row
     if (batch.occupied() == 0) {
       if (waiting.empty()) break;
       batch = RunningBatch{};
-      const auto n = std::min<std::int64_t>(max_batch_size_, static_cast<std::int64_t>(waiting.size()));
+      const auto n =
+          std::min<std::int64_t>(max_batch_size_, static_cast<std::int64_t>(waiting.size()));
       batch.row.assign(static_cast<std::size_t>(n), kFree);
       batch.start.assign(static_cast<std::size_t>(n), 0);
     }

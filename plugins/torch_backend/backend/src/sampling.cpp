@@ -13,7 +13,6 @@ namespace mr::plugins::torch_backend {
 
 namespace {
 
-
 /// A uniform double in [0, 1) from `generator` (53 random bits).
 double uniform(at::Generator& generator) {
   std::lock_guard<std::mutex> lock(generator.mutex());

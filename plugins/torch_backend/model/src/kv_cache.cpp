@@ -127,8 +127,8 @@ void KVCache::shift_right(std::int64_t columns) {
 }
 
 void KVCache::drop_leading(std::int64_t columns) {
-  MR_CHECK_AS(BackendError, columns >= 0 && columns <= length_, "KVCache::drop_leading: ",
-              columns, " positions of ", length_);
+  MR_CHECK_AS(BackendError, columns >= 0 && columns <= length_, "KVCache::drop_leading: ", columns,
+              " positions of ", length_);
   if (columns == 0) return;
   const std::int64_t kept = length_ - columns;
   for (auto* buffers : {&keys_, &values_}) {
@@ -142,11 +142,11 @@ void KVCache::drop_leading(std::int64_t columns) {
 }
 
 at::Tensor KVCache::read_span(std::int64_t row, std::int64_t column, std::int64_t count) const {
-  MR_CHECK_AS(BackendError,
-              row >= 0 && row < batch_size_ && column >= 0 && count > 0 &&
-                  column + count <= capacity_,
-              "KVCache::read_span: row ", row, " positions [", column, ", ", column + count,
-              ") outside ", batch_size_, " rows x ", capacity_, " positions");
+  MR_CHECK_AS(
+      BackendError,
+      row >= 0 && row < batch_size_ && column >= 0 && count > 0 && column + count <= capacity_,
+      "KVCache::read_span: row ", row, " positions [", column, ", ", column + count, ") outside ",
+      batch_size_, " rows x ", capacity_, " positions");
   std::vector<at::Tensor> parts;
   parts.reserve(keys_.size() * 2);
   for (std::size_t l = 0; l < keys_.size(); ++l) {
@@ -183,8 +183,8 @@ void KVCache::copy_span(std::int64_t row,
                         std::int64_t from_row,
                         std::int64_t from_column,
                         std::int64_t count) {
-  MR_CHECK_AS(BackendError, from.num_layers() == num_layers(), "KVCache::copy_span: ",
-              from.num_layers(), " layers into ", num_layers());
+  MR_CHECK_AS(BackendError, from.num_layers() == num_layers(),
+              "KVCache::copy_span: ", from.num_layers(), " layers into ", num_layers());
   MR_CHECK_AS(BackendError,
               row >= 0 && row < batch_size_ && column >= 0 && column + count <= capacity_ &&
                   from_row >= 0 && from_row < from.batch_size_ && from_column >= 0 &&
@@ -192,10 +192,14 @@ void KVCache::copy_span(std::int64_t row,
               "KVCache::copy_span: positions out of range");
   if (count == 0) return;
   for (std::size_t l = 0; l < keys_.size(); ++l) {
-    keys_[l].select(0, row).narrow(1, column, count).copy_(
-        from.keys_[l].select(0, from_row).narrow(1, from_column, count));
-    values_[l].select(0, row).narrow(1, column, count).copy_(
-        from.values_[l].select(0, from_row).narrow(1, from_column, count));
+    keys_[l]
+        .select(0, row)
+        .narrow(1, column, count)
+        .copy_(from.keys_[l].select(0, from_row).narrow(1, from_column, count));
+    values_[l]
+        .select(0, row)
+        .narrow(1, column, count)
+        .copy_(from.values_[l].select(0, from_row).narrow(1, from_column, count));
   }
 }
 

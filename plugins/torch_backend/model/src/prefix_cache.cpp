@@ -116,8 +116,8 @@ void PrefixCache::insert(const std::vector<std::int64_t>& tokens,
                          const at::Tensor& span) {
   if (!enabled()) return;
   MR_CHECK_AS(BackendError, span.dim() == 4 && span.size(2) % block_tokens_ == 0,
-              "PrefixCache::insert: span ", span.sizes(), " is not whole blocks of ",
-              block_tokens_, " positions");
+              "PrefixCache::insert: span ", span.sizes(), " is not whole blocks of ", block_tokens_,
+              " positions");
   const std::int64_t m = span.size(2) / block_tokens_;
   MR_CHECK_AS(BackendError,
               first_block >= 0 && first_block + m <= static_cast<std::int64_t>(hashes.size()),

@@ -78,8 +78,8 @@ PrefilledPrompts prefill_prompts(CausalLMImpl& model,
   }
   std::int64_t computed = 0;
   for (const auto r : rest) computed += r;
-  return PrefilledPrompts{std::move(cache), std::move(mask), std::move(logits), std::move(start),
-                          reused, computed};
+  return PrefilledPrompts{std::move(cache), std::move(mask), std::move(logits),
+                          std::move(start), reused,          computed};
 }
 
 }  // namespace mr::torch_backend
