@@ -19,6 +19,23 @@ TrainableModel::~TrainableModel() = default;
 CollectiveWork::~CollectiveWork() = default;
 Collective::~Collective() = default;
 
+torch::Tensor TrainableModel::target_logprobs(const torch::Tensor& input_ids,
+                                              const torch::Tensor& attention_mask,
+                                              const torch::Tensor& target_rows,
+                                              const torch::Tensor& target_ids) {
+  const torch::Tensor logits = forward(input_ids, attention_mask);
+  MR_CHECK_AS(BackendError,
+              logits.dim() == 3 && logits.size(0) == input_ids.size(0) &&
+                  logits.size(1) == input_ids.size(1),
+              "model forward returned logits of ", logits.dim(), " dimensions for input_ids [",
+              input_ids.size(0), ", ", input_ids.size(1), "], expected [batch, seq, vocab]");
+  // Only the scored rows reach the softmax; half-precision logits are reduced in float32.
+  torch::Tensor rows = logits.reshape({-1, logits.size(2)}).index_select(0, target_rows);
+  if (rows.scalar_type() == torch::kBFloat16 || rows.scalar_type() == torch::kHalf)
+    rows = rows.to(torch::kFloat32);
+  return rows.gather(1, target_ids.unsqueeze(1)).squeeze(1) - rows.logsumexp(1);
+}
+
 bool TrainableModel::supports_lora() const {
   return false;
 }

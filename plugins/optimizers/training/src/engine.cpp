@@ -388,8 +388,7 @@ TrainingSummary run_training(TrainableModel& model,
       for (std::size_t s = 0; s < k; ++s)
         for (std::size_t i : mb) seqs.push_back(task.items[i][s]);
       const SequenceBatch sb = collate(seqs, device);
-      const torch::Tensor logits = model.forward(sb.input_ids, sb.attention_mask);
-      const torch::Tensor logps = sequence_logps(logits, sb);
+      const torch::Tensor logps = sequence_logps(model, sb);
       MicroResult r = task.micro_loss(mb, logps, sb.response_tokens, info);
       if (loss_scale.scale != 1.0)
         (r.loss * loss_scale.scale).backward();

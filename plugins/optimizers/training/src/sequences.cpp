@@ -91,6 +91,19 @@ torch::Tensor sequence_logps(const torch::Tensor& logits, const SequenceBatch& b
   return torch::zeros({b}, token_logp.options()).index_add(0, batch.target_sequence, token_logp);
 }
 
+torch::Tensor sequence_logps(TrainableModel& model, const SequenceBatch& batch) {
+  const std::int64_t b = batch.input_ids.size(0);
+  const std::int64_t n = batch.target_rows.size(0);
+  if (n == 0)
+    return torch::zeros({b}, torch::dtype(torch::kFloat32).device(batch.input_ids.device()));
+  const torch::Tensor token_logp = model.target_logprobs(batch.input_ids, batch.attention_mask,
+                                                         batch.target_rows, batch.target_ids);
+  MR_CHECK_AS(BackendError, token_logp.dim() == 1 && token_logp.size(0) == n,
+              "model target_logprobs returned shape ", shape_text(token_logp.sizes()), " for ", n,
+              " targets, expected [", n, "]");
+  return torch::zeros({b}, token_logp.options()).index_add(0, batch.target_sequence, token_logp);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Losses
 

@@ -67,9 +67,8 @@ std::vector<std::pair<double, double>> pair_logps(TrainableModel& model,
     for (std::size_t i = i0; i < i1; ++i) seqs.push_back(&pairs[i].chosen);
     for (std::size_t i = i0; i < i1; ++i) seqs.push_back(&pairs[i].rejected);
     const SequenceBatch sb = collate(seqs, device);
-    const torch::Tensor lp = sequence_logps(model.forward(sb.input_ids, sb.attention_mask), sb)
-                                 .to(torch::kCPU, torch::kFloat64)
-                                 .contiguous();
+    const torch::Tensor lp =
+        sequence_logps(model, sb).to(torch::kCPU, torch::kFloat64).contiguous();
     const double* d = lp.data_ptr<double>();
     const std::size_t m = i1 - i0;
     for (std::size_t j = 0; j < m; ++j) out.emplace_back(d[j], d[m + j]);

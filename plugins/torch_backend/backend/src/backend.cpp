@@ -392,6 +392,15 @@ torch::Tensor TorchTrainableModel::forward(const torch::Tensor& input_ids,
                                    tb::position_ids_from_mask(attention_mask));
 }
 
+torch::Tensor TorchTrainableModel::target_logprobs(const torch::Tensor& input_ids,
+                                                   const torch::Tensor& attention_mask,
+                                                   const torch::Tensor& target_rows,
+                                                   const torch::Tensor& target_ids) {
+  return backend_.model()->target_logprobs(input_ids, attention_mask,
+                                           tb::position_ids_from_mask(attention_mask), target_rows,
+                                           target_ids);
+}
+
 std::vector<torch::Tensor> TorchTrainableModel::parameters() {
   return backend_.model()->trainable_parameters();  // Only the adapter's with LoRA.
 }

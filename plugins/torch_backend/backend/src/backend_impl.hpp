@@ -30,6 +30,10 @@ class TorchTrainableModel : public mr::sdk::TrainableModel {
   explicit TorchTrainableModel(TorchBackend& backend) : backend_(backend) {}
   torch::Tensor forward(const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask) override;
+  torch::Tensor target_logprobs(const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask,
+                                const torch::Tensor& target_rows,
+                                const torch::Tensor& target_ids) override;
   std::vector<torch::Tensor> parameters() override;
   mr::sdk::TokenizedExample tokenize(const mr::sdk::Conversation& prompt,
                                      const std::string& response,

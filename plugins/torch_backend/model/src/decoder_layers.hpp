@@ -53,12 +53,17 @@ struct LoraAdapter {
 // y += scale * dropout(x) A^T B^T (PEFT's LoRA Linear), computed in float32.
 class LinearImpl : public torch::nn::Module {
  public:
-  LinearImpl(std::int64_t in, std::int64_t out, bool bias, const torch::TensorOptions& opts) {
-    weight = register_parameter("weight", torch::empty({out, in}, opts));
-    if (bias) this->bias = register_parameter("bias", torch::empty({out}, opts));
+  LinearImpl(std::int64_t in, std::int64_t out, bool bias, const torch::TensorOptions& opts)
+      : LinearImpl(torch::empty({out, in}, opts),
+                   bias ? torch::empty({out}, opts) : torch::Tensor()) {}
+  // Registers the given tensors (e.g. row blocks of a FusedLinears' storage) as the parameters.
+  LinearImpl(torch::Tensor weight_values, torch::Tensor bias_values) {
+    weight = register_parameter("weight", std::move(weight_values));
+    if (bias_values.defined()) bias = register_parameter("bias", std::move(bias_values));
   }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto y = linear(x, weight, bias);
+  torch::Tensor forward(const torch::Tensor& x) { return add_lora(x, linear(x, weight, bias)); }
+  // y plus the adapter's update of input x (y itself when there is none or it is disabled).
+  torch::Tensor add_lora(const torch::Tensor& x, torch::Tensor y) {
     if (!lora || !*lora->enabled) return y;
     auto h = x.scalar_type() == torch::kFloat32 ? x : x.to(torch::kFloat32);
     if (lora->dropout > 0 && is_training()) h = torch::dropout(h, lora->dropout, /*train=*/true);
@@ -69,6 +74,33 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor weight;
   torch::Tensor bias;                 // Undefined when absent.
   std::shared_ptr<LoraAdapter> lora;  // nullptr without an adapter.
+};
+
+// Linear layers that read the same input (q/k/v, gate/up), computed as one matrix product:
+// their weights are consecutive row blocks of one [sum(outs), in] storage, so the fused product
+// needs no copy of the weights, and each part stays a registered parameter of its own (HF names,
+// checkpoint loading, optimizer state). A part's adapter is applied to its own slice. forward()
+// first checks that the parameters still live in the storage (Module::to() and set_data()
+// replace them) and re-fuses them when they do not.
+class FusedLinears {
+ public:
+  FusedLinears() = default;
+  FusedLinears(std::int64_t in,
+               std::vector<std::int64_t> outs,
+               bool bias,
+               const torch::TensorOptions& opts);
+  // The LinearImpl of part `i` over its row block; the caller registers it as a submodule.
+  std::shared_ptr<LinearImpl> make_part(std::size_t i);
+  // Each part's output, [..., outs[i]] (views of one [..., sum(outs)] product, plus adapters).
+  std::vector<torch::Tensor> forward(const torch::Tensor& x);
+
+ private:
+  bool intact() const;
+  void refuse();
+  std::int64_t in_ = 0;
+  std::vector<std::int64_t> outs_, offsets_;
+  torch::Tensor weight_, bias_;  // [sum(outs), in], [sum(outs)] (undefined without bias).
+  std::vector<std::weak_ptr<LinearImpl>> parts_;
 };
 
 // HF LlamaRMSNorm: normalizes in float32, casts back, then scales.
@@ -124,12 +156,10 @@ class AttentionImpl : public torch::nn::Module {
         head_dim_(c.head_dim),
         scale_(1.0 / std::sqrt(static_cast<double>(c.head_dim))) {
     const std::int64_t q_dim = heads_ * head_dim_, kv_dim = kv_heads_ * head_dim_;
-    q_proj = register_module("q_proj",
-                             std::make_shared<LinearImpl>(c.hidden_size, q_dim, c.qkv_bias, opts));
-    k_proj = register_module("k_proj",
-                             std::make_shared<LinearImpl>(c.hidden_size, kv_dim, c.qkv_bias, opts));
-    v_proj = register_module("v_proj",
-                             std::make_shared<LinearImpl>(c.hidden_size, kv_dim, c.qkv_bias, opts));
+    qkv_ = FusedLinears(c.hidden_size, {q_dim, kv_dim, kv_dim}, c.qkv_bias, opts);
+    q_proj = register_module("q_proj", qkv_.make_part(0));
+    k_proj = register_module("k_proj", qkv_.make_part(1));
+    v_proj = register_module("v_proj", qkv_.make_part(2));
     o_proj = register_module("o_proj",
                              std::make_shared<LinearImpl>(q_dim, c.hidden_size, c.o_bias, opts));
   }
@@ -137,9 +167,10 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx) {
     const std::int64_t b = x.size(0), t = x.size(1);
     const std::int64_t rep = heads_ / kv_heads_;
-    auto q = apply_rope(q_proj->forward(x).view({b, t, heads_, head_dim_}), ctx.cos, ctx.sin);
-    auto k = apply_rope(k_proj->forward(x).view({b, t, kv_heads_, head_dim_}), ctx.cos, ctx.sin);
-    auto v = v_proj->forward(x).view({b, t, kv_heads_, head_dim_});
+    const auto qkv = qkv_.forward(x);
+    auto q = apply_rope(qkv[0].view({b, t, heads_, head_dim_}), ctx.cos, ctx.sin);
+    auto k = apply_rope(qkv[1].view({b, t, kv_heads_, head_dim_}), ctx.cos, ctx.sin);
+    auto v = qkv[2].view({b, t, kv_heads_, head_dim_});
     k = k.transpose(1, 2);  // [B, kv, T, D]
     v = v.transpose(1, 2);
     if (ctx.cache != nullptr) std::tie(k, v) = ctx.cache->write(layer_, ctx.past, k, v);
@@ -189,34 +220,37 @@ class AttentionImpl : public torch::nn::Module {
   std::shared_ptr<LinearImpl> q_proj, k_proj, v_proj, o_proj;
 
  private:
+  FusedLinears qkv_;  // q_proj, k_proj and v_proj as one matrix product.
   std::int64_t layer_, heads_, kv_heads_, head_dim_;
   double scale_;
 };
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(const ModelConfig& c, const torch::TensorOptions& opts) {
-    gate_proj = register_module(
-        "gate_proj",
-        std::make_shared<LinearImpl>(c.hidden_size, c.intermediate_size, c.mlp_bias, opts));
-    up_proj = register_module("up_proj", std::make_shared<LinearImpl>(
-                                             c.hidden_size, c.intermediate_size, c.mlp_bias, opts));
+  MlpImpl(const ModelConfig& c, const torch::TensorOptions& opts)
+      : gate_up_(c.hidden_size, {c.intermediate_size, c.intermediate_size}, c.mlp_bias, opts) {
+    gate_proj = register_module("gate_proj", gate_up_.make_part(0));
+    up_proj = register_module("up_proj", gate_up_.make_part(1));
     down_proj = register_module(
         "down_proj",
         std::make_shared<LinearImpl>(c.intermediate_size, c.hidden_size, c.mlp_bias, opts));
   }
   torch::Tensor forward(const torch::Tensor& x, bool inference) {
-    auto g = gate_proj->forward(x);
+    const auto gate_up = gate_up_.forward(x);
+    auto g = gate_up[0];
     if (inference) {
       torch::silu_(g);
-      g.mul_(up_proj->forward(x));
+      g.mul_(gate_up[1]);
     } else {
-      g = torch::silu(g) * up_proj->forward(x);
+      g = torch::silu(g) * gate_up[1];
     }
     return down_proj->forward(g);
   }
 
   std::shared_ptr<LinearImpl> gate_proj, up_proj, down_proj;
+
+ private:
+  FusedLinears gate_up_;  // gate_proj and up_proj as one matrix product.
 };
 
 class DecoderLayerImpl : public torch::nn::Module {

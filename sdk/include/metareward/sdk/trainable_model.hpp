@@ -43,6 +43,16 @@ class TrainableModel {
   virtual torch::Tensor forward(const torch::Tensor& input_ids,
                                 const torch::Tensor& attention_mask) = 0;
 
+  /// Optional. Log-probabilities [R] (float32, or float64 for float64 logits) of the next tokens
+  /// `target_ids` [R] (int64) at the positions `target_rows` [R] (int64 indices into the flattened
+  /// [batch * seq] positions of `input_ids`), i.e. log softmax(forward(...)[row])[target] per
+  /// entry; differentiable when grad mode is on. This is what preference and SFT losses need, and a
+  /// backend can compute it without materialising [batch, seq, vocab] logits (and their gradient):
+  /// the default calls forward() and gathers (half-precision logits in float32).
+  virtual torch::Tensor target_logprobs(const torch::Tensor& input_ids,
+                                        const torch::Tensor& attention_mask,
+                                        const torch::Tensor& target_rows,
+                                        const torch::Tensor& target_ids);
   /// Required. Trainable parameters, in a stable order (for optimizer state save/load).
   virtual std::vector<torch::Tensor> parameters() = 0;
 

@@ -175,6 +175,10 @@ SequenceBatch collate(const std::vector<const TokenizedExample*>& sequences,
 /// read, so the gradient w.r.t. prompt and padding logits is exactly zero.
 torch::Tensor sequence_logps(const torch::Tensor& logits, const SequenceBatch& batch);
 
+/// The same sums from TrainableModel::target_logprobs(), which lets the backend avoid
+/// materialising the batch's [B, T, V] logits: [B], float32. What the trainers use.
+torch::Tensor sequence_logps(TrainableModel& model, const SequenceBatch& batch);
+
 // ---------------------------------------------------------------------------------------------
 // Preference losses
 

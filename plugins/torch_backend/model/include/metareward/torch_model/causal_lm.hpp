@@ -109,6 +109,24 @@ class CausalLMImpl : public torch::nn::Module {
   /// when tied).
   torch::Tensor logits(const torch::Tensor& hidden);
 
+  /// log softmax(logits)[target] for the positions `target_rows` [R] (int64 indices into the
+  /// flattened [B * T] positions of `input_ids`) and next tokens `target_ids` [R]: [R] float32,
+  /// what forward() followed by log_softmax and gather gives, up to float rounding. The logits
+  /// are computed in blocks of rows and recomputed in backward, so neither the [B, T, V] logits
+  /// nor their gradient is ever held: training memory no longer grows with batch x sequence x
+  /// vocabulary. Differentiable (w.r.t. the hidden states and lm_head / tied embeddings) when
+  /// grad mode is on. `block_rows`: rows of logits per block (0: kLogitBlockElements / vocab).
+  /// Throws BackendError on a row or token id out of range.
+  torch::Tensor target_logprobs(const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask,
+                                const torch::Tensor& position_ids,
+                                const torch::Tensor& target_rows,
+                                const torch::Tensor& target_ids,
+                                std::int64_t block_rows = 0);
+
+  /// Logits computed at once by target_logprobs() by default: ~32 MiB of float32 per block.
+  static constexpr std::int64_t kLogitBlockElements = std::int64_t{1} << 23;
+
   /// Default `chunk_tokens` of prefill(): batch rows x new tokens per forward pass. At this size
   /// the matrix products still run near the GEMM rate, while a layer's transient activations
   /// (attention scores and probabilities over the whole prefix, the SwiGLU intermediate) stay at

@@ -1,0 +1,166 @@
+// FusedLinears (decoder_layers.hpp): one matrix product for several linear layers of one input,
+// with an autograd function whose backward is one product per gradient as well.
+#include <torch/torch.h>
+
+#include <numeric>
+
+#include "decoder_layers.hpp"
+#include "metareward/sdk/error.hpp"
+
+namespace mr::torch_backend::detail {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr std::size_t kMaxParts = 3;
+
+// y = x W^T + b for the fused storage W (and b), with the parts' parameters as the inputs that
+// receive the gradients: backward computes g^T x once and hands each part its row block.
+struct FusedLinearFunction : public torch::autograd::Function<FusedLinearFunction> {
+  // `params`: the parts' weights, then their biases (with a bias), only for their autograd
+  // edges; the product reads the fused storage they live in.
+  static torch::Tensor forward(AutogradContext* ctx,
+                               const torch::Tensor& x,
+                               const torch::Tensor& fused_weight,
+                               const c10::optional<torch::Tensor>& fused_bias,
+                               const std::vector<std::int64_t>& offsets,
+                               at::TensorList params) {
+    (void)params;
+    ctx->save_for_backward({x, fused_weight});
+    ctx->saved_data["offsets"] = offsets;
+    ctx->saved_data["has_bias"] = fused_bias.has_value();
+    return linear(x, fused_weight, fused_bias.value_or(torch::Tensor()));
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& weight = saved[1];
+    const auto offsets = ctx->saved_data["offsets"].toIntVector();
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
+    const std::size_t parts = offsets.size() - 1;
+    // needs_input_grad() counts the tensor inputs: x, the fused weight, the fused bias (when
+    // there is one), then params. The returned list has one entry per argument and list
+    // element: x, fused weight, fused bias, offsets, then params.
+    const std::size_t first_param_edge = has_bias ? 3 : 2;
+    const auto g = grads[0].reshape({-1, weight.size(0)});
+    variable_list out(4 + parts * (has_bias ? 2 : 1));
+    if (ctx->needs_input_grad(0)) out[0] = g.mm(weight).view(x.sizes());
+    auto wanted = [&](std::size_t j) { return ctx->needs_input_grad(first_param_edge + j); };
+    bool weight_grad = false, bias_grad = false;
+    for (std::size_t i = 0; i < parts; ++i) {
+      weight_grad = weight_grad || wanted(i);
+      bias_grad = bias_grad || (has_bias && wanted(parts + i));
+    }
+    if (weight_grad) {
+      const auto gw = g.t().mm(x.reshape({-1, x.size(-1)}));
+      for (std::size_t i = 0; i < parts; ++i)
+        if (wanted(i)) out[4 + i] = gw.narrow(0, offsets[i], offsets[i + 1] - offsets[i]);
+    }
+    if (bias_grad) {
+      const auto gb = g.sum(0);
+      for (std::size_t i = 0; i < parts; ++i)
+        if (wanted(parts + i))
+          out[4 + parts + i] = gb.narrow(0, offsets[i], offsets[i + 1] - offsets[i]);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+FusedLinears::FusedLinears(std::int64_t in,
+                           std::vector<std::int64_t> outs,
+                           bool bias,
+                           const torch::TensorOptions& opts)
+    : in_(in), outs_(std::move(outs)) {
+  MR_CHECK(!outs_.empty() && outs_.size() <= kMaxParts, "FusedLinears: 1 to ", kMaxParts,
+           " parts, got ", outs_.size());
+  offsets_.push_back(0);
+  for (auto n : outs_) offsets_.push_back(offsets_.back() + n);
+  weight_ = torch::empty({offsets_.back(), in_}, opts);
+  if (bias) bias_ = torch::empty({offsets_.back()}, opts);
+  parts_.resize(outs_.size());
+}
+
+std::shared_ptr<LinearImpl> FusedLinears::make_part(std::size_t i) {
+  // detach(): a leaf sharing the storage, so that it can be registered and require grad.
+  auto part = std::make_shared<LinearImpl>(
+      weight_.narrow(0, offsets_[i], outs_[i]).detach(),
+      bias_.defined() ? bias_.narrow(0, offsets_[i], outs_[i]).detach() : torch::Tensor());
+  parts_[i] = part;
+  return part;
+}
+
+bool FusedLinears::intact() const {
+  const auto elem = static_cast<std::ptrdiff_t>(weight_.element_size());
+  const auto* base = static_cast<const char*>(weight_.data_ptr());
+  const auto* bias_base = bias_.defined() ? static_cast<const char*>(bias_.data_ptr()) : nullptr;
+  for (std::size_t i = 0; i < parts_.size(); ++i) {
+    const auto part = parts_[i].lock();
+    if (!part) return false;
+    const auto& w = part->weight;
+    if (w.scalar_type() != weight_.scalar_type() || w.device() != weight_.device() ||
+        !w.is_contiguous() || w.data_ptr() != base + offsets_[i] * in_ * elem)
+      return false;
+    if (bias_base != nullptr &&
+        (!part->bias.defined() || part->bias.scalar_type() != bias_.scalar_type() ||
+         part->bias.data_ptr() != bias_base + offsets_[i] * elem))
+      return false;
+  }
+  return true;
+}
+
+void FusedLinears::refuse() {
+  // Outside inference mode, so that the new storage (and the parameters pointing into it) are
+  // normal tensors that training can use later.
+  c10::InferenceMode normal_mode(false);
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> weights, biases;
+  std::vector<std::shared_ptr<LinearImpl>> parts;
+  for (const auto& p : parts_) {
+    auto part = p.lock();
+    MR_CHECK(part != nullptr, "FusedLinears: a part was destroyed");
+    weights.push_back(part->weight);
+    if (bias_.defined()) biases.push_back(part->bias);
+    parts.push_back(std::move(part));
+  }
+  weight_ = torch::cat(weights, 0);
+  if (bias_.defined()) bias_ = torch::cat(biases, 0);
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    parts[i]->weight.set_data(weight_.narrow(0, offsets_[i], outs_[i]).detach());
+    if (bias_.defined()) parts[i]->bias.set_data(bias_.narrow(0, offsets_[i], outs_[i]).detach());
+  }
+}
+
+std::vector<torch::Tensor> FusedLinears::forward(const torch::Tensor& x) {
+  if (!intact()) refuse();
+  std::vector<std::shared_ptr<LinearImpl>> parts;
+  bool param_grad = false;
+  for (const auto& p : parts_) {
+    parts.push_back(p.lock());
+    param_grad = param_grad || parts.back()->weight.requires_grad() ||
+                 (parts.back()->bias.defined() && parts.back()->bias.requires_grad());
+  }
+  torch::Tensor y;
+  if (torch::GradMode::is_enabled() && (param_grad || x.requires_grad())) {
+    std::vector<torch::Tensor> params;
+    for (const auto& part : parts) params.push_back(part->weight);
+    if (bias_.defined())
+      for (const auto& part : parts) params.push_back(part->bias);
+    y = FusedLinearFunction::apply(
+        x, weight_, bias_.defined() ? c10::optional<torch::Tensor>(bias_) : c10::nullopt, offsets_,
+        at::TensorList(params));
+  } else {
+    y = linear(x, weight_, bias_);
+  }
+  std::vector<torch::Tensor> out;
+  out.reserve(parts.size());
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    out.push_back(parts[i]->add_lora(x, y.narrow(-1, offsets_[i], outs_[i])));
+  return out;
+}
+
+}  // namespace mr::torch_backend::detail
