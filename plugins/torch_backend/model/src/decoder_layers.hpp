@@ -103,6 +103,10 @@ class FusedLinears {
   std::vector<std::weak_ptr<LinearImpl>> parts_;
 };
 
+// silu(gate) * up for training: saves only gate and up (views of the fused gate/up product,
+// alive anyway) and recomputes silu in backward, instead of autograd's saved silu(gate) copy.
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
+
 // HF LlamaRMSNorm: normalizes in float32, casts back, then scales.
 class RMSNormImpl : public torch::nn::Module {
  public:
@@ -242,7 +246,7 @@ class MlpImpl : public torch::nn::Module {
       torch::silu_(g);
       g.mul_(gate_up[1]);
     } else {
-      g = torch::silu(g) * gate_up[1];
+      g = swiglu(g, gate_up[1]);
     }
     return down_proj->forward(g);
   }

@@ -69,7 +69,32 @@ struct FusedLinearFunction : public torch::autograd::Function<FusedLinearFunctio
   }
 };
 
+// silu(g) u with silu(g) = g sigmoid(g): d/dg = grad u sigmoid(g) (1 + g (1 - sigmoid(g))),
+// d/du = grad silu(g).
+struct SwigluFunction : public torch::autograd::Function<SwigluFunction> {
+  static torch::Tensor forward(AutogradContext* ctx,
+                               const torch::Tensor& gate,
+                               const torch::Tensor& up) {
+    ctx->save_for_backward({gate, up});
+    return torch::silu(gate).mul_(up);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &gate = saved[0], &up = saved[1];
+    const auto sig = torch::sigmoid(gate);
+    torch::Tensor grad_gate, grad_up;
+    if (ctx->needs_input_grad(1)) grad_up = gate * sig * grads[0];
+    if (ctx->needs_input_grad(0))
+      grad_gate = (gate * (1 - sig)).add_(1).mul_(sig).mul_(up).mul_(grads[0]);
+    return {grad_gate, grad_up};
+  }
+};
+
 }  // namespace
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  return SwigluFunction::apply(gate, up);
+}
 
 FusedLinears::FusedLinears(std::int64_t in,
                            std::vector<std::int64_t> outs,
