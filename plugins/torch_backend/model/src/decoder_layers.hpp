@@ -107,6 +107,16 @@ class FusedLinears {
 // alive anyway) and recomputes silu in backward, instead of autograd's saved silu(gate) copy.
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
+// Grouped-query attention for training: q [B, kv, rep * T, D] (scaled, the rep query heads of
+// a group folded into the rows), k and v [B, kv, S, D], additive mask [B, 1, 1, T, S]; returns
+// [B, kv, rep * T, D]. Saves q, k, v, the output and each row's logsumexp, and recomputes the
+// probabilities in backward (softmax in float32, as the inference path).
+torch::Tensor attention_recomputing(const torch::Tensor& q,
+                                    const torch::Tensor& k,
+                                    const torch::Tensor& v,
+                                    const torch::Tensor& bias,
+                                    std::int64_t rep);
+
 // HF LlamaRMSNorm: normalizes in float32, casts back, then scales.
 class RMSNormImpl : public torch::nn::Module {
  public:
@@ -139,14 +149,16 @@ struct LayerContext {
 };
 
 // rotate_half convention of HF Llama: (x1, x2) -> (-x2, x1) on the two halves of head_dim.
+// x cos + rotate_half(x) sin is computed as x cos + rotate_half(x sin), the same values (both
+// halves of sin are equal, and negating or moving a product is exact), so that training saves x
+// for the products (alive anyway) rather than a rotated copy of it.
 inline torch::Tensor apply_rope(const torch::Tensor& x,
                                 const torch::Tensor& cos,
                                 const torch::Tensor& sin) {
   const std::int64_t half = x.size(-1) / 2;
-  auto x1 = x.narrow(-1, 0, half);
-  auto x2 = x.narrow(-1, half, half);
-  auto rotated = torch::cat({-x2, x1}, -1);
-  return x * cos + rotated * sin;
+  auto xs = x * sin;
+  auto rotated = torch::cat({-xs.narrow(-1, half, half), xs.narrow(-1, 0, half)}, -1);
+  return x * cos + rotated;
 }
 
 class AttentionImpl : public torch::nn::Module {
@@ -193,6 +205,14 @@ class AttentionImpl : public torch::nn::Module {
     // Grouped-query attention without materializing repeated K/V: query head h uses kv head
     // h / rep (HF repeat_kv), so fold the rep query heads of a group into the row dimension.
     auto qg = (q * scale_).view({b, t, kv_heads_, rep, head_dim_}).permute({0, 2, 3, 1, 4});
+    if (!ctx.inference && ctx.cache == nullptr) {
+      // Training: probabilities recomputed in backward instead of saved (one [B, H, T, S]
+      // tensor less per layer).
+      auto out = attention_recomputing(qg.reshape({b, kv_heads_, rep * t, head_dim_}), k, v,
+                                       ctx.bias, rep);
+      return o_proj->forward(
+          out.view({b, heads_, t, head_dim_}).transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
+    }
     auto kt = k.transpose(-1, -2);
     // Long prefills attend in query blocks so the score tensor stays below ~kMaxScores floats.
     const std::int64_t block =

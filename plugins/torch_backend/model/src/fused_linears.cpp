@@ -90,7 +90,68 @@ struct SwigluFunction : public torch::autograd::Function<SwigluFunction> {
   }
 };
 
+// Probabilities [B, kv, rep * T, S] in float32 from the scores and the rows' logsumexp (or
+// computing the logsumexp into `lse` when it is undefined).
+torch::Tensor attention_probs(const torch::Tensor& q,
+                              const torch::Tensor& k,
+                              const torch::Tensor& bias,
+                              std::int64_t rep,
+                              torch::Tensor& lse) {
+  const std::int64_t b = q.size(0), kv = q.size(1), t = q.size(2) / rep, s = k.size(2);
+  auto scores = torch::matmul(q, k.transpose(-1, -2));
+  if (scores.scalar_type() != torch::kFloat32) scores = scores.to(torch::kFloat32);
+  auto grouped = scores.view({b, kv, rep, t, s});
+  grouped.add_(bias);
+  if (!lse.defined()) lse = grouped.logsumexp(-1, /*keepdim=*/true);
+  return grouped.sub_(lse).exp_().view({b, kv, rep * t, s});
+}
+
+struct RecomputingAttention : public torch::autograd::Function<RecomputingAttention> {
+  static torch::Tensor forward(AutogradContext* ctx,
+                               const torch::Tensor& q,
+                               const torch::Tensor& k,
+                               const torch::Tensor& v,
+                               const torch::Tensor& bias,
+                               std::int64_t rep) {
+    torch::Tensor lse;
+    auto probs = attention_probs(q, k, bias, rep, lse);
+    auto out = torch::matmul(
+        probs.scalar_type() == v.scalar_type() ? probs : probs.to(v.scalar_type()), v);
+    ctx->save_for_backward({q, k, v, bias, lse, out});
+    ctx->saved_data["rep"] = rep;
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &bias = saved[3], &out = saved[5];
+    torch::Tensor lse = saved[4];
+    const std::int64_t rep = ctx->saved_data["rep"].toInt();
+    const auto dout = grads[0].to(torch::kFloat32);
+    auto probs = attention_probs(q, k, bias, rep, lse);  // float32
+    auto v32 = v.to(torch::kFloat32);
+    const auto dv = torch::matmul(probs.transpose(-1, -2), dout);
+    // dS = P (dP - rowsum(dO * O)), dP = dO V^T.
+    auto ds = torch::matmul(dout, v32.transpose(-1, -2))
+                  .sub_((dout * out.to(torch::kFloat32)).sum(-1, /*keepdim=*/true))
+                  .mul_(probs);
+    const auto dq = torch::matmul(ds, k.to(torch::kFloat32));
+    const auto dk = torch::matmul(ds.transpose(-1, -2), q.to(torch::kFloat32));
+    const auto as = [](const torch::Tensor& g, const torch::Tensor& like) {
+      return g.scalar_type() == like.scalar_type() ? g : g.to(like.scalar_type());
+    };
+    return {as(dq, q), as(dk, k), as(dv, v), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+torch::Tensor attention_recomputing(const torch::Tensor& q,
+                                    const torch::Tensor& k,
+                                    const torch::Tensor& v,
+                                    const torch::Tensor& bias,
+                                    std::int64_t rep) {
+  return RecomputingAttention::apply(q, k, v, bias, rep);
+}
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
   return SwigluFunction::apply(gate, up);
