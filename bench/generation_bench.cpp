@@ -4,9 +4,15 @@
 //
 //   mr_generation_bench --config bench/configs/smollm2_135m.config.json --workdir /tmp/mrbench
 //                       [--threads 2] [--decode-steps 16] [--batches 1,8,32,64] [--new-tokens 32]
+//   mr_generation_bench --help            # every option with its default
+//
+// Besides the human-readable lines, every measured workload prints one machine-readable line
+// `RESULT <workload> key=value ...` (bench/side_by_side.sh reads only those).
 //
 // The checkpoint (float32, byte-level tokenizer) is written by init-model in a child process
-// so that its buffers do not count in this process's peak RSS.
+// so that its buffers do not count in this process's peak RSS. The backend (n=11 workloads) is
+// released before the model is loaded directly (prefill/decode workloads), so one copy of the
+// weights is resident at a time.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,10 +21,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "additive_rubric.hpp"
@@ -209,55 +218,273 @@ StageNumbers method_stage(sdk::ModelBackend& backend,
   return out;
 }
 
-}  // namespace
+/// One machine-readable line: `RESULT <workload> key=value ...` (numbers as %.6g, so that a
+/// reader can float() every value; strings must not contain spaces).
+class Result {
+ public:
+  explicit Result(std::string workload) : line_("RESULT " + std::move(workload)) {}
+  template <typename T>
+  Result& operator()(const char* key, const T& value) {
+    line_ += ' ';
+    line_ += key;
+    line_ += '=';
+    if constexpr (std::is_integral_v<T>) {
+      line_ += std::to_string(static_cast<long long>(value));
+    } else if constexpr (std::is_floating_point_v<T>) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.6g", static_cast<double>(value));
+      line_ += buf;
+    } else {
+      line_ += std::string(value);
+    }
+    return *this;
+  }
+  void print() const {
+    std::printf("%s\n", line_.c_str());
+    std::fflush(stdout);
+  }
 
-int main(int argc, char** argv) {
-  std::string config_path, workdir = "/tmp/mr_generation_bench", batches_arg = "1,8,32,64";
-  int threads = 2, decode_steps = 16, new_tokens = 32, prompt_tokens = 400;
+ private:
+  std::string line_;
+};
+
+/// x W^T + b exactly as the model's detail::linear computes it
+/// (plugins/torch_backend/model/src/decoder_layers.hpp): torch::mv when x is a single row
+/// (batch-1 decoding), torch::linear (gemm) otherwise.
+torch::Tensor model_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  if (x.numel() == w.size(1)) {
+    auto y = torch::mv(w, x.reshape({-1}));
+    if (b.defined()) y = y + b;
+    return y;
+  }
+  return torch::linear(x, w, b);
+}
+
+/// A weight matrix (and optional bias) of one decode-step matrix product.
+struct StepWeight {
+  std::string name;
+  torch::Tensor weight, bias;
+};
+
+/// `parts` (tensors of the same trailing shape) as one tensor stacked along dim 0: a view when
+/// they are consecutive blocks of one storage (how the model fuses q/k/v and gate/up), else a
+/// copy. Sets `copied` when it had to copy. Undefined when parts[0] is (no bias).
+torch::Tensor stacked(const std::vector<torch::Tensor>& parts, bool& copied) {
+  if (!parts[0].defined()) return {};
+  bool adjacent = true;
+  std::int64_t rows = parts[0].size(0);
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    rows += parts[i].size(0);
+    adjacent = adjacent && parts[i].is_contiguous() && parts[i - 1].is_contiguous() &&
+               parts[i].is_alias_of(parts[0]) &&
+               static_cast<const char*>(parts[i].data_ptr()) ==
+                   static_cast<const char*>(parts[i - 1].data_ptr()) + parts[i - 1].nbytes();
+  }
+  if (adjacent) {
+    auto sizes = parts[0].sizes().vec();
+    sizes[0] = rows;
+    return parts[0].detach().as_strided(sizes, parts[0].strides());
+  }
+  copied = true;
+  std::vector<torch::Tensor> detached;
+  for (const auto& p : parts) detached.push_back(p.detach());
+  return torch::cat(detached, 0);
+}
+
+/// The matrix products of one decode step with the fused shapes the model runs (q/k/v as one
+/// [q + 2 kv, hidden] product, gate/up as one [2 inter, hidden] product): per layer qkv,
+/// o_proj, gate_up, down_proj; then lm_head (the tied embeddings when tied). The weights are
+/// the model's own (views, or copies when the model's parts are not one storage).
+std::vector<StepWeight> decode_step_weights(tb::CausalLM& model,
+                                            const tb::ModelConfig& mc,
+                                            bool& copied) {
+  const auto params = model->named_parameters();
+  auto get = [&](const std::string& name) -> torch::Tensor {
+    const auto* p = params.find(name);
+    return p ? *p : torch::Tensor();
+  };
+  std::vector<StepWeight> out;
+  for (std::int64_t l = 0; l < mc.num_hidden_layers; ++l) {
+    const std::string a = "model.layers." + std::to_string(l) + ".self_attn.";
+    const std::string m = "model.layers." + std::to_string(l) + ".mlp.";
+    out.push_back(
+        {"qkv",
+         stacked({get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")},
+                 copied),
+         stacked({get(a + "q_proj.bias"), get(a + "k_proj.bias"), get(a + "v_proj.bias")},
+                 copied)});
+    out.push_back({"o_proj", get(a + "o_proj.weight").detach(), get(a + "o_proj.bias")});
+    out.push_back({"gate_up",
+                   stacked({get(m + "gate_proj.weight"), get(m + "up_proj.weight")}, copied),
+                   stacked({get(m + "gate_proj.bias"), get(m + "up_proj.bias")}, copied)});
+    out.push_back({"down_proj", get(m + "down_proj.weight").detach(), get(m + "down_proj.bias")});
+  }
+  out.push_back(
+      {"lm_head",
+       (mc.tie_word_embeddings ? get("model.embed_tokens.weight") : get("lm_head.weight")).detach(),
+       get("lm_head.bias")});
+  for (auto& w : out)
+    if (w.bias.defined()) w.bias = w.bias.detach();
+  return out;
+}
+
+/// Best-of-3 wall time of one decode step's matrix products at M = batch (one untimed warm-up
+/// pass first), each computed as the model does (model_linear).
+double step_products_seconds(const std::vector<StepWeight>& weights, std::int64_t batch) {
+  std::vector<torch::Tensor> inputs;
+  for (const auto& w : weights) inputs.push_back(torch::randn({batch, w.weight.size(1)}));
+  double best = 1e30;
+  for (int rep = 0; rep < 4; ++rep) {
+    const auto t0 = Clock::now();
+    for (std::size_t i = 0; i < weights.size(); ++i)
+      model_linear(inputs[i], weights[i].weight, weights[i].bias);
+    const double t = seconds_since(t0);
+    if (rep > 0) best = std::min(best, t);  // rep 0 is the warm-up.
+  }
+  return best;
+}
+
+/// Command-line options; each has a default shown by --help.
+struct Options {
+  std::string config_path;
+  std::string workdir = "/tmp/mr_generation_bench";
+  std::string batches = "1,8,32,64";
+  int threads = 2;
+  int prompt_tokens = 400;
+  int new_tokens = 32;
+  int decode_steps = 16;
+  int prefix_cache_mib = 0;
   bool method = false;
   int method_k = 7, method_n = 11, method_meta_responses = 2, judge_tokens = 24, verdict_tokens = 8;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--config")
-      config_path = v;
-    else if (k == "--workdir")
-      workdir = v;
-    else if (k == "--threads")
-      threads = std::stoi(v);
-    else if (k == "--decode-steps")
-      decode_steps = std::stoi(v);
-    else if (k == "--batches")
-      batches_arg = v;
-    else if (k == "--new-tokens")
-      new_tokens = std::stoi(v);
-    else if (k == "--prompt-tokens")
-      prompt_tokens = std::stoi(v);
-    else if (k == "--method-stage")
-      method = v == "1" || v == "true";
-    else if (k == "--method-k")
-      method_k = std::stoi(v);
-    else if (k == "--method-n")
-      method_n = std::stoi(v);
-    else if (k == "--method-meta-responses")
-      method_meta_responses = std::stoi(v);
-    else if (k == "--judge-tokens")
-      judge_tokens = std::stoi(v);
-    else if (k == "--verdict-tokens")
-      verdict_tokens = std::stoi(v);
-    else {
-      std::cerr << "unknown option " << k << "\n";
+};
+
+struct OptionSpec {
+  const char* name;
+  const char* value;  // Metavariable.
+  std::function<void(const std::string&)> set;
+  std::function<std::string()> get;  // The default, as shown by --help.
+  const char* help;
+};
+
+std::vector<OptionSpec> option_specs(Options& o) {
+  auto str = [](std::string& s) {
+    return std::make_pair([&s](const std::string& v) { s = v; }, [&s] { return s; });
+  };
+  auto num = [](int& n) {
+    return std::make_pair([&n](const std::string& v) { n = std::stoi(v); },
+                          [&n] { return std::to_string(n); });
+  };
+  std::vector<OptionSpec> specs;
+  auto add = [&](const char* name, const char* value, auto setget, const char* help) {
+    specs.push_back({name, value, setget.first, setget.second, help});
+  };
+  add("--config", "FILE", str(o.config_path),
+      "model config.json of the shape to benchmark (required), e.g. "
+      "bench/configs/smollm2_135m.config.json");
+  add("--workdir", "DIR", str(o.workdir),
+      "working directory; the random-weight checkpoint is written once to DIR/model and reused");
+  add("--threads", "N", num(o.threads), "libtorch intra-op threads");
+  add("--prompt-tokens", "N", num(o.prompt_tokens),
+      "prompt length of the prefill and n=11 workloads (bytes = byte-level tokens, before the "
+      "chat template)");
+  add("--new-tokens", "N", num(o.new_tokens), "tokens sampled per sample in the n=11 workloads");
+  add("--prefix-cache-mib", "MIB", num(o.prefix_cache_mib),
+      "prefix_cache_mib of the backend the n=11 workloads use; 0 = off, so the timed calls "
+      "cannot reuse the prompt blocks of the warm-up call");
+  add("--decode-steps", "N", num(o.decode_steps),
+      "timed greedy decode steps per batch size (after one untimed step; context 64)");
+  add("--batches", "LIST", str(o.batches), "comma-separated decode batch sizes");
+  add("--method-stage", "0|1",
+      std::make_pair([&o](const std::string& v) { o.method = v == "1" || v == "true"; },
+                     [&o] { return std::string(o.method ? "1" : "0"); }),
+      "1 = run only the method-shaped judge + meta-judge stage (prefix cache off, then on; "
+      "max_batch_size 32) instead of the workloads above");
+  add("--method-k", "N", num(o.method_k), "method stage: responses judged");
+  add("--method-n", "N", num(o.method_n), "method stage: judgments per response");
+  add("--method-meta-responses", "N", num(o.method_meta_responses),
+      "method stage: responses whose judgments are compared pairwise (both orders)");
+  add("--judge-tokens", "N", num(o.judge_tokens), "method stage: new tokens per judgment");
+  add("--verdict-tokens", "N", num(o.verdict_tokens), "method stage: new tokens per verdict");
+  return specs;
+}
+
+void print_usage(std::ostream& os) {
+  Options shown;  // The defaults.
+  os << "usage: mr_generation_bench --config CONFIG.json [options]\n\n"
+        "Generation benchmark of the torch backend: GEMM FLOP/s, prefill, n=11 sampling with a\n"
+        "shared prefill vs 11 requests, batched decode, peak RSS; or (--method-stage 1) a\n"
+        "method-shaped judge stage. Every measured workload prints a line\n"
+        "`RESULT <workload> key=value ...`. Options (--name VALUE or --name=VALUE):\n\n";
+  for (const auto& s : option_specs(shown)) {
+    std::string left = std::string("  ") + s.name + " " + s.value;
+    if (left.size() < 32) left.resize(32, ' ');
+    const std::string def = s.get();
+    os << left << " " << s.help << " (default: " << (def.empty() ? "none" : def) << ")\n";
+  }
+  os << "  -h, --help                       this help\n";
+}
+
+/// Parses argv into `o`. Returns -1 to go on, else the exit status (0 after --help).
+int parse_options(int argc, char** argv, Options& o) {
+  auto specs = option_specs(o);
+  for (int i = 1; i < argc; ++i) {
+    std::string key = argv[i], value;
+    if (key == "-h" || key == "--help") {
+      print_usage(std::cout);
+      return 0;
+    }
+    bool has_value = false;
+    if (const auto eq = key.find('='); key.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key.resize(eq);
+      has_value = true;
+    }
+    const OptionSpec* spec = nullptr;
+    for (const auto& s : specs)
+      if (key == s.name) spec = &s;
+    if (spec == nullptr) {
+      std::cerr << "mr_generation_bench: unknown option " << key << " (see --help)\n";
+      return 2;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        std::cerr << "mr_generation_bench: " << key << " needs a value (see --help)\n";
+        return 2;
+      }
+      value = argv[++i];
+    }
+    try {
+      spec->set(value);
+    } catch (const std::exception&) {
+      std::cerr << "mr_generation_bench: bad value '" << value << "' for " << key << "\n";
       return 2;
     }
   }
-  if (config_path.empty()) {
-    std::cerr << "usage: mr_generation_bench --config CONFIG.json [--workdir DIR] [--threads N] "
-                 "[--decode-steps N] [--batches 1,8,32,64] [--new-tokens N] "
-                 "[--prompt-tokens N] [--method-stage 1 [--method-k 7] [--method-n 11] "
-                 "[--method-meta-responses 2] [--judge-tokens 24] [--verdict-tokens 8]]\n";
+  if (o.config_path.empty()) {
+    std::cerr << "mr_generation_bench: --config is required\n\n";
+    print_usage(std::cerr);
     return 2;
   }
+  return -1;
+}
+
+std::int64_t generated_tokens(const std::vector<sdk::GenerationResult>& results) {
+  std::int64_t n = 0;
+  for (const auto& r : results)
+    for (const auto& c : r.completions) n += c.tokens;
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (const int rc = parse_options(argc, argv, opt); rc >= 0) return rc;
+  const int threads = opt.threads, prompt_tokens = opt.prompt_tokens, new_tokens = opt.new_tokens,
+            decode_steps = opt.decode_steps;
+  const std::string& config_path = opt.config_path;
   torch::set_num_threads(threads);
-  const std::filesystem::path model_dir = std::filesystem::path(workdir) / "model";
+  const std::filesystem::path model_dir = std::filesystem::path(opt.workdir) / "model";
   if (!std::filesystem::exists(model_dir / "model.safetensors")) {
     const pid_t pid = fork();
     if (pid == 0) {
@@ -284,6 +511,7 @@ int main(int argc, char** argv) {
   const double embed = static_cast<double>(mc.vocab_size * mc.hidden_size);
   const double non_embed = params - (mc.tie_word_embeddings ? embed : 2 * embed);
   const double lm_head = embed;
+  const double weights_mib = params * 4 / 1048576.0;
 
   std::printf("model %s (%s): %.1f M parameters (%.1f M non-embedding), threads %d\n",
               config_path.c_str(), mc.architecture_name.c_str(), params / 1e6, non_embed / 1e6,
@@ -292,6 +520,9 @@ int main(int argc, char** argv) {
   const double gemm = std::max(g1024, g2048);
   std::printf("GEMM fp32 torch::mm: 1024^3 %.1f GFLOP/s, 2048^3 %.1f GFLOP/s\n", g1024 / 1e9,
               g2048 / 1e9);
+  Result("gemm")("gemm1024_gflops", g1024 / 1e9)("gemm2048_gflops", g2048 / 1e9)("gemm_gflops",
+                                                                                 gemm / 1e9)
+      .print();
 
   sdk::Table table;
   table["path"] = sdk::Value(model_dir.string());
@@ -302,10 +533,10 @@ int main(int argc, char** argv) {
   table["max_batch_size"] = sdk::Value(64);
   table["max_context"] = sdk::Value(0);
   table["adapter"] = sdk::Value("");
-  table["prefix_cache_mib"] = sdk::Value(1024);
+  table["prefix_cache_mib"] = sdk::Value(opt.prefix_cache_mib);
   table["prefix_block_tokens"] = sdk::Value(16);
   table["continuous_batching"] = sdk::Value(true);
-  if (method) {
+  if (opt.method) {
     // The same stage with the prefix cache off, then on (a fresh backend each, max batch 32).
     table["max_batch_size"] = sdk::Value(32);
     StageNumbers numbers[2];
@@ -313,35 +544,46 @@ int main(int argc, char** argv) {
       table["prefix_cache_mib"] = sdk::Value(on ? 1024 : 0);
       BenchContext stage_ctx(sdk::Config("models.bench", table, 1), threads);
       auto b = tbp::make_torch_backend(stage_ctx);
-      numbers[on] =
-          method_stage(*b, method_k, method_n, method_meta_responses, judge_tokens, verdict_tokens);
+      numbers[on] = method_stage(*b, opt.method_k, opt.method_n, opt.method_meta_responses,
+                                 opt.judge_tokens, opt.verdict_tokens);
       const auto& m = numbers[on];
       std::printf(
           "method stage, prefix cache %s: judge %d x n=%d: %lld of %lld prompt tokens "
           "computed, %.2f s; meta-judge %zu battles: %lld of %lld computed, %.2f s\n",
-          on ? "on" : "off", method_k, method_n, static_cast<long long>(m.judge_computed),
+          on ? "on" : "off", opt.method_k, opt.method_n, static_cast<long long>(m.judge_computed),
           static_cast<long long>(m.judge_prompt), m.judge_s, m.battles,
           static_cast<long long>(m.meta_computed), static_cast<long long>(m.meta_prompt), m.meta_s);
-      std::fflush(stdout);
+      Result(on ? "method_cache_on" : "method_cache_off")("prefix_cache_mib", on ? 1024 : 0)(
+          "k", opt.method_k)("n", opt.method_n)("judge_s", m.judge_s)(
+          "judge_prompt_tokens", m.judge_prompt)("judge_computed_tokens", m.judge_computed)(
+          "battles", m.battles)("meta_s", m.meta_s)("meta_prompt_tokens", m.meta_prompt)(
+          "meta_computed_tokens", m.meta_computed)
+          .print();
     }
-    std::printf(
-        "RESULT method_judge_prefill_ratio=%.2f method_judge_wall_ratio=%.2f "
-        "method_meta_prefill_ratio=%.2f method_meta_wall_ratio=%.2f\n",
-        static_cast<double>(numbers[0].judge_computed) /
-            std::max<std::int64_t>(1, numbers[1].judge_computed),
-        numbers[0].judge_s / numbers[1].judge_s,
-        static_cast<double>(numbers[0].meta_computed) /
-            std::max<std::int64_t>(1, numbers[1].meta_computed),
-        numbers[0].meta_s / numbers[1].meta_s);
+    Result("method")("judge_prefill_ratio",
+                     static_cast<double>(numbers[0].judge_computed) /
+                         std::max<std::int64_t>(1, numbers[1].judge_computed))(
+        "judge_wall_ratio", numbers[0].judge_s / numbers[1].judge_s)(
+        "meta_prefill_ratio", static_cast<double>(numbers[0].meta_computed) /
+                                  std::max<std::int64_t>(1, numbers[1].meta_computed))(
+        "meta_wall_ratio", numbers[0].meta_s / numbers[1].meta_s)
+        .print();
     return 0;
   }
   BenchContext ctx(sdk::Config("models.bench", table, 1), threads);
   const auto t_load = Clock::now();
   auto backend = tbp::make_torch_backend(ctx);
-  std::printf("load: %.2f s, peak RSS after load %.0f MiB (weights %.0f MiB)\n",
-              seconds_since(t_load), peak_rss_mib(), params * 4 / 1048576.0);
+  const double load_s = seconds_since(t_load);
+  std::printf("load: %.2f s, peak RSS after load %.0f MiB (weights %.0f MiB)\n", load_s,
+              peak_rss_mib(), weights_mib);
+  Result("load")("seconds", load_s)("peak_rss_mib", peak_rss_mib())("weights_mib", weights_mib)(
+      "params_m", params / 1e6)("non_embedding_params_m", non_embed / 1e6)
+      .print();
 
   // End to end through generate(): 11 samples of one prompt, shared prefill vs 11 requests.
+  // The backend's prefix cache is --prefix-cache-mib (default 0 = off): with it on, the timed
+  // calls would reuse the prompt blocks the warm-up call (same prompt) left in the cache.
+  std::int64_t n11_prompt_ids = prompt_tokens;
   {
     sdk::GenerationRequest r;
     r.id = "shared";
@@ -351,13 +593,23 @@ int main(int argc, char** argv) {
     r.sampling.max_new_tokens = new_tokens;
     r.n = 11;
     r.seed = 5;
+    auto counters = [&] { return *tbp::prefill_counters(*backend); };
+    std::printf(
+        "n=11 workloads: prefix cache %s (prefix_cache_mib %d)%s\n",
+        opt.prefix_cache_mib > 0 ? "ON" : "off", opt.prefix_cache_mib,
+        opt.prefix_cache_mib > 0
+            ? ": the timed calls may reuse the warm-up call's prompt blocks (see reused tokens)"
+            : ": every timed call prefills its prompt from scratch (no reuse of the warm-up call)");
     backend->generate({r});  // Warm-up.
+    const auto c0 = counters();
     auto t0 = Clock::now();
     const auto shared = backend->generate({r});
     const double t_shared = seconds_since(t0);
+    const auto c1 = counters();
     const double rss_shared = peak_rss_mib();
-    std::int64_t tokens = 0;
-    for (const auto& c : shared[0].completions) tokens += c.tokens;
+    const std::int64_t tokens_shared = generated_tokens(shared);
+    n11_prompt_ids = shared[0].prompt_tokens >= 0 ? shared[0].prompt_tokens
+                                                  : c1.prompt_tokens - c0.prompt_tokens;
     std::vector<sdk::GenerationRequest> separate;
     for (int i = 0; i < 11; ++i) {
       auto one = r;
@@ -367,37 +619,78 @@ int main(int argc, char** argv) {
       separate.push_back(one);
     }
     t0 = Clock::now();
-    backend->generate(separate);
+    const auto batched = backend->generate(separate);
     const double t_batched = seconds_since(t0);
+    const auto c2 = counters();
     const double rss_batched = peak_rss_mib();
+    const std::int64_t tokens_batched = generated_tokens(batched);
+    std::int64_t tokens_sequential = 0;
     t0 = Clock::now();
-    for (const auto& one : separate) backend->generate({one});
+    for (const auto& one : separate)
+      tokens_sequential += generated_tokens(backend->generate({one}));
     const double t_sequential = seconds_since(t0);
+    const auto c3 = counters();
+    std::printf(
+        "n=11 prompt: %d bytes requested -> %lld prompt tokens with the chat template; %d new "
+        "tokens at most per sample (temperature 0.8, top-p 0.95, stops at end of turn)\n",
+        prompt_tokens, static_cast<long long>(n11_prompt_ids), new_tokens);
     std::printf(
         "n=11 samples of a %d-token prompt, %d new tokens each (%lld generated): shared prefill "
-        "%.2f s; 11 requests in one call %.2f s (%.2fx); 11 calls %.2f s (%.2fx)\n",
-        prompt_tokens, new_tokens, static_cast<long long>(tokens), t_shared, t_batched,
-        t_batched / t_shared, t_sequential, t_sequential / t_shared);
+        "%.2f s; 11 requests in one call %.2f s (%.2fx, %lld generated); 11 calls %.2f s (%.2fx, "
+        "%lld generated)\n",
+        prompt_tokens, new_tokens, static_cast<long long>(tokens_shared), t_shared, t_batched,
+        t_batched / t_shared, static_cast<long long>(tokens_batched), t_sequential,
+        t_sequential / t_shared, static_cast<long long>(tokens_sequential));
+    std::printf(
+        "n=11 prompt tokens computed / reused from the prefix cache: shared %lld / %lld, 11 "
+        "requests %lld / %lld, 11 calls %lld / %lld\n",
+        static_cast<long long>(c1.computed_tokens - c0.computed_tokens),
+        static_cast<long long>(c1.reused_tokens - c0.reused_tokens),
+        static_cast<long long>(c2.computed_tokens - c1.computed_tokens),
+        static_cast<long long>(c2.reused_tokens - c1.reused_tokens),
+        static_cast<long long>(c3.computed_tokens - c2.computed_tokens),
+        static_cast<long long>(c3.reused_tokens - c2.reused_tokens));
     std::printf(
         "peak RSS after the shared-prefill calls %.0f MiB, after the 11-request call (11-row "
         "prefill) %.0f MiB\n",
         rss_shared, rss_batched);
+    auto n11_result = [&](const char* workload, double s, std::int64_t generated,
+                          const tbp::PrefillCounters& a, const tbp::PrefillCounters& b) {
+      Result{workload}("samples", 11)("prompt_tokens_requested", prompt_tokens)(
+          "prompt_tokens", n11_prompt_ids)("new_tokens", new_tokens)("generated", generated)(
+          "seconds", s)("tokens_per_s", s > 0 ? generated / s : 0.0)(
+          "prefill_computed_tokens", b.computed_tokens - a.computed_tokens)(
+          "prefix_reused_tokens", b.reused_tokens - a.reused_tokens)("prefix_cache_mib",
+                                                                     opt.prefix_cache_mib)
+          .print();
+    };
+    n11_result("n11_shared", t_shared, tokens_shared, c0, c1);
+    n11_result("n11_requests", t_batched, tokens_batched, c1, c2);
+    n11_result("n11_calls", t_sequential, tokens_sequential, c2, c3);
   }
   {
-    // Peak RSS of the backend alone: weights + the KV cache of the 11-row chunk above.
+    // Peak RSS of the backend alone: weights + the KV cache of the 11-row prefill above.
     const double kv_bytes = 2.0 * mc.num_hidden_layers * mc.num_key_value_heads * mc.head_dim *
-                            4.0 * 11 * (prompt_tokens + 32 + new_tokens);
+                            4.0 * 11 * static_cast<double>(n11_prompt_ids + new_tokens);
     const double base = params * 4 + kv_bytes;
+    const double rss = peak_rss_mib();
     std::printf(
         "peak RSS (backend only, after load + generation): %.0f MiB; weights %.0f MiB + KV cache "
         "%.0f MiB = %.0f MiB -> ratio %.2f\n",
-        peak_rss_mib(), params * 4 / 1048576.0, kv_bytes / 1048576.0, base / 1048576.0,
-        peak_rss_mib() * 1048576.0 / base);
+        rss, weights_mib, kv_bytes / 1048576.0, base / 1048576.0, rss * 1048576.0 / base);
+    Result("backend_memory")("peak_rss_mib", rss)("weights_mib", weights_mib)(
+        "kv_mib", kv_bytes / 1048576.0)("ratio", rss * 1048576.0 / base)
+        .print();
   }
-  // The model directly, for pure prefill/decode throughput (as the backend drives it).
+  // The model directly, for pure prefill/decode throughput (as the backend drives it). The
+  // backend goes first, so that the weights are resident once, not twice.
+  backend.reset();
   auto model = tb::load_causal_lm(model_dir);
   model->eval();
   c10::InferenceMode guard;
+  std::printf(
+      "backend released; model loaded directly for prefill/decode (one copy of the weights "
+      "resident at a time)\n");
   {
     // Prefill: one prompt of prompt_tokens tokens through prefill() (chunked like generate()),
     // only the last position projected.
@@ -419,6 +712,10 @@ int main(int argc, char** argv) {
         prompt_tokens, best, tps, flops / best / 1e9, 100.0 * flops / best / gemm,
         2.0 * params * prompt_tokens / best / 1e9,
         100.0 * 2.0 * params * prompt_tokens / best / gemm);
+    Result("prefill")("rows", 1)("prompt_tokens", prompt_tokens)("seconds", best)(
+        "tokens_per_s", tps)("model_gflops", flops / best / 1e9)("gemm_fraction",
+                                                                 flops / best / gemm)
+        .print();
   }
   {
     // Batched prefill of 11 distinct prompts (as generate() does for 11 requests): one pass over
@@ -445,11 +742,41 @@ int main(int argc, char** argv) {
         rows * prompt_tokens / best_single,
         static_cast<long long>(tb::CausalLMImpl::kPrefillChunkTokens), best_chunked,
         rows * prompt_tokens / best_chunked);
+    Result("prefill11_one_pass")("rows", rows)("prompt_tokens", prompt_tokens)(
+        "seconds", best_single)("tokens_per_s", rows * prompt_tokens / best_single)
+        .print();
+    Result("prefill11_chunked")("rows", rows)("prompt_tokens", prompt_tokens)(
+        "chunk_row_tokens", tb::CausalLMImpl::kPrefillChunkTokens)("seconds", best_chunked)(
+        "tokens_per_s", rows * prompt_tokens / best_chunked)
+        .print();
   }
   const double decode_limit = gemm / (2.0 * (non_embed + lm_head));
   std::printf("decode GEMM-bound limit: %.0f tokens/s (GEMM / (2 x %.1f M params per token))\n",
               decode_limit, (non_embed + lm_head) / 1e6);
-  for (const int batch : parse_list(batches_arg)) {
+  // The decode step's matrix products alone, with the model's own weights in the fused shapes
+  // the model runs, each through the op the model uses at that batch size.
+  bool weights_copied = false;
+  const auto step_weights = decode_step_weights(model, mc, weights_copied);
+  {
+    const auto& l0 = step_weights;
+    std::printf(
+        "decode matrix products model: per layer (x%lld) one qkv product [%lld, %lld] "
+        "(q + 2 kv fused), o_proj [%lld, %lld], one gate/up product [%lld, %lld] (2 x "
+        "intermediate fused), down_proj [%lld, %lld]; then lm_head [%lld, %lld] on the last "
+        "position; torch::mv when the batch is 1 row, torch::linear (gemm) otherwise, as the "
+        "model's detail::linear; fused weights are %s; one warm-up pass, best of 3\n",
+        static_cast<long long>(mc.num_hidden_layers), static_cast<long long>(l0[0].weight.size(0)),
+        static_cast<long long>(l0[0].weight.size(1)), static_cast<long long>(l0[1].weight.size(0)),
+        static_cast<long long>(l0[1].weight.size(1)), static_cast<long long>(l0[2].weight.size(0)),
+        static_cast<long long>(l0[2].weight.size(1)), static_cast<long long>(l0[3].weight.size(0)),
+        static_cast<long long>(l0[3].weight.size(1)),
+        static_cast<long long>(l0.back().weight.size(0)),
+        static_cast<long long>(l0.back().weight.size(1)),
+        weights_copied ? "copies (the model's q/k/v or gate/up weights are not one storage in "
+                         "this build; the copies add to RSS)"
+                       : "views of the model's fused storage (no copy)");
+  }
+  for (const int batch : parse_list(opt.batches)) {
     const int context = 64;  // Short prompts: decode dominates.
     auto ids = torch::randint(0, 256, {batch, context}, torch::kLong);
     auto mask = torch::ones({batch, context}, torch::kLong);
@@ -467,30 +794,25 @@ int main(int argc, char** argv) {
       if (step > 0) elapsed += seconds_since(t0);
     }
     const double tps = batch * decode_steps / elapsed;
-    // The same step's matrix products alone (every 2-D weight, at M = batch): what the linear
-    // layers cost at this shape, so the rest of the step is attention, norms and glue.
-    double linear_s = 0.0;
-    {
-      std::vector<std::pair<torch::Tensor, torch::Tensor>> products;
-      for (const auto& item : model->named_parameters()) {
-        const auto& w = item.value();
-        if (w.dim() != 2) continue;
-        if (item.key() == "model.embed_tokens.weight" && !mc.tie_word_embeddings) continue;
-        products.emplace_back(torch::randn({batch, w.size(1)}), w);
-      }
-      for (int rep = 0; rep < 3; ++rep) {
-        const auto t0 = Clock::now();
-        for (const auto& [x, w] : products) torch::mm(x, w.t());
-        const double t = seconds_since(t0);
-        linear_s = rep == 0 ? t : std::min(linear_s, t);
-      }
-    }
+    const double step_s = elapsed / decode_steps;
+    // What the linear layers cost at this shape, so the rest of the step is attention, norms and
+    // glue: gemm_bound_fraction = products / step.
+    const double linear_s = step_products_seconds(step_weights, batch);
+    const char* op = batch == 1 ? "mv" : "gemm";
     std::printf(
         "decode batch %2d: %.1f ms/step, %.0f tokens/s, %.0f%% of the GEMM-bound limit "
-        "(its matrix products alone: %.1f ms = %.0f GFLOP/s)\n",
-        batch, 1000.0 * elapsed / decode_steps, tps, 100.0 * tps / decode_limit, 1000.0 * linear_s,
-        2.0 * (non_embed + lm_head) * batch / linear_s / 1e9);
+        "(its matrix products alone, %s: %.1f ms = %.0f GFLOP/s = %.0f%% of the step)\n",
+        batch, 1000.0 * step_s, tps, 100.0 * tps / decode_limit, op, 1000.0 * linear_s,
+        2.0 * (non_embed + lm_head) * batch / linear_s / 1e9, 100.0 * linear_s / step_s);
+    Result("decode_b" + std::to_string(batch))("batch", batch)("context", context)(
+        "steps", decode_steps)("step_ms", 1000.0 * step_s)("tokens_per_s", tps)(
+        "limit_fraction", tps / decode_limit)("linear_op", op)("linear_ms", 1000.0 * linear_s)(
+        "linear_gflops", 2.0 * (non_embed + lm_head) * batch / linear_s / 1e9)(
+        "gemm_bound_fraction", linear_s / step_s)
+        .print();
   }
-
+  std::printf("peak RSS of the whole process: %.0f MiB\n", peak_rss_mib());
+  Result("process")("peak_rss_mib", peak_rss_mib())("weights_copied", weights_copied ? 1 : 0)
+      .print();
   return 0;
 }

@@ -18,8 +18,9 @@
 #   prefill11 11 distinct PROMPT_TOKENS-token prompts in one pass, best of 2
 #   n=11      11 samples (temperature 0.8, top-p 0.95, NEW_TOKENS each) of one chat prompt.
 #             metareward: generate() with n=11 (the prompt is prefilled once and its KV shared);
-#             metareward also times 11 separate n=1 requests in one call; with its prefix cache on
-#             (the bench's default) both timed calls may reuse the prompt blocks of its warm-up call.
+#             metareward also times 11 separate n=1 requests in one call. Both run with the
+#             prefix cache off (--prefix-cache-mib 0), so neither timed call reuses the prompt
+#             blocks of the warm-up call; tokens/s uses each call's own generated-token count.
 #             eager: the plain HF-style loop - the prompt repeated as a batch of 11 rows, prefilled
 #             as 11 rows (no sharing), then one token per step for all rows.
 #   decode    batch 1 and 32, context 64, one untimed step then DECODE_STEPS greedy steps
@@ -143,7 +144,7 @@ if [ "$HAVE_GEN" = 1 ]; then
   phase "metareward generation (mr_generation_bench --prompt-tokens $PROMPT_TOKENS --new-tokens $NEW_TOKENS --decode-steps $DECODE_STEPS --batches $BATCHES)"
   run_phase mr_gen "[mr]" "$GEN_BENCH" --config "$CONFIG" --workdir "$WORKDIR" --threads "$THREADS" \
     --prompt-tokens "$PROMPT_TOKENS" --new-tokens "$NEW_TOKENS" --decode-steps "$DECODE_STEPS" \
-    --batches "$BATCHES" || say "  mr_generation_bench failed (see $LOGS/mr_gen.log)"
+    --batches "$BATCHES" --prefix-cache-mib 0 || say "  mr_generation_bench failed (see $LOGS/mr_gen.log)"
 else
   : >"$LOGS/mr_gen.log"
 fi
@@ -173,12 +174,12 @@ METHOD_LINES="method stage: not available in this build"
 if [ "${METHOD:-1}" = 0 ]; then
   METHOD_LINES="method stage: skipped (METHOD=0)"
 elif [ "$HAVE_GEN" = 1 ] && { "$GEN_BENCH" --help 2>&1 || true; } | grep -q -- '--method-stage'; then
-  # (mr_generation_bench prints its usage and exits 2 on --help; `|| true` keeps pipefail quiet.)
+  # (mr_generation_bench --help lists its options; `|| true` keeps pipefail quiet on any exit status.)
   phase "metareward method-shaped stage (mr_generation_bench --method-stage $METHOD_STAGE_ARGS)"
   # shellcheck disable=SC2086  # METHOD_STAGE_ARGS is a word list on purpose.
   if run_phase mr_method "[mr]" "$GEN_BENCH" --config "$CONFIG" --workdir "$WORKDIR" --threads "$THREADS" \
     --method-stage $METHOD_STAGE_ARGS; then
-    METHOD_LINES=$(grep -E '^(method stage|RESULT method)' "$LOGS/mr_method.log")
+    METHOD_LINES=$(grep -E '^(method stage|RESULT method )' "$LOGS/mr_method.log")
     [ -n "$METHOD_LINES" ] || METHOD_LINES="method stage: ran, but printed no 'method stage ...' or 'RESULT method...' line ($LOGS/mr_method.log)"
   else
     METHOD_LINES="method stage: failed (see $LOGS/mr_method.log)"
@@ -224,24 +225,27 @@ def num(s):
 mr_gen, mr_dpo = read("mr_gen"), read("mr_dpo")
 eg, ed, ck = results(read("eager_gen")), results(read("eager_dpo")), results(read("check"))
 
-# metareward's generation bench prints prose; pick its numbers out with these patterns.
+# metareward's generation bench prints one `RESULT <workload> key=value ...` line per workload.
+def workloads(text):
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "RESULT" and "=" not in parts[1]:
+            out[parts[1]] = dict(kv.split("=", 1) for kv in parts[2:] if "=" in kv)
+    return out
+
+mw = workloads(mr_gen)
 mr = {}
-m = re.search(r"GEMM fp32 torch::mm: 1024\^3 ([\d.]+) GFLOP/s, 2048\^3 ([\d.]+) GFLOP/s", mr_gen)
-if m: mr["gemm"] = max(float(m.group(1)), float(m.group(2)))
-m = re.search(r"^prefill (\d+) tokens: ([\d.]+) s, ([\d.]+) tokens/s", mr_gen, re.M)
-if m: mr["prefill"] = float(m.group(3))
-m = re.search(r"^prefill (\d+) x (\d+) tokens: one pass ([\d.]+) s \(([\d.]+) tokens/s\), chunks of (\d+) row-tokens ([\d.]+) s \(([\d.]+) tokens/s\)", mr_gen, re.M)
-if m: mr["prefill_rows"], mr["prefill_rows_chunked"] = float(m.group(4)), float(m.group(7))
-m = re.search(r"^n=11 samples of a (\d+)-token prompt, (\d+) new tokens each \((\d+) generated\): shared prefill ([\d.]+) s; 11 requests in one call ([\d.]+) s", mr_gen, re.M)
-if m:
-    gen_tokens, t_shared, t_batched = int(m.group(3)), float(m.group(4)), float(m.group(5))
-    mr["n11_shared"] = gen_tokens / t_shared if t_shared > 0 else None
-    # The 11-request call samples with other seeds, so its token count may differ slightly;
-    # metareward prints only the shared call's count.
-    mr["n11_batched"] = gen_tokens / t_batched if t_batched > 0 else None
-    mr["n11_shared_s"], mr["n11_batched_s"] = t_shared, t_batched
-for m in re.finditer(r"^decode batch\s+(\d+): ([\d.]+) ms/step, ([\d.]+) tokens/s", mr_gen, re.M):
-    mr["decode%d" % int(m.group(1))] = float(m.group(3))
+mr["gemm"] = num(mw.get("gemm", {}).get("gemm_gflops"))
+mr["prefill"] = num(mw.get("prefill", {}).get("tokens_per_s"))
+mr["prefill_rows"] = num(mw.get("prefill11_one_pass", {}).get("tokens_per_s"))
+mr["prefill_rows_chunked"] = num(mw.get("prefill11_chunked", {}).get("tokens_per_s"))
+mr_shared, mr_requests = mw.get("n11_shared", {}), mw.get("n11_requests", {})
+mr["n11_shared"] = num(mr_shared.get("tokens_per_s"))
+mr["n11_batched"] = num(mr_requests.get("tokens_per_s"))
+for name, r in mw.items():
+    if name.startswith("decode_b"):
+        mr["decode" + r.get("batch", name[len("decode_b"):])] = num(r.get("tokens_per_s"))
 dpo_mr = first(results(mr_dpo), mode="dpo")
 
 e = {}
@@ -294,13 +298,27 @@ if c:
 missing = [l for l, a, b, *_ in rows if a is None or b is None]
 if missing:
     print("not measured on one side: " + "; ".join(missing) + " (see the logs)")
+def ival(d, k):
+    v = num(d.get(k))
+    return "?" if v is None else "%d" % v
+
 print("\nn=11: metareward prefills the chat prompt once and shares its KV across the 11 samples; its"
-      " '11 requests' line sends 11 separate n=1 requests in one generate() call. With the prefix cache on"
-      " (mr_generation_bench's default) both timed calls can reuse the prompt blocks its warm-up call left"
-      " in the cache. Eager prefills 11 identical rows as one batch, no sharing, no cache."
+      " '11 requests' line sends 11 separate n=1 requests in one generate() call (11-row prefill)."
+      " Both with the prefix cache off (prefix_cache_mib %s), so no timed call reuses the prompt"
+      " blocks of the warm-up call (prompt tokens reused: shared %s, 11 requests %s)."
+      " Eager prefills 11 identical rows as one batch, no sharing, no cache."
       " Eager decode grows its KV cache with torch.cat each step; eager attention is explicit"
-      " matmul + mask + softmax (torch 1.13 has no SDPA).")
-print("peak RSS of generation is not compared: mr_generation_bench holds the model twice (backend + direct).")
+      " matmul + mask + softmax (torch 1.13 has no SDPA)."
+      % (mr_shared.get("prefix_cache_mib", "?"), ival(mr_shared, "prefix_reused_tokens"),
+         ival(mr_requests, "prefix_reused_tokens")))
+print("n=11 sizes: prompt %d bytes requested -> mr %s tokens, eager %s ids with the chat template;"
+      " generated tokens (at most 11 x %d, rows stop at end of turn): mr shared %s, mr 11 requests %s,"
+      " eager %s; each gen tok/s uses its own count."
+      % (P, ival(mr_shared, "prompt_tokens"), ival(n11, "prompt_ids"), NEW,
+         ival(mr_shared, "generated"), ival(mr_requests, "generated"), ival(n11, "generated")))
+print("peak RSS of generation is not compared: the two generation processes run different workloads"
+      " (mr_generation_bench holds the model once: it releases the backend before loading the model"
+      " directly).")
 PY
 
 say ""
