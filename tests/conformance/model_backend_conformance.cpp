@@ -88,6 +88,7 @@ sdk::Table fixture_config(const std::string& name) {
       launch.emplace_back(arg);
     return {{"launch", sdk::Value(launch)}, {"path", sdk::Value(model)}};
   }
+  if (name == "testbed_oracle") return {};  // no model: the oracle with its default settings
   FAIL("no conformance fixture for model backend '" << name << "': add one to fixture_config()");
   return {};
 }
@@ -108,12 +109,26 @@ BackendInstance make(const std::string& name, sdk::Table extra = {}) {
   return inst;
 }
 
-std::vector<sdk::GenerationRequest> requests() {
+/// The i-th conformance prompt in backend `name`'s domain: free text for a language model; for
+/// `testbed_oracle` (a controlled judge) the testbed's judge and meta-judge prompts, which are
+/// all it answers.
+std::string conformance_prompt(const std::string& name, int i) {
+  if (name != "testbed_oracle")
+    return "Prompt number " + std::to_string(i) + std::string(3 * i, '!');
+  const std::string task =
+      "Add the numbers: " + std::to_string(10 + i) + " + " + std::to_string(7 * i);
+  const std::string answer = std::to_string(10 + 8 * i) + std::string(i % 2, '.');
+  if (i % 2 == 0) return "Rate the answer 0-5.\nTask: " + task + "\nAnswer: " + answer + "\n";
+  return "Which rating is right?\nTask: " + task + "\nAnswer: " + answer +
+         "\nA: Correct. Score: 5\nB: Wrong. Score: 1\n";
+}
+
+std::vector<sdk::GenerationRequest> requests(const std::string& name) {
   std::vector<sdk::GenerationRequest> out;
   for (int i = 0; i < 5; ++i) {
     sdk::GenerationRequest r;
     r.id = "req-" + std::to_string(i);
-    r.messages = {{"user", "Prompt number " + std::to_string(i) + std::string(3 * i, '!')}};
+    r.messages = {{"user", conformance_prompt(name, i)}};
     r.sampling.temperature = i % 2 == 0 ? 0.8 : 0.0;
     r.sampling.max_new_tokens = 6 + i;
     r.n = 1 + i % 3;
@@ -169,7 +184,7 @@ TEST_CASE("model_backend conformance: generate", "[conformance][model_backend]")
   INFO("backend " << origin(name));
   auto inst = make(name);
   auto& backend = *inst.backend;
-  const auto reqs = requests();
+  const auto reqs = requests(name);
   const auto results = backend.generate(reqs);
 
   SECTION("one result per request, in order, with n completions within budget") {

@@ -10,6 +10,7 @@
 #include "metareward/testbed/bootstrap.hpp"
 #include "metareward/testbed/dataset.hpp"
 #include "metareward/testbed/evaluator.hpp"
+#include "metareward/testbed/oracle_backend.hpp"
 
 namespace mr::plugins::testbed {
 
@@ -80,6 +81,12 @@ void register_testbed_plugins(mr::sdk::Registrar& registrar) {
       "meta-judge agreement with the oracle",
       testbed_evaluator_schema(),
       [](mr::sdk::HostContext& ctx) { return std::make_unique<TestbedEvaluator>(ctx); });
+  registrar.add<mr::sdk::ModelBackend>(
+      "testbed_oracle", kLibraryVersion,
+      "Controlled judge and meta-judge from the testbed's oracle: set judge accuracy, length "
+      "bias, meta-judge accuracy and position bias; reads the configured templates' prompts",
+      oracle_backend_schema(),
+      [](mr::sdk::HostContext& ctx) { return std::make_unique<OracleBackend>(ctx); });
   // `testbed` only groups its subcommands: the host picks one, lists them for `testbed --help`
   // and rejects a missing or unknown one.
   mr::sdk::CommandDescriptor testbed;

@@ -227,7 +227,7 @@ TEST_CASE("testbed: the host dispatches the subcommands of the command table",
   }
 }
 
-TEST_CASE("testbed: registration gives the command group and the alias", "[testbed][command]") {
+TEST_CASE("testbed: registration gives the evaluator, the controlled judge, the command group and the alias", "[testbed][command]") {
   class Collector : public mr::sdk::Registrar {
    public:
     void add(mr::sdk::PluginDescriptor d) override { plugins.push_back(std::move(d)); }
@@ -236,9 +236,11 @@ TEST_CASE("testbed: registration gives the command group and the alias", "[testb
     std::vector<mr::sdk::CommandDescriptor> commands;
   } c;
   tb::register_testbed_plugins(c);
-  REQUIRE(c.plugins.size() == 1);
+  REQUIRE(c.plugins.size() == 2);
   CHECK(c.plugins[0].name == "testbed");
   CHECK(c.plugins[0].kind() == mr::sdk::PluginKind::Evaluator);
+  CHECK(c.plugins[1].name == "testbed_oracle");
+  CHECK(c.plugins[1].kind() == mr::sdk::PluginKind::ModelBackend);
   REQUIRE(c.commands.size() == 2);
   const auto& group = c.commands[0];
   CHECK(group.name == "testbed");

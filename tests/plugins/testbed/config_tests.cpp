@@ -67,6 +67,7 @@ TEST_CASE("testbed configs: validate and use the testbed templates", "[testbed][
       {"self_rewarding.toml", "meta_judge none, pair_selection length_control"},
       {"no_length_control.toml", "meta_judge pairwise_elo, pair_selection length_control"},
       {"meta_rewarding_http.toml", "meta_judge pairwise_elo, pair_selection length_control"},
+      {"controlled_judge.toml", "meta_judge pairwise_elo, pair_selection length_control"},
   };
   for (const auto& c : cases) {
     INFO(c.file);
@@ -103,5 +104,10 @@ TEST_CASE("testbed configs: validate and use the testbed templates", "[testbed][
     CHECK_THAT(http, Catch::Contains("actor = \"served\"") &&
                          Catch::Contains("train = \"policy\"") &&
                          Catch::Contains("type = \"openai\"") && Catch::Contains("rho = 0.3"));
+    const std::string controlled = config_command("show", "controlled_judge.toml").out;
+    CHECK_THAT(controlled, Catch::Contains("judge = \"judge\"") &&
+                               Catch::Contains("meta_judge = \"judge\"") &&
+                               Catch::Contains("type = \"testbed_oracle\"") &&
+                               Catch::Contains("train_judge = false"));
   }
 }
