@@ -227,7 +227,10 @@ TEST_CASE("testbed: the host dispatches the subcommands of the command table",
   }
 }
 
-TEST_CASE("testbed: registration gives the evaluator, the controlled judge, the command group and the alias", "[testbed][command]") {
+TEST_CASE(
+    "testbed: registration gives the evaluator, the controlled judge, the command group and the "
+    "alias",
+    "[testbed][command]") {
   class Collector : public mr::sdk::Registrar {
    public:
     void add(mr::sdk::PluginDescriptor d) override { plugins.push_back(std::move(d)); }

@@ -48,16 +48,33 @@ TEST_CASE("testbed controlled judge: a run with testbed_oracle as judge and meta
   const fs::path seed = fs::path(MR_SOURCE_DIR) / "configs" / "testbed" / "seed";
   const fs::path out = dir.path() / "run";
   auto quoted = [](const fs::path& p) { return "\"" + p.string() + "\""; };
-  const CliResult r = run_cli(
-      {"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "run",
-       (fs::path(MR_SOURCE_DIR) / "configs" / "testbed" / "controlled_judge.toml").string(),
-       "--set", "run.iterations=1", "--set", "run.output_dir=" + quoted(out), "--set",
-       "run.threads=1", "--set",
-       "prompts.files=[" + quoted(seed / "data" / "train_prompts.jsonl") + "]", "--set",
-       "prompts.per_iteration=12", "--set", "models.policy.path=" + quoted(seed / "seed_model"),
-       "--set", "models.judge.judge_accuracy=1.0", "--set", "models.judge.meta_position_bias=1.0",
-       "--set", "evaluation.prompts=" + quoted(seed / "data" / "eval_prompts.jsonl"), "--set",
-       "evaluation.max_prompts=20", "--set", "evaluation.judge_pairs=10"});
+  const CliResult r =
+      run_cli({"--plugin-dir",
+               MR_TESTBED_PLUGIN_DIR,
+               "run",
+               (fs::path(MR_SOURCE_DIR) / "configs" / "testbed" / "controlled_judge.toml").string(),
+               "--set",
+               "run.iterations=1",
+               "--set",
+               "run.output_dir=" + quoted(out),
+               "--set",
+               "run.threads=1",
+               "--set",
+               "prompts.files=[" + quoted(seed / "data" / "train_prompts.jsonl") + "]",
+               "--set",
+               "prompts.per_iteration=12",
+               "--set",
+               "models.policy.path=" + quoted(seed / "seed_model"),
+               "--set",
+               "models.judge.judge_accuracy=1.0",
+               "--set",
+               "models.judge.meta_position_bias=1.0",
+               "--set",
+               "evaluation.prompts=" + quoted(seed / "data" / "eval_prompts.jsonl"),
+               "--set",
+               "evaluation.max_prompts=20",
+               "--set",
+               "evaluation.judge_pairs=10"});
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   REQUIRE(r.exit_code == 0);
 

@@ -27,14 +27,14 @@ TEST_CASE("testbed bootstrap: a reduced seed's judge beats chance against the or
   // model, which needs the higher warm-up rate to leave the plateau where it gives every bare
   // answer 5, and 75 % judge rows: one epoch of the default 45 % mix takes a small judge back
   // towards that plateau (0.47-0.55 over seeds and rates, plugins/testbed/README.md).
-  const CliResult boot = run_cli(
-      {"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed", "bootstrap", "--out", seed.string(),
-       "--hidden-size", "96", "--intermediate-size", "288", "--layers", "2", "--judge-warmup-lr",
-       "0.01", "--lr", "0.002", "--epochs", "1", "--judge-share", "0.75", "--train-prompts",
-       "50", "--eval-prompts", "100",
-       // One thread: ctest runs two tests at once on CI's two cores,
-       // and two OpenMP pools on two cores slow both down.
-       "--threads", "1"});
+  const CliResult boot =
+      run_cli({"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed", "bootstrap", "--out",
+               seed.string(), "--hidden-size", "96", "--intermediate-size", "288", "--layers", "2",
+               "--judge-warmup-lr", "0.01", "--lr", "0.002", "--epochs", "1", "--judge-share",
+               "0.75", "--train-prompts", "50", "--eval-prompts", "100",
+               // One thread: ctest runs two tests at once on CI's two cores,
+               // and two OpenMP pools on two cores slow both down.
+               "--threads", "1"});
   INFO("bootstrap stdout: " << boot.out << "\nstderr: " << boot.err);
   REQUIRE(boot.exit_code == 0);
 

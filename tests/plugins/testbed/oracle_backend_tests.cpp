@@ -78,7 +78,8 @@ sdk::GenerationRequest judge_request(const Graded& g, int i) {
 
 }  // namespace
 
-TEST_CASE("testbed_oracle: templates are matched as the recipe renders them", "[testbed][oracle_backend]") {
+TEST_CASE("testbed_oracle: templates are matched as the recipe renders them",
+          "[testbed][oracle_backend]") {
   const sdk::Conversation prompt = {{"user", "Add the numbers: 3 + 4"}};
   const auto judge = tb::judge_conversation(prompt, "The answer is 7.");
   const auto parts = tb::match_template(tb::kTestbedJudgeTemplate, judge[0].content);
@@ -87,15 +88,15 @@ TEST_CASE("testbed_oracle: templates are matched as the recipe renders them", "[
   const auto meta = tb::meta_judge_conversation(prompt, "7", "Good. Score: 5", "Bad. Score: 1");
   const auto m = tb::match_template(tb::kTestbedMetaJudgeTemplate, meta[0].content);
   REQUIRE(m.has_value());
-  CHECK(*m == std::vector<std::string>{"Add the numbers: 3 + 4", "7", "Good. Score: 5",
-                                       "Bad. Score: 1"});
+  CHECK(*m ==
+        std::vector<std::string>{"Add the numbers: 3 + 4", "7", "Good. Score: 5", "Bad. Score: 1"});
   CHECK_FALSE(tb::match_template(tb::kTestbedJudgeTemplate, "Add the numbers: 3 + 4"));
   CHECK_FALSE(tb::match_template(tb::kTestbedJudgeTemplate, "Rate the answer 0-5.\nTask: x"));
-  CHECK(tb::match_template("{{literal}} {a}!", "{literal} b!") ==
-        std::vector<std::string>{"b"});
+  CHECK(tb::match_template("{{literal}} {a}!", "{literal} b!") == std::vector<std::string>{"b"});
 }
 
-TEST_CASE("testbed_oracle: extra sentences count the teacher's filler", "[testbed][oracle_backend]") {
+TEST_CASE("testbed_oracle: extra sentences count the teacher's filler",
+          "[testbed][oracle_backend]") {
   CHECK(tb::extra_sentences("42") == 0);
   CHECK(tb::extra_sentences("3 5 8") == 0);
   CHECK(tb::extra_sentences("The answer is 42.") == 0);
@@ -134,7 +135,8 @@ TEST_CASE("testbed_oracle: judge accuracy matches its setting", "[testbed][oracl
     for (int count : histogram) check_rate(count, static_cast<int>(results.size()), 1.0 / 6.0);
 }
 
-TEST_CASE("testbed_oracle: length bias adds its points per extra sentence", "[testbed][oracle_backend]") {
+TEST_CASE("testbed_oracle: length bias adds its points per extra sentence",
+          "[testbed][oracle_backend]") {
   tb::OracleBackendOptions o;
   o.length_bias = 0.5;
   const int n = 4000;
@@ -153,7 +155,8 @@ TEST_CASE("testbed_oracle: length bias adds its points per extra sentence", "[te
   const sdk::Conversation prompt = {{"user", "Add the numbers: 3 + 4"}};
   sdk::GenerationRequest r;
   r.id = "verbose";
-  r.messages = tb::judge_conversation(prompt, "Sure! The answer is 8. Let me know if you need more help.");
+  r.messages =
+      tb::judge_conversation(prompt, "Sure! The answer is 8. Let me know if you need more help.");
   r.sampling.max_new_tokens = 64;
   const auto out = inst.backend->generate({r});
   REQUIRE(out[0].error.empty());
@@ -199,12 +202,14 @@ TEST_CASE("testbed_oracle: meta-judge accuracy and position bias match their set
     r.id = "battle";
     r.sampling.max_new_tokens = 32;
     r.n = 3;
-    r.messages = tb::meta_judge_conversation(prompt, "7", tb::judgment_text(1), tb::judgment_text(5));
+    r.messages =
+        tb::meta_judge_conversation(prompt, "7", tb::judgment_text(1), tb::judgment_text(5));
     auto out = inst.backend->generate({r});
     REQUIRE(out[0].error.empty());
     REQUIRE(out[0].completions.size() == 3);
     for (const auto& c : out[0].completions) CHECK(parser.parse(c.text) == -1);  // B says 5
-    r.messages = tb::meta_judge_conversation(prompt, "7", tb::judgment_text(5), tb::judgment_text(1));
+    r.messages =
+        tb::meta_judge_conversation(prompt, "7", tb::judgment_text(5), tb::judgment_text(1));
     out = inst.backend->generate({r});
     for (const auto& c : out[0].completions) CHECK(parser.parse(c.text) == +1);
   }

@@ -56,13 +56,18 @@ std::optional<std::vector<std::string>> match_template(std::string_view template
 int extra_sentences(std::string_view response);
 
 /// Draws a controlled judgment's score for a response whose oracle score is `oracle`.
-int controlled_judge_score(int oracle, int extra_sentences, const OracleBackendOptions& options,
+int controlled_judge_score(int oracle,
+                           int extra_sentences,
+                           const OracleBackendOptions& options,
                            std::uint64_t seed);
 
 /// Draws a controlled verdict: true when it names judgment A. `score_a` / `score_b` are the
 /// scores the two judgments state (nullopt when one does not parse: the other is closer).
-bool controlled_verdict_a(int oracle, std::optional<double> score_a, std::optional<double> score_b,
-                          const OracleBackendOptions& options, std::uint64_t seed);
+bool controlled_verdict_a(int oracle,
+                          std::optional<double> score_a,
+                          std::optional<double> score_b,
+                          const OracleBackendOptions& options,
+                          std::uint64_t seed);
 
 /// The backend. Deterministic per (request, seed, sample index); no model, no threads.
 class OracleBackend final : public mr::sdk::ModelBackend {
