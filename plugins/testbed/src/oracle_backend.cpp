@@ -159,7 +159,9 @@ int extra_sentences(std::string_view response) {
   return std::max(0, ends - 1);
 }
 
-int controlled_judge_score(int oracle, int extra, const OracleBackendOptions& options,
+int controlled_judge_score(int oracle,
+                           int extra,
+                           const OracleBackendOptions& options,
                            std::uint64_t seed) {
   Rng rng(stream_seed(seed, kJudgeStream));
   const bool accurate = rng.bernoulli(options.judge_accuracy);
@@ -171,8 +173,11 @@ int controlled_judge_score(int oracle, int extra, const OracleBackendOptions& op
   return std::clamp(static_cast<int>(score), 0, kOracleCriteria);
 }
 
-bool controlled_verdict_a(int oracle, std::optional<double> score_a, std::optional<double> score_b,
-                          const OracleBackendOptions& options, std::uint64_t seed) {
+bool controlled_verdict_a(int oracle,
+                          std::optional<double> score_a,
+                          std::optional<double> score_b,
+                          const OracleBackendOptions& options,
+                          std::uint64_t seed) {
   Rng rng(stream_seed(seed, kMetaStream));
   const bool position = rng.bernoulli(options.meta_position_bias);
   const bool accurate = rng.bernoulli(options.meta_accuracy);
@@ -237,26 +242,30 @@ sdk::GenerationResult OracleBackend::generate_one(const sdk::GenerationRequest& 
   const auto meta = match_template(options_.meta_judge_template, *text);
   const auto judge = meta ? std::nullopt : match_template(options_.judge_template, *text);
   if (!meta && !judge)
-    return fail("the prompt matches neither judge_template nor meta_judge_template; "
-                "testbed_oracle plays judge and meta-judge only");
+    return fail(
+        "the prompt matches neither judge_template nor meta_judge_template; "
+        "testbed_oracle plays judge and meta-judge only");
   const std::string& instruction = meta ? (*meta)[0] : (*judge)[0];
   const std::string& response = meta ? (*meta)[1] : (*judge)[1];
   const std::optional<TaskInstance> task = parse_prompt(instruction);
   if (!task) return fail("the task in the prompt is not a testbed task the oracle can grade");
   const int oracle = oracle_score(*task, response).score;
-  const recipe::ScoreParser parser(sdk::ScoreRange{0.0, static_cast<double>(kOracleCriteria)});
+  // What the prompt says is read once; only the draws differ between samples.
+  std::optional<double> score_a, score_b;
+  if (meta) {
+    static const recipe::ScoreParser parser(
+        sdk::ScoreRange{0.0, static_cast<double>(kOracleCriteria)});
+    score_a = parser.parse((*meta)[2]).score;
+    score_b = parser.parse((*meta)[3]).score;
+  }
+  const int extra = meta ? 0 : extra_sentences(response);
 
   if (request.n < 1) return fail("n must be >= 1, got " + std::to_string(request.n));
   for (int i = 0; i < request.n; ++i) {
     const std::uint64_t seed = stream_seed(request.seed, static_cast<std::uint64_t>(i));
-    std::string completion;
-    if (meta) {
-      const auto a = parser.parse((*meta)[2]).score, b = parser.parse((*meta)[3]).score;
-      completion = verdict_text(controlled_verdict_a(oracle, a, b, options_, seed));
-    } else {
-      completion = judgment_text(
-          controlled_judge_score(oracle, extra_sentences(response), options_, seed));
-    }
+    std::string completion =
+        meta ? verdict_text(controlled_verdict_a(oracle, score_a, score_b, options_, seed))
+             : judgment_text(controlled_judge_score(oracle, extra, options_, seed));
     sdk::Completion c;
     const auto budget = static_cast<std::size_t>(std::max(0, request.sampling.max_new_tokens));
     if (completion.size() > budget) {
