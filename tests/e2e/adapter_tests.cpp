@@ -4,6 +4,7 @@
 // train LoRA adapters, a run that keeps only the models an adapter cannot rebuild.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "cli_runner.hpp"
 #include "jsonl_rows.hpp"
 #include "metareward/core/run/run_directory.hpp"
+#include "run_files.hpp"
 #include "run_setup.hpp"
 #include "skip.hpp"
 
@@ -23,6 +25,8 @@ using mr::tests::CliResult;
 using mr::tests::read_text;
 using mr::tests::run_cli;
 using mr::tests::ScratchDir;
+using mr::tests::differing;
+using mr::tests::snapshot;
 
 namespace {
 
@@ -81,6 +85,40 @@ TEST_CASE("run directory: stale temporaries of interrupted writes are removed, a
   for (const auto& p : removed) names.insert(p.filename().string());
   CHECK(names == std::set<std::string>(stale.begin(), stale.end()));
   for (const auto& f : kept) CHECK(fs::exists(dir.path() / "iter_1" / f));
+}
+
+TEST_CASE(
+    "run directory: a resume removes the temporaries a killed write of manifest.json left in the "
+    "run directory itself",
+    "[e2e][run]") {
+  ScratchDir dir("stale_root");
+  const RunDirectory run(dir.path() / "run");
+  dir.write("run/manifest.json.tmp.4242", "{\"half\":");
+  dir.write("run/config.resolved.toml.tmp", "# half");
+  dir.write("run/notes.md", "kept");
+  fs::create_directories(run.root() / "iter_1.tmp");  // a directory: not a writer's temporary
+  std::set<std::string> names;
+  for (const auto& p : run.remove_stale_root_temporaries()) names.insert(p.filename().string());
+  CHECK(names == std::set<std::string>{"manifest.json.tmp.4242", "config.resolved.toml.tmp"});
+  CHECK(fs::exists(run.root() / "notes.md"));
+  CHECK(fs::exists(run.root() / "iter_1.tmp"));
+#ifdef MR_E2E_HAVE_TORCH_BACKEND
+  // Through the CLI: a run killed while it rewrote manifest.json resumes to the same files as
+  // an uninterrupted run (the kill/resume test once found the temporary left over).
+  mr::tests::RunSetup s;
+  const CliResult reference = s.run({"--iterations", "1"});
+  INFO(reference.err);
+  REQUIRE(reference.exit_code == 0);
+  const auto expected = snapshot(s.out);
+  fs::remove_all(s.out / "iter_1");
+  std::ofstream(s.out / "manifest.json.tmp.4242") << "{";
+  const CliResult resumed = s.run({"--iterations", "1", "--resume"});
+  INFO(resumed.err);
+  CHECK(resumed.exit_code == 0);
+  CHECK_THAT(resumed.err, Catch::Contains("manifest.json.tmp.4242") &&
+                              Catch::Contains("left by an interrupted write"));
+  CHECK(differing(expected, snapshot(s.out)).empty());
+#endif
 }
 
 TEST_CASE("run directory: a start killed while writing its config record is started over",

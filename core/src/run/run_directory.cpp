@@ -103,16 +103,30 @@ bool is_temporary(const std::string& name) {
 
 }  // namespace
 
-std::vector<fs::path> RunDirectory::remove_stale_temporaries(int t) const {
+namespace {
+
+std::vector<fs::path> remove_temporaries_in(const fs::path& dir, bool files_only) {
   std::vector<fs::path> removed;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(iteration(t), ec)) {
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     if (!is_temporary(e.path().filename().string())) continue;
+    std::error_code type;
+    if (files_only && !e.is_regular_file(type)) continue;
     std::error_code rm;
     fs::remove_all(e.path(), rm);
     removed.push_back(e.path());
   }
   return removed;
+}
+
+}  // namespace
+
+std::vector<fs::path> RunDirectory::remove_stale_temporaries(int t) const {
+  return remove_temporaries_in(iteration(t), /*files_only=*/false);
+}
+
+std::vector<fs::path> RunDirectory::remove_stale_root_temporaries() const {
+  return remove_temporaries_in(root_, /*files_only=*/true);
 }
 
 std::vector<fs::path> RunDirectory::remove_rebuildable_models(int latest) const {

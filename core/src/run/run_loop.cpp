@@ -90,6 +90,8 @@ class Runner {
     const bool resuming = check_directory();
     const int iterations = config_.iterations;
     if (resuming) {
+      for (const auto& path : dir_.remove_stale_root_temporaries())
+        spdlog::info("removed '{}' left by an interrupted write", path.string());
       set_aside_invalid_markers(iterations);
       remove_finished_train_states(iterations);
     }

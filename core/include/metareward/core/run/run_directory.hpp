@@ -80,6 +80,10 @@ class RunDirectory {
   /// Removes from iter_T what atomic writers killed mid-write left behind ("x.tmp",
   /// "model.tmp.1234", "adapter.tmp*"); the stage that wrote them runs again. Returns them.
   std::vector<std::filesystem::path> remove_stale_temporaries(int t) const;
+  /// Removes the files atomic writers killed mid-write left in the run directory itself
+  /// ("manifest.json.tmp.1234", "config.resolved.toml.tmp.1234"): a resume rewrites those files.
+  /// Returns them.
+  std::vector<std::filesystem::path> remove_stale_root_temporaries() const;
   /// `[run] keep_merged_models = false`: removes iter_S/model for every S < `latest` whose
   /// iter_S/adapter exists (the model is rebuilt from the previous one and that adapter), so
   /// that only the latest model, unrebuildable ones (an iteration without pairs copies its
