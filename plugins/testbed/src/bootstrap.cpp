@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli_options.hpp"
@@ -44,6 +45,29 @@ auto int_in(std::int64_t lo, std::int64_t hi) {
 double parse_positive(const std::string& flag, const std::string& text) {
   const double x = cli::parse_double(flag, text);
   if (!(x > 0.0)) throw UsageError(flag + " must be > 0, got " + text);
+  return x;
+}
+
+std::string joined_lines(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  return text;
+}
+
+/// The lines of a text file. Throws mr::sdk::DataError naming the file when it cannot be read.
+std::vector<std::string> read_lines(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw mr::sdk::DataError("cannot read '" + file.string() + "'");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  if (in.bad()) throw mr::sdk::DataError("error reading '" + file.string() + "'");
+  return lines;
+}
+
+/// A parser of a number >= 0.
+double parse_positive_or_zero(const std::string& flag, const std::string& text) {
+  const double x = cli::parse_double(flag, text);
+  if (!(x >= 0.0)) throw UsageError(flag + " must be >= 0, got " + text);
   return x;
 }
 
@@ -111,6 +135,31 @@ cli::OptionTable bootstrap_options(BootstrapOptions& o) {
       .values("sft-set", "KEY=VALUE",
               "any other sft optimizer key, e.g. weight_decay=0.01 (repeatable)", o.sft.extra,
               check_key_value)
+      // The own-sample judge stage (EFT on the model's own outputs; off unless prompts > 0).
+      .value("own-sample-prompts", "N",
+             "own-sample stage: train prompts the instruct model answers, whose graded samples "
+             "fine-tune the judge (0 = no stage) [0]",
+             o.own.prompts, int_in(0, 1 << 20))
+      .value("own-samples", "N", "own-sample stage: samples per prompt [4]", o.own.samples,
+             int_in(1, 1024))
+      .value("own-temperature", "X", "own-sample stage: sampling temperature [0.8]",
+             o.own.temperature, parse_positive)
+      .value("own-max-new-tokens", "N", "own-sample stage: bytes per sample at most [96]",
+             o.own.max_new_tokens, int_in(1, 1 << 16))
+      .value("own-epochs", "N", "own-sample stage: SFT epochs [2]", o.own.epochs, int_in(1, 1000))
+      .value("own-lr", "X", "own-sample stage: SFT peak learning rate [0.001]",
+             o.own.learning_rate, parse_positive)
+      .value("own-meta-share", "X",
+             "own-sample stage: probability that a sample also gets a meta-judge row [0.25]",
+             o.own.meta_share, cli::parse_probability)
+      .value("own-replay", "X",
+             "own-sample stage: instruction rows replayed per judge row, so the actor keeps its "
+             "SFT [0.5]",
+             o.own.replay, parse_positive_or_zero)
+      .value("own-from", "DIR",
+             "own-sample stage: start from this instruct model (e.g. an earlier seed_model) "
+             "instead of training one",
+             o.own_from, cli::parse_dir)
       .value("threads", "N", "SFT threads (0 = all cores) [0]", o.threads, int_in(0, 4096))
       .flag("force", "replace an earlier bootstrap in DIR", o.force);
   // Data (the `testbed data` options, sizes from the preset).
@@ -163,8 +212,15 @@ void BootstrapOptions::validate() const {
         "--judge-warmup-epochs " + std::to_string(sft.judge_warmup_epochs) +
         " needs judge or meta-judge rows, but --sft-examples x (--judge-share + --meta-share) "
         "rounds to none; raise them or pass --judge-warmup-epochs 0");
+  if (!own_from.empty() && own.prompts == 0)
+    throw UsageError("--own-from starts the own-sample stage, which --own-sample-prompts 0 turns "
+                     "off; pass --own-sample-prompts N");
+  if (own.prompts > data.train_prompts)
+    throw UsageError("--own-sample-prompts (" + std::to_string(own.prompts) +
+                     ") exceeds --train-prompts (" + std::to_string(data.train_prompts) + ")");
   try {
     data.validate();
+    own.validate();
   } catch (const mr::sdk::ConfigError& e) {
     throw UsageError(e.what());
   }
@@ -231,6 +287,42 @@ BootstrapPlan plan_bootstrap(const BootstrapOptions& options) {
     for (const auto& kv : options.sft.extra) set(kv);
     return sft;
   };
+  const bool own_stage = options.own.prompts > 0;
+  if (own_stage) {
+    p.own_prompts = p.data_dir / "own_sample_prompts.jsonl";
+    p.own_samples = p.data_dir / "own_samples.jsonl";
+    p.own_judge_sft = p.data_dir / "own_judge_sft.jsonl";
+    p.own_sft_metrics = out / "own_judge_sft_metrics.jsonl";
+    p.instruct_model = options.own_from.empty() ? out / "instruct_model" : options.own_from;
+    const OwnSampleOptions& own = options.own;
+    p.own_generate = {"generate",
+                      "--model",
+                      p.instruct_model.string(),
+                      "--input",
+                      p.own_prompts.string(),
+                      "--output",
+                      p.own_samples.string(),
+                      "--n",
+                      std::to_string(own.samples),
+                      "--temperature",
+                      toml_float(own.temperature),
+                      "--top-p",
+                      toml_float(own.top_p),
+                      "--max-new-tokens",
+                      std::to_string(own.max_new_tokens),
+                      "--seed",
+                      seed,
+                      "--threads",
+                      std::to_string(options.threads),
+                      "--batch-size",
+                      "64"};
+    p.own_sft = sft_command(p.instruct_model, p.own_judge_sft, p.seed_model, p.own_sft_metrics,
+                            own.epochs, own.learning_rate);
+    if (!options.own_from.empty()) {
+      p.commands.clear();  // The instruct model exists: no init-model, no SFT before the stage.
+      return p;
+    }
+  }
   fs::path start = p.init_model;
   if (options.sft.judge_warmup_epochs > 0) {
     p.judge_warmup_model = out / "judge_warmup_model";
@@ -240,7 +332,8 @@ BootstrapPlan plan_bootstrap(const BootstrapOptions& options) {
         options.sft.judge_warmup_epochs, options.sft.judge_warmup_learning_rate));
     start = p.judge_warmup_model;
   }
-  p.commands.push_back(sft_command(start, p.data_dir / "sft.jsonl", p.seed_model, p.sft_metrics,
+  p.commands.push_back(sft_command(start, p.data_dir / "sft.jsonl",
+                                   own_stage ? p.instruct_model : p.seed_model, p.sft_metrics,
                                    options.sft.epochs, options.sft.learning_rate));
   return p;
 }
@@ -278,6 +371,12 @@ int run_bootstrap(const BootstrapOptions& options,
                   std::ostream& err) {
   const BootstrapPlan plan = plan_bootstrap(options);
   std::error_code ec;
+  if (!options.own_from.empty() &&
+      fs::weakly_canonical(options.own_from, ec) == fs::weakly_canonical(plan.seed_model, ec)) {
+    err << "metareward testbed bootstrap: --own-from " << options.own_from.string()
+        << " is the seed_model this bootstrap writes; copy it elsewhere or choose another --out\n";
+    return 1;
+  }
   if (!options.force && (fs::exists(plan.manifest, ec) || fs::exists(plan.seed_model, ec))) {
     err << "metareward testbed bootstrap: " << options.out.string()
         << " already holds a bootstrap (bootstrap.json or seed_model); pass --force to replace "
@@ -287,9 +386,11 @@ int run_bootstrap(const BootstrapOptions& options,
   for (const fs::path& p :
        {plan.manifest, plan.init_model, plan.seed_model,
         fs::path(plan.seed_model.string() + ".state"), plan.sft_metrics,
+        options.own_from.empty() ? options.out / "instruct_model" : fs::path(),
+        options.out / "instruct_model.state", options.out / "own_judge_sft_metrics.jsonl",
         options.out / "judge_warmup_model", options.out / "judge_warmup_model.state",
         options.out / "judge_warmup_metrics.jsonl"})
-    fs::remove_all(p, ec);
+    if (!p.empty()) fs::remove_all(p, ec);
 
   const Dataset dataset = build_dataset(options.data);
   write_dataset(dataset, options.data, plan.data_dir);
@@ -299,18 +400,96 @@ int run_bootstrap(const BootstrapOptions& options,
   write_text_atomic(plan.model_config, plan.model_config_json);
 
   ordered_json commands = ordered_json::array();
-  for (const auto& args : plan.commands) {
+  auto run = [&](const std::vector<std::string>& args) {
     out << "testbed bootstrap: running " << joined(args) << "\n" << std::flush;
     const auto start = std::chrono::steady_clock::now();
     const int status = ctx.run_command(args);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     commands.push_back({{"args", args}, {"exit_status", status}, {"seconds", seconds}});
-    if (status != 0) {
+    if (status != 0)
       err << "metareward testbed bootstrap: `" << joined(args) << "` failed with exit status "
           << status << "; no bootstrap.json written\n";
+    return status == 0;
+  };
+  for (const auto& args : plan.commands)
+    if (!run(args)) return 1;
+
+  ordered_json own_json = nullptr;
+  if (!plan.own_generate.empty()) {
+    if (!options.own_from.empty() && !fs::exists(plan.instruct_model / "config.json", ec)) {
+      err << "metareward testbed bootstrap: --own-from " << plan.instruct_model.string()
+          << " holds no model (config.json missing)\n";
       return 1;
     }
+    // The first N train prompts: the run's prompt pool, never the eval side.
+    std::vector<std::string> prompt_lines = train_prompt_lines(dataset);
+    prompt_lines.resize(static_cast<std::size_t>(options.own.prompts));
+    write_text_atomic(plan.own_prompts, joined_lines(prompt_lines));
+    if (!run(plan.own_generate)) return 1;
+    std::vector<std::string> generated;
+    try {
+      generated = read_lines(plan.own_samples);
+    } catch (const mr::sdk::DataError& e) {
+      err << "metareward testbed bootstrap: " << e.what() << "\n";
+      return 1;
+    }
+    std::vector<SftRow> instruction_rows;
+    for (const auto& row : dataset.sft)
+      if (row.kind == "instruction") instruction_rows.push_back(row);
+    const OwnSampleJudgeData own =
+        own_sample_judge_data(generated, instruction_rows, options.data, options.own, options.seed);
+    const OwnSampleStats& st = own.stats;
+    for (std::size_t i = 0; i < own.drops.size() && i < 5; ++i)
+      err << "testbed bootstrap: dropped " << plan.own_samples.string() << " " << own.drops[i]
+          << "\n";
+    if (st.samples == 0) {
+      err << "metareward testbed bootstrap: " << plan.own_samples.string()
+          << " holds no gradable sample (" << st.dropped << " rows dropped)\n";
+      return 1;
+    }
+    std::vector<std::string> lines;
+    lines.reserve(own.rows.size());
+    for (const auto& row : own.rows) lines.push_back(sft_line(row));
+    write_text_atomic(plan.own_judge_sft, joined_lines(lines));
+    char accuracy[32];
+    std::snprintf(accuracy, sizeof accuracy, "%.1f", 100.0 * st.accuracy());
+    out << "testbed bootstrap: own samples: " << st.samples << " of " << st.prompts
+        << " prompts, " << accuracy << " % correct (oracle >= 4), " << st.prompts_mixed
+        << " prompts with right and wrong samples, " << st.dropped << " rows dropped; "
+        << st.judge_rows << " judge + " << st.meta_rows << " meta-judge + " << st.replay_rows
+        << " replayed instruction rows in " << plan.own_judge_sft.string() << "\n";
+    ordered_json histogram = ordered_json::array();
+    for (auto c : st.oracle_histogram) histogram.push_back(c);
+    own_json = {{"options",
+                 {{"prompts", options.own.prompts},
+                  {"samples", options.own.samples},
+                  {"temperature", options.own.temperature},
+                  {"top_p", options.own.top_p},
+                  {"max_new_tokens", options.own.max_new_tokens},
+                  {"epochs", options.own.epochs},
+                  {"learning_rate", options.own.learning_rate},
+                  {"meta_share", options.own.meta_share},
+                  {"replay", options.own.replay},
+                  {"from", options.own_from.string()}}},
+                {"stats",
+                 {{"prompts", st.prompts},
+                  {"samples", st.samples},
+                  {"dropped", st.dropped},
+                  {"correct", st.correct},
+                  {"exact", st.exact},
+                  {"accuracy", st.accuracy()},
+                  {"prompts_with_correct", st.prompts_with_correct},
+                  {"prompts_mixed", st.prompts_mixed},
+                  {"oracle_histogram", histogram},
+                  {"judge_rows", st.judge_rows},
+                  {"meta_rows", st.meta_rows},
+                  {"replay_rows", st.replay_rows}}},
+                {"instruct_model", plan.instruct_model.string()},
+                {"samples_file", plan.own_samples.string()},
+                {"judge_sft", plan.own_judge_sft.string()},
+                {"sft_metrics", plan.own_sft_metrics.string()}};
+    if (!run(plan.own_sft)) return 1;
   }
 
   const ordered_json manifest = {
@@ -346,6 +525,7 @@ int run_bootstrap(const BootstrapOptions& options,
         {"init_model", plan.init_model.string()},
         {"seed_model", plan.seed_model.string()},
         {"sft_metrics", plan.sft_metrics.string()}}},
+      {"own_samples", own_json},
       {"commands", commands},
   };
   write_text_atomic(plan.manifest, manifest.dump(2) + "\n");

@@ -192,14 +192,10 @@ Dataset build_dataset(const DatasetOptions& options) {
   return d;
 }
 
-namespace {
-
 std::string sft_line(const SftRow& row) {
   return ordered_json{{"id", row.id}, {"kind", row.kind}, {"messages", messages_json(row.messages)}}
       .dump();
 }
-
-}  // namespace
 
 std::vector<std::string> judge_sft_lines(const Dataset& dataset) {
   std::vector<std::string> out;

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -11,6 +13,10 @@
 #include "metareward/sdk/error.hpp"
 #include "metareward/testbed/bootstrap.hpp"
 #include "metareward/testbed/commands.hpp"
+#include "metareward/testbed/judge_data.hpp"
+#include "metareward/testbed/oracle.hpp"
+#include "metareward/testbed/tasks.hpp"
+#include "metareward/testbed/teacher.hpp"
 #include "skip.hpp"
 #include "test_host_context.hpp"
 
@@ -380,5 +386,201 @@ TEST_CASE("testbed bootstrap: the tiny seed model through the built binary",
             "meta_judge/parse_failure_rate"})
         CHECK(evaluation.contains(key));
     }
+  }
+}
+
+namespace {
+
+/// Answers `generate` by writing, for every prompt of its --input, the completions `answer`
+/// gives; records every command like RecordingHost.
+class FakeGenerateHost : public RecordingHost {
+ public:
+  using Answer = std::function<std::vector<std::string>(const tb::TaskInstance&)>;
+  explicit FakeGenerateHost(Answer answer) : answer_(std::move(answer)) {}
+  int run_command(const std::vector<std::string>& args) override {
+    RecordingHost::run_command(args);
+    if (args.empty() || args[0] != "generate") return 0;
+    auto value = [&](const std::string& flag) {
+      const auto it = std::find(args.begin(), args.end(), flag);
+      REQUIRE(it + 1 < args.end());
+      return *(it + 1);
+    };
+    std::ifstream in(value("--input"));
+    std::ofstream out(value("--output"));
+    for (std::string line; std::getline(in, line);) {
+      const auto row = nlohmann::json::parse(line);
+      const std::string prompt = row["prompt"];
+      const auto task = tb::parse_prompt(prompt);
+      REQUIRE(task);
+      nlohmann::json completions = nlohmann::json::array();
+      for (const auto& t : answer_(*task)) completions.push_back({{"text", t}});
+      out << nlohmann::json{{"id", row["id"]},
+                            {"messages", {{{"role", "user"}, {"content", prompt}}}},
+                            {"completions", completions}}
+                 .dump()
+          << "\n";
+    }
+    return 0;
+  }
+
+ private:
+  Answer answer_;
+};
+
+}  // namespace
+
+TEST_CASE("testbed bootstrap: the own-sample stage plans generate and sft after the instruct model",
+          "[testbed][bootstrap][own_samples]") {
+  const auto o = parse({"--out", "/tmp/tb", "--size", "tiny", "--own-sample-prompts", "30",
+                        "--own-samples", "3", "--own-epochs", "5", "--own-lr", "0.002"});
+  const auto plan = tb::plan_bootstrap(o);
+  REQUIRE(plan.commands.size() == 2);
+  // The instruction SFT now writes the instruct model; the stage's SFT writes the seed model.
+  CHECK(plan.commands[1][6] == "/tmp/tb/instruct_model");
+  CHECK(plan.instruct_model == "/tmp/tb/instruct_model");
+  CHECK(plan.own_generate == Args{"generate", "--model", "/tmp/tb/instruct_model", "--input",
+                                  "/tmp/tb/data/own_sample_prompts.jsonl", "--output",
+                                  "/tmp/tb/data/own_samples.jsonl", "--n", "3", "--temperature",
+                                  "0.8", "--top-p", "0.95", "--max-new-tokens", "96", "--seed",
+                                  "1", "--threads", "0", "--batch-size", "64"});
+  REQUIRE(plan.own_sft.size() > 8);
+  CHECK(Args(plan.own_sft.begin(), plan.own_sft.begin() + 7) ==
+        Args{"sft", "--model", "/tmp/tb/instruct_model", "--data",
+             "/tmp/tb/data/own_judge_sft.jsonl", "--out", "/tmp/tb/seed_model"});
+  CHECK(std::find(plan.own_sft.begin(), plan.own_sft.end(), "optimizer.epochs=5") !=
+        plan.own_sft.end());
+  CHECK(std::find(plan.own_sft.begin(), plan.own_sft.end(), "optimizer.learning_rate=0.002") !=
+        plan.own_sft.end());
+  SECTION("--own-from starts from an existing model: nothing runs before the stage") {
+    const auto from = tb::plan_bootstrap(parse({"--out", "/tmp/tb", "--size", "tiny",
+                                                "--own-sample-prompts", "30", "--own-from",
+                                                "/models/seed"}));
+    CHECK(from.commands.empty());
+    CHECK(from.own_generate[2] == "/models/seed");
+    CHECK(from.own_sft[2] == "/models/seed");
+  }
+  SECTION("off by default: the plain two commands") {
+    const auto plain = tb::plan_bootstrap(parse({"--out", "/tmp/tb", "--size", "tiny"}));
+    CHECK(plain.own_generate.empty());
+    CHECK(plain.own_sft.empty());
+    CHECK(plain.commands.back()[6] == "/tmp/tb/seed_model");
+  }
+  SECTION("usage errors") {
+    CHECK_THAT(usage_error({"--out", "/tmp/tb", "--own-from", "/m"}),
+               Catch::Contains("--own-sample-prompts"));
+    CHECK_THAT(usage_error({"--out", "/tmp/tb", "--size", "tiny", "--own-sample-prompts", "201"}),
+               Catch::Contains("exceeds --train-prompts (200)"));
+    CHECK_THAT(usage_error({"--out", "/tmp/tb", "--own-meta-share", "2"}),
+               Catch::Contains("--own-meta-share"));
+  }
+}
+
+TEST_CASE("testbed bootstrap: the own-sample stage grades what generate wrote into judge rows",
+          "[testbed][bootstrap][own_samples]") {
+  ScratchDir dir("tb_bootstrap_own");
+  const fs::path out = dir.path() / "seed";
+  const Args args = {"--out",          out.string(), "--size",    "tiny", "--sft-examples",
+                     "40",             "--own-sample-prompts",   "10",   "--own-samples",
+                     "2",              "--judge-noise", "0",      "--length-bias", "0"};
+  // One right and one wrong sample per prompt (the teacher's answer and its mistake).
+  FakeGenerateHost host([](const tb::TaskInstance& task) {
+    tb::Rng rng(1);
+    return std::vector<std::string>{task.answer, tb::wrong_answer(task, rng)};
+  });
+  std::ostringstream o, e;
+  REQUIRE(tb::bootstrap_command(args, host, o, e) == 0);
+  const auto plan = tb::plan_bootstrap(parse(args));
+  REQUIRE(host.commands.size() == 4);
+  CHECK(host.commands[2] == plan.own_generate);
+  CHECK(host.commands[3] == plan.own_sft);
+  CHECK(read_text(out / "data" / "own_sample_prompts.jsonl").size() > 0);
+  const auto manifest = nlohmann::json::parse(read_text(out / "bootstrap.json"));
+  const auto& st = manifest["own_samples"]["stats"];
+  CHECK(st["prompts"] == 10);
+  CHECK(st["samples"] == 20);
+  CHECK(st["correct"] == 10);
+  CHECK(st["accuracy"] == Approx(0.5));
+  CHECK(st["prompts_mixed"] == 10);
+  CHECK(st["dropped"] == 0);
+  CHECK(manifest["commands"].size() == 4);
+  CHECK_THAT(o.str(), Catch::Contains("50.0 % correct"));
+  // Every judge row states the oracle's score of its response (no noise, no length bias).
+  int judge_rows = 0;
+  std::ifstream rows(out / "data" / "own_judge_sft.jsonl");
+  for (std::string line; std::getline(rows, line);) {
+    const auto row = nlohmann::json::parse(line);
+    if (row["kind"] != "judge") continue;
+    ++judge_rows;
+    const std::string prompt = row["messages"][0]["content"];
+    const auto task_at = prompt.find("Task: "), answer_at = prompt.find("\nAnswer: ");
+    REQUIRE(task_at != std::string::npos);
+    REQUIRE(answer_at != std::string::npos);
+    const auto task = tb::parse_prompt(prompt.substr(task_at + 6, answer_at - task_at - 6));
+    REQUIRE(task);
+    const std::string response =
+        prompt.substr(answer_at + 9, prompt.size() - answer_at - 10);  // up to the final \n
+    CHECK(row["messages"][1]["content"] ==
+          tb::judgment_text(tb::oracle_score(*task, response).score));
+  }
+  CHECK(judge_rows == 20);
+  CHECK(judge_rows == st["judge_rows"]);
+
+  SECTION("a generate that wrote nothing gradable fails before the stage's sft") {
+    FakeGenerateHost empty([](const tb::TaskInstance&) { return std::vector<std::string>{}; });
+    Args forced = args;
+    forced.push_back("--force");
+    std::ostringstream o2, e2;
+    CHECK(tb::bootstrap_command(forced, empty, o2, e2) == 1);
+    CHECK(empty.commands.size() == 3);
+    CHECK_THAT(e2.str(), Catch::Contains("holds no gradable sample"));
+    CHECK_FALSE(fs::exists(out / "bootstrap.json"));
+  }
+}
+
+TEST_CASE("testbed bootstrap: a reduced seed stage on the tiny model's own samples",
+          "[testbed][bootstrap][own_samples][e2e]") {
+#ifndef MR_TESTBED_HAVE_TORCH_BACKEND
+  MR_SKIP("this build has no torch backend / optimizers (init-model, sft)");
+#endif
+  ScratchDir dir("tb_bootstrap_own_e2e");
+  const fs::path out = dir.path() / "seed";
+  const CliResult r = run_cli({"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed", "bootstrap",
+                               "--out", out.string(), "--size", "tiny", "--threads", "1",
+                               "--own-sample-prompts", "12", "--own-samples", "2",
+                               "--own-max-new-tokens", "24"});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  for (const char* model : {"instruct_model", "seed_model"})
+    CHECK(fs::exists(out / model / "model.safetensors"));
+  const auto manifest = nlohmann::json::parse(read_text(out / "bootstrap.json"));
+  REQUIRE(manifest["commands"].size() == 4);
+  for (const auto& c : manifest["commands"]) CHECK(c["exit_status"] == 0);
+  const auto& st = manifest["own_samples"]["stats"];
+  CHECK(st["prompts"] == 12);
+  CHECK(st["samples"] == 24);
+  std::int64_t lines = 0;
+  std::ifstream rows(out / "data" / "own_judge_sft.jsonl");
+  for (std::string line; std::getline(rows, line);) ++lines;
+  CHECK(lines == st["judge_rows"].get<std::int64_t>() + st["meta_rows"].get<std::int64_t>() +
+                     st["replay_rows"].get<std::int64_t>());
+  CHECK_THAT(read_text(out / "own_judge_sft_metrics.jsonl"), Catch::Contains("\"loss\""));
+  // The stage trained the instruct model further: the seed differs from it.
+  CHECK(read_text(out / "seed_model" / "model.safetensors") !=
+        read_text(out / "instruct_model" / "model.safetensors"));
+
+  SECTION("--own-from adds the stage to an existing model without retraining it") {
+    const fs::path again = dir.path() / "again";
+    const CliResult r2 = run_cli(
+        {"--plugin-dir", MR_TESTBED_PLUGIN_DIR, "testbed", "bootstrap", "--out", again.string(),
+         "--size", "tiny", "--threads", "1", "--own-sample-prompts", "12", "--own-samples", "2",
+         "--own-max-new-tokens", "24", "--own-from", (out / "instruct_model").string()});
+    INFO("stderr: " << r2.err);
+    REQUIRE(r2.exit_code == 0);
+    const auto m2 = nlohmann::json::parse(read_text(again / "bootstrap.json"));
+    CHECK(m2["commands"].size() == 2);  // generate and sft only
+    CHECK_FALSE(fs::exists(again / "init_model"));
+    // Same data, same instruct model, same seed: the same samples.
+    CHECK(read_text(again / "data" / "own_samples.jsonl") ==
+          read_text(out / "data" / "own_samples.jsonl"));
   }
 }

@@ -7,6 +7,10 @@
 ///   3. optionally a judge warm-up, SFT on OUT/data/judge_sft.jsonl (the judge and meta-judge
 ///      rows only) -> OUT/judge_warmup_model, then
 ///   4. SFT on OUT/data/sft.jsonl (all rows), `metareward sft` -> OUT/seed_model;
+///   5. optionally (--own-sample-prompts) the paper's EFT on the model's own outputs: step 4
+///      writes OUT/instruct_model instead, whose samples for training prompts
+///      (`metareward generate`) are graded by the noisy oracle into judge rows, and SFT on those
+///      (with replayed instruction rows) gives OUT/seed_model;
 /// and OUT/bootstrap.json (the options and the commands run), written last. Steps 2 and 3 run in
 /// the same process through HostContext::run_command.
 #pragma once
@@ -20,6 +24,7 @@
 
 #include "metareward/sdk/host.hpp"
 #include "metareward/testbed/dataset.hpp"
+#include "metareward/testbed/own_samples.hpp"
 
 namespace mr::plugins::testbed {
 
@@ -66,6 +71,11 @@ struct BootstrapOptions {
   DatasetOptions data;
   ModelShape model;
   SftSettings sft;
+  /// The judge stage on the instruct model's own samples (own_samples.hpp); off by default.
+  OwnSampleOptions own;
+  /// Start the own-sample stage from this instruct model instead of training one (no
+  /// init-model, no warm-up, no instruction SFT); empty = train it. Needs own.prompts > 0.
+  std::filesystem::path own_from;
   int threads = 0;     ///< Passed to `sft --threads` (0 = all cores).
   bool force = false;  ///< Replace an earlier bootstrap in `out`.
 
@@ -87,12 +97,22 @@ struct BootstrapPlan {
   std::filesystem::path judge_warmup_model;    ///< OUT/judge_warmup_model (warm-up only)
   std::filesystem::path judge_warmup_metrics;  ///< OUT/judge_warmup_metrics.jsonl (warm-up only)
   std::filesystem::path seed_model;            ///< OUT/seed_model
+  /// The model the own-sample stage samples from: OUT/instruct_model (the instruction SFT's
+  /// output when the stage is on), or --own-from; empty without the stage.
+  std::filesystem::path instruct_model;
+  std::filesystem::path own_prompts;      ///< OUT/data/own_sample_prompts.jsonl (stage only)
+  std::filesystem::path own_samples;      ///< OUT/data/own_samples.jsonl (stage only)
+  std::filesystem::path own_judge_sft;    ///< OUT/data/own_judge_sft.jsonl (stage only)
+  std::filesystem::path own_sft_metrics;  ///< OUT/own_judge_sft_metrics.jsonl (stage only)
   std::filesystem::path sft_metrics;           ///< OUT/sft_metrics.jsonl
   std::filesystem::path manifest;              ///< OUT/bootstrap.json
   std::string model_config_json;               ///< The text of model_config.json.
   /// `metareward` argument lists, in order: init-model, the warm-up sft (when
   /// judge_warmup_epochs > 0), then the main sft.
   std::vector<std::vector<std::string>> commands;
+  /// The own-sample stage's `metareward generate` and `metareward sft` (empty without it); the
+  /// judge rows are written in between from the generated samples.
+  std::vector<std::string> own_generate, own_sft;
 };
 
 /// The config.json text of a model of `shape` (LlamaForCausalLM, byte-level vocabulary).

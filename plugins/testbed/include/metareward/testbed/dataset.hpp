@@ -82,6 +82,8 @@ struct Dataset {
 /// distinct prompts are asked for than the task families can supply.
 Dataset build_dataset(const DatasetOptions& options);
 
+/// One sft.jsonl line (without newline): {"id", "kind", "messages"}.
+std::string sft_line(const SftRow& row);
 /// The lines of sft.jsonl (without newlines).
 std::vector<std::string> sft_lines(const Dataset& dataset);
 /// The lines of judge_sft.jsonl: those of sft.jsonl whose kind is "judge" or "meta_judge".
