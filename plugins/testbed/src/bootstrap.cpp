@@ -147,8 +147,8 @@ cli::OptionTable bootstrap_options(BootstrapOptions& o) {
       .value("own-max-new-tokens", "N", "own-sample stage: bytes per sample at most [96]",
              o.own.max_new_tokens, int_in(1, 1 << 16))
       .value("own-epochs", "N", "own-sample stage: SFT epochs [2]", o.own.epochs, int_in(1, 1000))
-      .value("own-lr", "X", "own-sample stage: SFT peak learning rate [0.001]",
-             o.own.learning_rate, parse_positive)
+      .value("own-lr", "X", "own-sample stage: SFT peak learning rate [0.001]", o.own.learning_rate,
+             parse_positive)
       .value("own-meta-share", "X",
              "own-sample stage: probability that a sample also gets a meta-judge row [0.25]",
              o.own.meta_share, cli::parse_probability)
@@ -213,8 +213,9 @@ void BootstrapOptions::validate() const {
         " needs judge or meta-judge rows, but --sft-examples x (--judge-share + --meta-share) "
         "rounds to none; raise them or pass --judge-warmup-epochs 0");
   if (!own_from.empty() && own.prompts == 0)
-    throw UsageError("--own-from starts the own-sample stage, which --own-sample-prompts 0 turns "
-                     "off; pass --own-sample-prompts N");
+    throw UsageError(
+        "--own-from starts the own-sample stage, which --own-sample-prompts 0 turns "
+        "off; pass --own-sample-prompts N");
   if (own.prompts > data.train_prompts)
     throw UsageError("--own-sample-prompts (" + std::to_string(own.prompts) +
                      ") exceeds --train-prompts (" + std::to_string(data.train_prompts) + ")");
@@ -416,6 +417,8 @@ int run_bootstrap(const BootstrapOptions& options,
     if (!run(args)) return 1;
 
   ordered_json own_json = nullptr;
+  ordered_json family_names = ordered_json::array();
+  for (TaskFamily f : options.data.families) family_names.push_back(std::string(family_name(f)));
   if (!plan.own_generate.empty()) {
     if (!options.own_from.empty() && !fs::exists(plan.instruct_model / "config.json", ec)) {
       err << "metareward testbed bootstrap: --own-from " << plan.instruct_model.string()
@@ -454,8 +457,8 @@ int run_bootstrap(const BootstrapOptions& options,
     write_text_atomic(plan.own_judge_sft, joined_lines(lines));
     char accuracy[32];
     std::snprintf(accuracy, sizeof accuracy, "%.1f", 100.0 * st.accuracy());
-    out << "testbed bootstrap: own samples: " << st.samples << " of " << st.prompts
-        << " prompts, " << accuracy << " % correct (oracle >= 4), " << st.prompts_mixed
+    out << "testbed bootstrap: own samples: " << st.samples << " of " << st.prompts << " prompts, "
+        << accuracy << " % correct (oracle >= 4), " << st.prompts_mixed
         << " prompts with right and wrong samples, " << st.dropped << " rows dropped; "
         << st.judge_rows << " judge + " << st.meta_rows << " meta-judge + " << st.replay_rows
         << " replayed instruction rows in " << plan.own_judge_sft.string() << "\n";
@@ -518,6 +521,7 @@ int run_bootstrap(const BootstrapOptions& options,
        {{"sft_examples", options.data.sft_examples},
         {"train_prompts", options.data.train_prompts},
         {"eval_prompts", options.data.eval_prompts},
+        {"families", family_names},
         {"manifest", (plan.data_dir / "manifest.json").string()}}},
       {"files",
        {{"data", plan.data_dir.string()},

@@ -4,6 +4,7 @@
 // field of the command's options struct. Internal to mr_testbed_core.
 #pragma once
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <cmath>
@@ -66,6 +67,26 @@ inline double parse_probability(const std::string& flag, const std::string& text
   }
   if (v < 0.0 || v > 1.0) throw UsageError(flag + " must be in [0, 1], got " + text);
   return v;
+}
+
+/// A comma-separated list of distinct task family names, e.g. "add,multiply,count".
+inline std::vector<TaskFamily> parse_families(const std::string& flag, const std::string& text) {
+  std::vector<TaskFamily> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string name = text.substr(start, comma - start);
+    const auto family = family_from_name(name);
+    if (!family)
+      throw UsageError(flag + ": unknown task family '" + name +
+                       "' (expected a comma-separated list of sort, reverse, add, multiply, "
+                       "count)");
+    for (TaskFamily f : out)
+      if (f == *family) throw UsageError(flag + " names '" + name + "' twice");
+    out.push_back(*family);
+    start = comma + 1;
+  }
+  return out;
 }
 
 /// A directory argument: any non-empty text.
@@ -212,6 +233,10 @@ inline void add_dataset_options(OptionTable& t,
              d.train_prompts, parse_count)
       .value("eval-prompts", "N", count_help(2, "rows of eval_prompts.jsonl", def.eval_prompts),
              d.eval_prompts, parse_count)
+      .value("families", "LIST",
+             "task families of the prompts and SFT rows, comma-separated "
+             "[sort,reverse,add,multiply,count]",
+             d.families, parse_families)
       .value("p-correct", "X",
              "teacher answers correctly with probability X [" + fmt(def.teacher.p_correct) + "]",
              d.teacher.p_correct, parse_probability)

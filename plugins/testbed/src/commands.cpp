@@ -38,7 +38,7 @@ std::string testbed_data_usage(const std::string& name) {
          " --out DIR [--seed S] [--sft-examples N] [--train-prompts N]\n"
          "         [--eval-prompts N] [--p-correct X] [--p-verbose X] [--judge-share X]\n"
          "         [--meta-share X] [--p-off-task X] [--judge-noise X] [--length-bias X]\n"
-         "         [--meta-flip X]\n"
+         "         [--meta-flip X] [--families LIST]\n"
          "  Writes the oracle testbed's bootstrap dataset into DIR: sft.jsonl (instruction, judge\n"
          "  and meta-judge examples for the seed model), train_prompts.jsonl (loop prompts, no\n"
          "  answers), eval_prompts.jsonl (held-out prompts with task and answer) and\n"

@@ -39,25 +39,27 @@ std::uint64_t fnv1a(std::string_view text) {
   return h;
 }
 
-std::vector<TaskInstance> draw_distinct(std::int64_t count, bool eval_side, Rng& rng) {
+std::vector<TaskInstance> draw_distinct(std::int64_t count,
+                                        bool eval_side,
+                                        const std::vector<TaskFamily>& families,
+                                        Rng& rng) {
   std::vector<TaskInstance> out;
   std::set<std::string> seen;
-  std::array<bool, kAllFamilies.size()> exhausted{};
+  std::vector<bool> exhausted(families.size(), false);
   std::size_t next = 0;
   while (static_cast<std::int64_t>(out.size()) < count) {
     std::size_t f = next;
-    for (std::size_t k = 0; k < kAllFamilies.size() && exhausted[f]; ++k)
-      f = (f + 1) % kAllFamilies.size();
+    for (std::size_t k = 0; k < families.size() && exhausted[f]; ++k) f = (f + 1) % families.size();
     if (exhausted[f])
       throw mr::sdk::DataError("cannot draw " + std::to_string(count) + " distinct " +
                                (eval_side ? "eval" : "train") +
                                " prompts: the task families ran "
                                "out after " +
                                std::to_string(out.size()));
-    next = (f + 1) % kAllFamilies.size();
+    next = (f + 1) % families.size();
     bool found = false;
     for (int attempt = 0; attempt < kDrawAttempts && !found; ++attempt) {
-      TaskInstance t = generate_instance(kAllFamilies[f], rng);
+      TaskInstance t = generate_instance(families[f], rng);
       if (is_eval_prompt(t.prompt) != eval_side || !seen.insert(t.prompt).second) continue;
       out.push_back(std::move(t));
       found = true;
@@ -67,8 +69,8 @@ std::vector<TaskInstance> draw_distinct(std::int64_t count, bool eval_side, Rng&
   return out;
 }
 
-TaskInstance draw_training_instance(Rng& rng) {
-  const TaskFamily family = kAllFamilies[rng.uniform_below(kAllFamilies.size())];
+TaskInstance draw_training_instance(const std::vector<TaskFamily>& families, Rng& rng) {
+  const TaskFamily family = families[rng.uniform_below(families.size())];
   while (true) {  // 7/8 of every family's prompts are on the training side
     TaskInstance t = generate_instance(family, rng);
     if (!is_eval_prompt(t.prompt)) return t;
@@ -126,6 +128,12 @@ void DatasetOptions::validate() const {
   check_probability("length_bias", judge_noise.p_length_bias);
   check_probability("meta_flip", meta_noise.p_flip);
   check_probability("meta_good_exact", meta_noise.p_good_exact);
+  if (families.empty()) throw mr::sdk::ConfigError("families must name at least one task family");
+  for (std::size_t i = 0; i < families.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (families[i] == families[j])
+        throw mr::sdk::ConfigError("families names '" + std::string(family_name(families[i])) +
+                                   "' twice");
   if (judge_template.find("{response}") == std::string::npos)
     throw mr::sdk::ConfigError("judge_template must contain the placeholder {response}");
   for (const char* slot : {"{judgment_a}", "{judgment_b}"})
@@ -138,11 +146,11 @@ Dataset build_dataset(const DatasetOptions& options) {
   Dataset d;
   {
     Rng rng(stream_seed(options.seed, kStreamEval));
-    d.eval = draw_distinct(options.eval_prompts, true, rng);
+    d.eval = draw_distinct(options.eval_prompts, true, options.families, rng);
   }
   {
     Rng rng(stream_seed(options.seed, kStreamTrain));
-    d.train = draw_distinct(options.train_prompts, false, rng);
+    d.train = draw_distinct(options.train_prompts, false, options.families, rng);
   }
 
   Rng rng(stream_seed(options.seed, kStreamSft));
@@ -161,7 +169,7 @@ Dataset build_dataset(const DatasetOptions& options) {
 
   d.sft.reserve(kinds.size());
   for (std::size_t i = 0; i < kinds.size(); ++i) {
-    const TaskInstance task = draw_training_instance(rng);
+    const TaskInstance task = draw_training_instance(options.families, rng);
     const mr::sdk::Conversation prompt = {{"user", task.prompt}};
     SftRow row;
     row.id = numbered("sft", i);
@@ -246,6 +254,8 @@ std::string manifest_text(const Dataset& dataset, const DatasetOptions& options)
   };
   ordered_json kinds = ordered_json::object();
   for (const auto& [kind, count] : dataset.sft_kind_counts) kinds[kind] = count;
+  ordered_json families = ordered_json::array();
+  for (TaskFamily f : options.families) families.push_back(std::string(family_name(f)));
   ordered_json histogram = ordered_json::array();
   for (auto c : dataset.judge_target_histogram) histogram.push_back(c);
   ordered_json m = {
@@ -263,7 +273,8 @@ std::string manifest_text(const Dataset& dataset, const DatasetOptions& options)
         {"judge_noise", options.judge_noise.p_score_noise},
         {"length_bias", options.judge_noise.p_length_bias},
         {"meta_flip", options.meta_noise.p_flip},
-        {"meta_good_exact", options.meta_noise.p_good_exact}}},
+        {"meta_good_exact", options.meta_noise.p_good_exact},
+        {"families", families}}},
       {"judge_template", options.judge_template},
       {"meta_template", options.meta_template},
       {"eval_split", "fnv1a64(prompt) % " + std::to_string(kEvalSplitModulus) + " == 0"},

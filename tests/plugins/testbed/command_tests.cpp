@@ -3,6 +3,7 @@
 // reports usage errors clearly; the host dispatches the subcommands of `metareward testbed`.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -92,6 +93,35 @@ TEST_CASE("testbed-data: writes the dataset end to end", "[testbed][command]") {
          {"sft.jsonl", "train_prompts.jsonl", "eval_prompts.jsonl", "manifest.json"})
       CHECK(read_text(scratch.path() / "sub" / name) == read_text(out / name));
   }
+  SECTION("--families restricts every file to those families and is recorded") {
+    std::vector<std::string> some = args;
+    some[1] = (scratch.path() / "some").string();
+    some.insert(some.end(), {"--families", "count,add"});
+    const CliResult s = testbed_data(some);
+    INFO(s.err);
+    REQUIRE(s.exit_code == 0);
+    std::map<std::string, int> seen;
+    auto family_of = [](const std::string& prompt) {
+      const auto t = tb::parse_prompt(prompt);
+      REQUIRE(t);
+      return std::string(tb::family_name(t->family));
+    };
+    for (const auto& line : lines_of(scratch.path() / "some" / "train_prompts.jsonl"))
+      ++seen[family_of(nlohmann::json::parse(line)["prompt"].get<std::string>())];
+    for (const auto& line : lines_of(scratch.path() / "some" / "eval_prompts.jsonl"))
+      ++seen[nlohmann::json::parse(line)["task"].get<std::string>()];
+    for (const auto& line : lines_of(scratch.path() / "some" / "sft.jsonl")) {
+      const auto row = nlohmann::json::parse(line);
+      if (row["kind"] == "instruction")  // judge rows embed the task in a rubric
+        ++seen[family_of(row["messages"][0]["content"].get<std::string>())];
+    }
+    CHECK(seen.size() == 2);
+    CHECK(seen["count"] > 0);
+    CHECK(seen["add"] > 0);
+    const auto manifest =
+        nlohmann::json::parse(read_text(scratch.path() / "some" / "manifest.json"));
+    CHECK(manifest["options"]["families"] == nlohmann::json::array({"count", "add"}));
+  }
   SECTION("a second run gives byte-identical files") {
     std::vector<std::string> again = args;
     again[1] = (scratch.path() / "again").string();
@@ -125,6 +155,10 @@ TEST_CASE("testbed-data: usage errors exit 2 with a clear message", "[testbed][c
        "option '--seed' cannot be specified more than once"},
       {{"--out", out, "--judge-share", "0.8", "--meta-share", "0.3"},
        "--judge-share + --meta-share must be at most 1"},
+      {{"--out", out, "--families", "add,divide"}, "--families: unknown task family 'divide'"},
+      {{"--out", out, "--families", ""}, "--families: unknown task family ''"},
+      {{"--out", out, "--families", "add,"}, "--families: unknown task family ''"},
+      {{"--out", out, "--families", "count,add,count"}, "--families names 'count' twice"},
   };
   for (const auto& c : cases) {
     const CliResult r = testbed_data(c.args);

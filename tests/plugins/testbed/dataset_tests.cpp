@@ -182,6 +182,43 @@ TEST_CASE("dataset: eval prompts are held out", "[testbed][dataset]") {
   }
 }
 
+TEST_CASE("dataset: families restricts the prompts and every SFT row's task",
+          "[testbed][dataset]") {
+  tb::DatasetOptions o = small(4);
+  o.families = {tb::TaskFamily::Multiply, tb::TaskFamily::Count};
+  const tb::Dataset d = tb::build_dataset(o);
+  std::map<tb::TaskFamily, int> counts;
+  for (const auto& t : d.train) ++counts[t.family];
+  for (const auto& t : d.eval) ++counts[t.family];
+  for (const auto& row : d.sft) {
+    const std::string& user = row.messages[0].content;
+    std::string task = user;
+    if (row.kind != "instruction") {
+      const auto from = user.find("Task: ") + 6;
+      task = user.substr(from, user.find('\n', from) - from);
+    }
+    const auto parsed = tb::parse_prompt(task);
+    REQUIRE(parsed.has_value());
+    ++counts[parsed->family];
+  }
+  CHECK(counts.size() == 2);
+  CHECK(counts[tb::TaskFamily::Multiply] > 100);
+  CHECK(counts[tb::TaskFamily::Count] > 100);
+  // Train and eval prompts alternate between the two families, in the order given.
+  REQUIRE(d.train.size() >= 2);
+  CHECK(d.train[0].family == tb::TaskFamily::Multiply);
+  CHECK(d.train[1].family == tb::TaskFamily::Count);
+}
+
+TEST_CASE("dataset: the defaults rebuild the committed seed's prompt files", "[testbed][dataset]") {
+  // configs/testbed/seed/data was written with the defaults; a generator change that alters
+  // them (a new option's default included) would leave the committed seed's files stale.
+  const fs::path committed = fs::path(MR_SOURCE_DIR) / "configs" / "testbed" / "seed" / "data";
+  const tb::Dataset d = tb::build_dataset(tb::DatasetOptions{});
+  CHECK(read_file(committed / "train_prompts.jsonl") == joined(tb::train_prompt_lines(d)));
+  CHECK(read_file(committed / "eval_prompts.jsonl") == joined(tb::eval_prompt_lines(d)));
+}
+
 TEST_CASE("dataset: options are validated", "[testbed][dataset]") {
   auto fails = [](auto change, const std::string& what) {
     tb::DatasetOptions o = small();
@@ -195,6 +232,12 @@ TEST_CASE("dataset: options are validated", "[testbed][dataset]") {
         "judge_share + meta_share must be <= 1");
   fails([](tb::DatasetOptions& o) { o.judge_template = "Rate {instruction}"; }, "{response}");
   fails([](tb::DatasetOptions& o) { o.meta_template = "{judgment_a} only"; }, "{judgment_b}");
+  fails([](tb::DatasetOptions& o) { o.families.clear(); }, "families must name at least one");
+  fails(
+      [](tb::DatasetOptions& o) {
+        o.families = {tb::TaskFamily::Add, tb::TaskFamily::Add};
+      },
+      "families names 'add' twice");
   SECTION("empty files are fine") {
     tb::DatasetOptions o = small();
     o.sft_examples = o.train_prompts = o.eval_prompts = 0;

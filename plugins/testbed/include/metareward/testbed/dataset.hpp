@@ -44,16 +44,19 @@ struct DatasetOptions {
   std::int64_t eval_prompts = 200;    ///< Rows of eval_prompts.jsonl (distinct prompts).
   double judge_share = 0.45;          ///< Share of SFT rows that are judge examples (rounded).
   double meta_share = 0.1;            ///< Share of SFT rows that are meta-judge examples (rounded).
-  TeacherOptions teacher;             ///< Instruction answers, and the responses judged.
-  double p_off_task = 0.3;            ///< Share of judged responses that answer another task.
-  JudgeNoiseOptions judge_noise;      ///< Noise and length bias of the judge targets.
-  MetaJudgeNoiseOptions meta_noise;   ///< Noise of the meta-judge labels.
+  /// The task families of the prompts and SFT rows, in the order prompts cycle through them;
+  /// all five by default. Off-task responses still answer any family's task.
+  std::vector<TaskFamily> families{kAllFamilies.begin(), kAllFamilies.end()};
+  TeacherOptions teacher;            ///< Instruction answers, and the responses judged.
+  double p_off_task = 0.3;           ///< Share of judged responses that answer another task.
+  JudgeNoiseOptions judge_noise;     ///< Noise and length bias of the judge targets.
+  MetaJudgeNoiseOptions meta_noise;  ///< Noise of the meta-judge labels.
   std::string judge_template = kTestbedJudgeTemplate;     ///< additive5 `template` to render.
   std::string meta_template = kTestbedMetaJudgeTemplate;  ///< pairwise_elo `template`.
 
   /// Throws mr::sdk::ConfigError naming the option when a value is out of range (negative
   /// counts, probabilities outside [0, 1], shares summing above 1, templates without their
-  /// placeholders).
+  /// placeholders, no family or a family twice).
   void validate() const;
 };
 
