@@ -54,7 +54,8 @@ LEN_RUN=${DEMO_LENGTH_RUN:-runs/demo/length_biased_judge}
 step "metareward run configs/testbed/controlled_judge.toml --out $LEN_RUN  (length-biased judge, rho = 0)"
 start=$(date +%s)
 "$MR" --log-level warn run configs/testbed/controlled_judge.toml --out "$LEN_RUN" --resume \
-  --set models.judge.judge_accuracy=1.0 --set models.judge.length_bias=1.0 --set pair_selection.rho=0
+  --set models.judge.judge_accuracy=1.0 --set models.judge.length_bias=1.0 --set pair_selection.rho=0 \
+  --set prompts.per_iteration=200
 echo "run wall time: $(( $(date +%s) - start )) s"
 "$MR" --log-level warn compare "$LEN_RUN" --metrics actor/mean_length_chars --metrics actor/oracle_score
 
