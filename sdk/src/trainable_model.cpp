@@ -36,6 +36,18 @@ torch::Tensor TrainableModel::target_logprobs(const torch::Tensor& input_ids,
   return rows.gather(1, target_ids.unsqueeze(1)).squeeze(1) - rows.logsumexp(1);
 }
 
+bool TrainableModel::supports_shared_prefix() const {
+  return false;
+}
+torch::Tensor TrainableModel::branched_target_logprobs(const torch::Tensor&,
+                                                       const torch::Tensor&,
+                                                       const torch::Tensor&,
+                                                       const torch::Tensor&,
+                                                       const torch::Tensor&) {
+  throw PluginError(
+      "this model backend does not support shared-prefix rows (branched_target_logprobs)");
+}
+
 bool TrainableModel::supports_lora() const {
   return false;
 }

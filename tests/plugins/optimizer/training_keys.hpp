@@ -32,7 +32,8 @@ inline const std::vector<std::string>& training_keys() {
                                                 "lora_dropout",
                                                 "lora_target_modules",
                                                 "gradient_checkpointing",
-                                                "length_balanced"};
+                                                "length_balanced",
+                                                "share_prompt"};
   return keys;
 }
 

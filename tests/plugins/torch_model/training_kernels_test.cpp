@@ -177,3 +177,136 @@ TEST_CASE("torch model: fused projections follow parameters replaced with set_da
   CHECK(torch::allclose(model->forward(b.ids, b.mask, b.pos), other->forward(b.ids, b.mask, b.pos),
                         1e-6, 1e-6));
 }
+
+namespace {
+
+// Rows that each pack a prompt and its continuations (row 0: 2, row 1: 3), right-padded, and the
+// same prompt + continuation sequences unpacked one per row; targets in the same order in both:
+// every continuation token, predicted by the position before it in its own sequence.
+struct PackedCase {
+  torch::Tensor ids, branch, pos, rows, targets;  // Packed.
+  Batch unpacked;                                 // rows/targets of the unpacked sequences.
+};
+
+PackedCase make_packed_case() {
+  const std::vector<std::vector<std::int64_t>> prompts = {{5, 17, 40, 9}, {260, 3, 77, 8, 120, 44}};
+  const std::vector<std::vector<std::vector<std::int64_t>>> continuations = {
+      {{11, 12, 13}, {200, 201, 202, 203, 204}}, {{90, 91}, {30, 31, 32, 33}, {7}}};
+  PackedCase c;
+  std::int64_t packed_width = 0, unpacked_width = 0, sequences = 0;
+  for (std::size_t g = 0; g < prompts.size(); ++g) {
+    auto len = static_cast<std::int64_t>(prompts[g].size());
+    for (const auto& cont : continuations[g]) {
+      len += static_cast<std::int64_t>(cont.size());
+      unpacked_width = std::max<std::int64_t>(
+          unpacked_width, static_cast<std::int64_t>(prompts[g].size() + cont.size()));
+      ++sequences;
+    }
+    packed_width = std::max(packed_width, len + 1);  // One padding column at least.
+  }
+  const auto groups = static_cast<std::int64_t>(prompts.size());
+  c.ids = torch::zeros({groups, packed_width}, torch::kLong);
+  c.branch = torch::full({groups, packed_width}, -1, torch::kLong);
+  c.pos = torch::zeros({groups, packed_width}, torch::kLong);
+  c.unpacked.ids = torch::zeros({sequences, unpacked_width}, torch::kLong);
+  c.unpacked.mask = torch::zeros({sequences, unpacked_width}, torch::kLong);
+  std::vector<std::int64_t> rows, targets, urows;
+  std::int64_t seq = 0;
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const auto& prompt = prompts[static_cast<std::size_t>(g)];
+    const auto p = static_cast<std::int64_t>(prompt.size());
+    for (std::int64_t t = 0; t < p; ++t) {
+      c.ids[g][t] = prompt[static_cast<std::size_t>(t)];
+      c.branch[g][t] = 0;
+      c.pos[g][t] = t;
+    }
+    std::int64_t offset = p;
+    std::int64_t k = 0;
+    for (const auto& cont : continuations[static_cast<std::size_t>(g)]) {
+      ++k;
+      for (std::int64_t t = 0; t < p; ++t) {
+        c.unpacked.ids[seq][t] = prompt[static_cast<std::size_t>(t)];
+        c.unpacked.mask[seq][t] = 1;
+      }
+      for (std::size_t j = 0; j < cont.size(); ++j) {
+        const auto jj = static_cast<std::int64_t>(j);
+        c.ids[g][offset + jj] = cont[j];
+        c.branch[g][offset + jj] = k;
+        c.pos[g][offset + jj] = p + jj;
+        c.unpacked.ids[seq][p + jj] = cont[j];
+        c.unpacked.mask[seq][p + jj] = 1;
+        rows.push_back(g * packed_width + (j == 0 ? p - 1 : offset + jj - 1));
+        urows.push_back(seq * unpacked_width + p + jj - 1);
+        targets.push_back(cont[j]);
+      }
+      offset += static_cast<std::int64_t>(cont.size());
+      ++seq;
+    }
+  }
+  c.rows = torch::tensor(rows, torch::kLong);
+  c.targets = torch::tensor(targets, torch::kLong);
+  c.unpacked.pos = tb::position_ids_from_mask(c.unpacked.mask);
+  c.unpacked.rows = torch::tensor(urows, torch::kLong);
+  c.unpacked.targets = c.targets;
+  torch::manual_seed(4);
+  c.unpacked.weights = torch::randn({static_cast<std::int64_t>(rows.size())});
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("torch model: branched_target_logprobs of packed rows equals the unpacked sequences",
+          "[torch_model][train]") {
+  const PackedCase c = make_packed_case();
+  const Batch& u = c.unpacked;
+  for (const auto& [name, json] : variants()) {
+    for (const char* mode : {"plain", "lora", "checkpointing"}) {
+      DYNAMIC_SECTION(name << " " << mode) {
+        auto model = make_model(json);
+        if (std::string(mode) == "lora") {
+          tb::LoraConfig config;
+          config.r = 2;
+          config.dropout = 0;
+          model->add_lora(config, 5);
+          torch::NoGradGuard no_grad;
+          for (auto& layer : model->lora_layers()) layer.b.uniform_(-0.3, 0.3);
+        }
+        model->set_gradient_checkpointing(std::string(mode) == "checkpointing");
+        auto params = model->trainable_parameters();
+        const auto plain = model->target_logprobs(u.ids, u.mask, u.pos, u.rows, u.targets);
+        const auto plain_grads = grads_of(params, (plain * u.weights).sum());
+        const auto packed =
+            model->branched_target_logprobs(c.ids, c.branch, c.pos, c.rows, c.targets);
+        REQUIRE(packed.sizes() == plain.sizes());
+        // A continuation that saw another one's tokens would differ by far more than rounding.
+        CHECK(torch::allclose(packed, plain, 1e-5, 1e-5));
+        const auto packed_grads = grads_of(params, (packed * u.weights).sum());
+        for (std::size_t i = 0; i < params.size(); ++i) {
+          // Float rounding of differently shaped products: ~1e-5 of the tensor's largest
+          // gradient (a continuation seeing another's tokens would differ by O(1) of it).
+          const double diff = (packed_grads[i] - plain_grads[i]).abs().max().item<double>();
+          const double scale = plain_grads[i].abs().max().item<double>();
+          INFO("parameter " << i << " max diff " << diff << " of max " << scale);
+          CHECK(scale > 0);
+          CHECK(diff <= 5e-5 * scale);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("torch model: branched_target_logprobs refuses inconsistent branch ids",
+          "[torch_model][train]") {
+  const PackedCase c = make_packed_case();
+  auto model = make_model(variants()[0].second);
+  CHECK_THROWS_WITH(
+      model->branched_target_logprobs(c.ids, c.branch.narrow(1, 0, 3), c.pos, c.rows, c.targets),
+      Catch::Contains("branch_ids") && Catch::Contains("must match input_ids"));
+  auto bad = c.branch.clone();
+  bad[0][1] = -2;
+  CHECK_THROWS_WITH(model->branched_target_logprobs(c.ids, bad, c.pos, c.rows, c.targets),
+                    Catch::Contains("branch ids must be >= -1"));
+  CHECK_THROWS_WITH(
+      model->branched_target_logprobs(c.ids, c.branch, c.pos, c.rows + 1000, c.targets),
+      Catch::Contains("outside the batch's"));
+}

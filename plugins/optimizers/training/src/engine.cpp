@@ -249,6 +249,7 @@ TrainingSummary run_training(TrainableModel& model,
   std::vector<torch::Tensor> params = model.parameters();
   MR_CHECK_AS(PluginError, !params.empty(), "the trainable model has no parameters");
   const torch::Device device = params.front().device();
+  const bool share_prompt = options.share_prompt && model.supports_shared_prefix();
   // Mixed precision: with half-precision parameters AdamW updates fp32 master copies (and keeps
   // fp32 moments); the model's parameters only ever receive the rounded result.
   bool half = false, fp16 = false;
@@ -383,11 +384,9 @@ TrainingSummary run_training(TrainableModel& model,
                                                                  step_items.size(), m0 + micro)));
       if (stochastic) torch::manual_seed(derive_seed(step_seed, mi));
       if (reducer && mi == last_mine) reducer->arm();
-      std::vector<const TokenizedExample*> seqs;
-      const std::size_t k = task.items[mb.front()].size();
-      for (std::size_t s = 0; s < k; ++s)
-        for (std::size_t i : mb) seqs.push_back(task.items[i][s]);
-      const SequenceBatch sb = collate(seqs, device);
+      std::vector<std::vector<const TokenizedExample*>> groups;
+      for (std::size_t i : mb) groups.push_back(task.items[i]);
+      const SequenceBatch sb = collate_groups(groups, device, share_prompt);
       const torch::Tensor logps = sequence_logps(model, sb);
       MicroResult r = task.micro_loss(mb, logps, sb.response_tokens, info);
       if (loss_scale.scale != 1.0)

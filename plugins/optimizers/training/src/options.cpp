@@ -132,6 +132,11 @@ const std::vector<OptionRow>& option_table() {
        "Group examples of similar length into the micro-batches of each step (less padding, "
        "same result).",
        std::nullopt, std::nullopt, false, false, false, false},
+      {"share_prompt", &O::share_prompt,
+       "Compute each preference pair's prompt once for both responses (one packed row per pair "
+       "in which the rejected response does not see the chosen one): fewer tokens through the "
+       "model, same log-probs up to float rounding. Used when the model backend supports it.",
+       std::nullopt, std::nullopt, false, false, false, false},
   };
   return rows;
 }

@@ -71,7 +71,96 @@ SequenceBatch collate(const std::vector<const TokenizedExample*>& sequences,
   return out;
 }
 
+namespace {
+
+// Whether the group's sequences (two or more) all have one non-empty prompt.
+bool shares_prompt(const std::vector<const TokenizedExample*>& group) {
+  if (group.size() < 2 || group.front()->prompt_ids.empty()) return false;
+  for (const auto* s : group)
+    if (s->prompt_ids != group.front()->prompt_ids) return false;
+  return true;
+}
+
+}  // namespace
+
+SequenceBatch collate_groups(const std::vector<std::vector<const TokenizedExample*>>& groups,
+                             const torch::Device& device,
+                             bool share_prompt) {
+  const std::size_t m = groups.size();
+  const std::size_t k = m == 0 ? 0 : groups.front().size();
+  bool pack = share_prompt && m > 0;
+  for (const auto& g : groups) pack = pack && g.size() == k && shares_prompt(g);
+  if (!pack) {
+    std::vector<const TokenizedExample*> seqs;
+    for (std::size_t s = 0; s < k; ++s)
+      for (const auto& g : groups) seqs.push_back(g.at(s));
+    return collate(seqs, device);
+  }
+  const auto b = static_cast<std::int64_t>(m);
+  std::int64_t t_max = 1;
+  for (const auto& g : groups) {
+    auto len = static_cast<std::int64_t>(g.front()->prompt_ids.size());
+    for (const auto* s : g) len += static_cast<std::int64_t>(s->response_ids.size());
+    t_max = std::max(t_max, len);
+  }
+  auto ids = torch::zeros({b, t_max}, torch::kInt64);
+  auto mask = torch::zeros({b, t_max}, torch::kInt64);
+  auto branch = torch::full({b, t_max}, -1, torch::kInt64);
+  auto pos = torch::zeros({b, t_max}, torch::kInt64);
+  auto* id_ptr = ids.data_ptr<std::int64_t>();
+  auto* mask_ptr = mask.data_ptr<std::int64_t>();
+  auto* branch_ptr = branch.data_ptr<std::int64_t>();
+  auto* pos_ptr = pos.data_ptr<std::int64_t>();
+  std::vector<std::int64_t> rows, targets, seq_index;
+  SequenceBatch out;
+  out.response_tokens.resize(m * k);
+  for (std::int64_t i = 0; i < b; ++i) {
+    const auto& group = groups[static_cast<std::size_t>(i)];
+    const auto& prompt = group.front()->prompt_ids;
+    const auto p = static_cast<std::int64_t>(prompt.size());
+    const std::int64_t base = i * t_max;
+    std::copy(prompt.begin(), prompt.end(), id_ptr + base);
+    std::fill(branch_ptr + base, branch_ptr + base + p, 0);
+    for (std::int64_t t = 0; t < p; ++t) pos_ptr[base + t] = t;
+    std::int64_t offset = p;  // Where the next response starts in the row.
+    for (std::size_t s = 0; s < k; ++s) {
+      const auto& ex = *group[s];
+      const auto r = static_cast<std::int64_t>(ex.response_ids.size());
+      const auto logical = static_cast<std::int64_t>(s * m) + i;
+      std::copy(ex.response_ids.begin(), ex.response_ids.end(), id_ptr + base + offset);
+      std::fill(branch_ptr + base + offset, branch_ptr + base + offset + r,
+                static_cast<std::int64_t>(s) + 1);
+      for (std::int64_t j = 0; j < r; ++j) pos_ptr[base + offset + j] = p + j;
+      // The prompt's last position predicts every response's first token; then each response
+      // token predicts the next one of its own response.
+      for (std::int64_t j = 0; j < r; ++j) {
+        rows.push_back(base + (j == 0 ? p - 1 : offset + j - 1));
+        targets.push_back(ex.response_ids[static_cast<std::size_t>(j)]);
+        seq_index.push_back(logical);
+      }
+      out.response_tokens[static_cast<std::size_t>(logical)] = scored_tokens(ex);
+      out.real_tokens += total_length(ex);
+      offset += r;
+    }
+    std::fill(mask_ptr + base, mask_ptr + base + offset, 1);
+  }
+  auto to_tensor = [&device](const std::vector<std::int64_t>& v) {
+    return torch::tensor(v, torch::kInt64).to(device);
+  };
+  out.input_ids = ids.to(device);
+  out.attention_mask = mask.to(device);
+  out.branch_ids = branch.to(device);
+  out.position_ids = pos.to(device);
+  out.target_rows = rows.empty() ? torch::zeros({0}, torch::kInt64).to(device) : to_tensor(rows);
+  out.target_ids = targets.empty() ? out.target_rows.clone() : to_tensor(targets);
+  out.target_sequence = seq_index.empty() ? out.target_rows.clone() : to_tensor(seq_index);
+  return out;
+}
+
 torch::Tensor sequence_logps(const torch::Tensor& logits, const SequenceBatch& batch) {
+  MR_CHECK_AS(BackendError, !batch.branch_ids.defined(),
+              "sequence_logps(logits, batch): a packed batch (collate_groups with shared "
+              "prompts) needs sequence_logps(model, batch)");
   MR_CHECK_AS(BackendError,
               logits.dim() == 3 && logits.size(0) == batch.input_ids.size(0) &&
                   logits.size(1) == batch.input_ids.size(1),
@@ -92,12 +181,16 @@ torch::Tensor sequence_logps(const torch::Tensor& logits, const SequenceBatch& b
 }
 
 torch::Tensor sequence_logps(TrainableModel& model, const SequenceBatch& batch) {
-  const std::int64_t b = batch.input_ids.size(0);
+  const auto b = static_cast<std::int64_t>(batch.response_tokens.size());
   const std::int64_t n = batch.target_rows.size(0);
   if (n == 0)
     return torch::zeros({b}, torch::dtype(torch::kFloat32).device(batch.input_ids.device()));
-  const torch::Tensor token_logp = model.target_logprobs(batch.input_ids, batch.attention_mask,
-                                                         batch.target_rows, batch.target_ids);
+  const torch::Tensor token_logp =
+      batch.branch_ids.defined()
+          ? model.branched_target_logprobs(batch.input_ids, batch.branch_ids, batch.position_ids,
+                                           batch.target_rows, batch.target_ids)
+          : model.target_logprobs(batch.input_ids, batch.attention_mask, batch.target_rows,
+                                  batch.target_ids);
   MR_CHECK_AS(BackendError, token_logp.dim() == 1 && token_logp.size(0) == n,
               "model target_logprobs returned shape ", shape_text(token_logp.sizes()), " for ", n,
               " targets, expected [", n, "]");

@@ -53,7 +53,8 @@ PreparedPairs prepare_pairs(const TrainableModel& model,
 
 std::vector<std::pair<double, double>> pair_logps(TrainableModel& model,
                                                   const std::vector<PreparedPair>& pairs,
-                                                  int micro_batch_size) {
+                                                  int micro_batch_size,
+                                                  bool share_prompt) {
   std::vector<std::pair<double, double>> out;
   out.reserve(pairs.size());
   if (pairs.empty()) return out;
@@ -63,10 +64,10 @@ std::vector<std::pair<double, double>> pair_logps(TrainableModel& model,
   const std::size_t mb = static_cast<std::size_t>(std::max(micro_batch_size, 1));
   for (std::size_t i0 = 0; i0 < pairs.size(); i0 += mb) {
     const std::size_t i1 = std::min(pairs.size(), i0 + mb);
-    std::vector<const TokenizedExample*> seqs;
-    for (std::size_t i = i0; i < i1; ++i) seqs.push_back(&pairs[i].chosen);
-    for (std::size_t i = i0; i < i1; ++i) seqs.push_back(&pairs[i].rejected);
-    const SequenceBatch sb = collate(seqs, device);
+    std::vector<std::vector<const TokenizedExample*>> groups;
+    for (std::size_t i = i0; i < i1; ++i) groups.push_back({&pairs[i].chosen, &pairs[i].rejected});
+    const SequenceBatch sb =
+        collate_groups(groups, device, share_prompt && model.supports_shared_prefix());
     const torch::Tensor lp =
         sequence_logps(model, sb).to(torch::kCPU, torch::kFloat64).contiguous();
     const double* d = lp.data_ptr<double>();
@@ -83,6 +84,7 @@ namespace {
 std::vector<std::pair<double, double>> sharded_pair_logps(TrainableModel& model,
                                                           const std::vector<PreparedPair>& pairs,
                                                           int micro_batch_size,
+                                                          bool share_prompt,
                                                           Collective& ranks) {
   const std::size_t mb = static_cast<std::size_t>(std::max(micro_batch_size, 1));
   const auto world = static_cast<std::size_t>(ranks.world_size());
@@ -92,7 +94,7 @@ std::vector<std::pair<double, double>> sharded_pair_logps(TrainableModel& model,
     const std::size_t i0 = b * mb, i1 = std::min(pairs.size(), i0 + mb);
     const std::vector<PreparedPair> batch(pairs.begin() + static_cast<std::ptrdiff_t>(i0),
                                           pairs.begin() + static_cast<std::ptrdiff_t>(i1));
-    const auto lps = pair_logps(model, batch, micro_batch_size);
+    const auto lps = pair_logps(model, batch, micro_batch_size, share_prompt);
     for (std::size_t j = 0; j < lps.size(); ++j) {
       const std::uint64_t index = i0 + j;
       mine.append(reinterpret_cast<const char*>(&index), sizeof index);
@@ -134,8 +136,9 @@ void compute_reference_logps(TrainableModel& model,
   std::vector<std::pair<double, double>> lps;
   try {
     lps = ranks != nullptr && ranks->world_size() > 1
-              ? sharded_pair_logps(model, prepared.pairs, options.micro_batch_size, *ranks)
-              : pair_logps(model, prepared.pairs, options.micro_batch_size);
+              ? sharded_pair_logps(model, prepared.pairs, options.micro_batch_size,
+                                   options.share_prompt, *ranks)
+              : pair_logps(model, prepared.pairs, options.micro_batch_size, options.share_prompt);
   } catch (...) {
     if (options.lora) model.set_lora_enabled(true);
     throw;

@@ -401,6 +401,15 @@ torch::Tensor TorchTrainableModel::target_logprobs(const torch::Tensor& input_id
                                            target_ids);
 }
 
+torch::Tensor TorchTrainableModel::branched_target_logprobs(const torch::Tensor& input_ids,
+                                                            const torch::Tensor& branch_ids,
+                                                            const torch::Tensor& position_ids,
+                                                            const torch::Tensor& target_rows,
+                                                            const torch::Tensor& target_ids) {
+  return backend_.model()->branched_target_logprobs(input_ids, branch_ids, position_ids,
+                                                    target_rows, target_ids);
+}
+
 std::vector<torch::Tensor> TorchTrainableModel::parameters() {
   return backend_.model()->trainable_parameters();  // Only the adapter's with LoRA.
 }

@@ -34,6 +34,12 @@ class TorchTrainableModel : public mr::sdk::TrainableModel {
                                 const torch::Tensor& attention_mask,
                                 const torch::Tensor& target_rows,
                                 const torch::Tensor& target_ids) override;
+  bool supports_shared_prefix() const override { return true; }
+  torch::Tensor branched_target_logprobs(const torch::Tensor& input_ids,
+                                         const torch::Tensor& branch_ids,
+                                         const torch::Tensor& position_ids,
+                                         const torch::Tensor& target_rows,
+                                         const torch::Tensor& target_ids) override;
   std::vector<torch::Tensor> parameters() override;
   mr::sdk::TokenizedExample tokenize(const mr::sdk::Conversation& prompt,
                                      const std::string& response,

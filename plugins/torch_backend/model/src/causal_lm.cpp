@@ -62,17 +62,6 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 };
 
-torch::Tensor lowest_value_mask(const torch::Tensor& allowed, torch::Dtype dtype) {
-  // A finite "minus infinity": fully masked rows (padding queries) then give a uniform
-  // distribution instead of NaN. Half the dtype's lowest, so adding a score cannot overflow.
-  const double lowest = dtype == torch::kBFloat16  ? -1.6947656946257677e38
-                        : dtype == torch::kFloat16 ? -32752.0
-                        : dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest() / 2
-                                                   : std::numeric_limits<float>::lowest() / 2;
-  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(allowed.device()))
-      .masked_fill_(allowed.logical_not(), lowest);
-}
-
 }  // namespace
 
 CausalLMImpl::CausalLMImpl(ModelConfig config, const ModelOptions& options)
@@ -127,6 +116,26 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids_in,
               t, "), got ", attention_mask.sizes());
   MR_CHECK_AS(BackendError, cache == nullptr || cache->batch_size() == b, "forward: the cache has ",
               cache ? cache->batch_size() : 0, " rows but the batch has ", b);
+  // Query i (absolute position past + i) may see key j iff j <= past + i and mask[j] == 1.
+  const std::int64_t s = past + t;
+  auto key_ok = attention_mask.to(torch::kBool).view({b, 1, 1, 1, s});
+  auto causal = torch::arange(s, torch::TensorOptions().dtype(torch::kLong).device(device))
+                    .view({1, s})
+                    .le(torch::arange(past, past + t,
+                                      torch::TensorOptions().dtype(torch::kLong).device(device))
+                            .view({t, 1}));  // [T, S]
+  return run_layers(
+      input_ids, position_ids,
+      detail::lowest_value_mask(key_ok.logical_and(causal.view({1, 1, 1, t, s})), dtype), cache);
+}
+
+torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& input_ids,
+                                       const torch::Tensor& position_ids,
+                                       torch::Tensor bias,
+                                       KVCache* cache) {
+  const auto dtype = model_->embed_weight.scalar_type();
+  const std::int64_t t = input_ids.size(1);
+  const std::int64_t past = cache != nullptr ? cache->length() : 0;
   {
     const auto lo = input_ids.min().item<std::int64_t>();
     const auto hi = input_ids.max().item<std::int64_t>();
@@ -145,16 +154,7 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids_in,
   auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(2);  // [B, T, 1, D]
   ctx.cos = emb.cos().to(dtype);
   ctx.sin = emb.sin().to(dtype);
-
-  // Query i (absolute position past + i) may see key j iff j <= past + i and mask[j] == 1.
-  const std::int64_t s = past + t;
-  auto key_ok = attention_mask.to(torch::kBool).view({b, 1, 1, 1, s});
-  auto causal = torch::arange(s, torch::TensorOptions().dtype(torch::kLong).device(device))
-                    .view({1, s})
-                    .le(torch::arange(past, past + t,
-                                      torch::TensorOptions().dtype(torch::kLong).device(device))
-                            .view({t, 1}));  // [T, S]
-  ctx.bias = lowest_value_mask(key_ok.logical_and(causal.view({1, 1, 1, t, s})), dtype);
+  ctx.bias = std::move(bias);
 
   auto x = torch::embedding(model_->embed_weight, input_ids);
   if (checkpointing_ && !ctx.inference && cache == nullptr) {

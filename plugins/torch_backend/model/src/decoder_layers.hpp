@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -35,6 +36,18 @@ inline torch::Tensor linear(const torch::Tensor& x,
     return y.view(sizes);
   }
   return torch::linear(x, weight, bias);
+}
+
+// Additive attention mask: 0 where `allowed`, else a finite "minus infinity".
+inline torch::Tensor lowest_value_mask(const torch::Tensor& allowed, torch::Dtype dtype) {
+  // A finite "minus infinity": fully masked rows (padding queries) then give a uniform
+  // distribution instead of NaN. Half the dtype's lowest, so adding a score cannot overflow.
+  const double lowest = dtype == torch::kBFloat16  ? -1.6947656946257677e38
+                        : dtype == torch::kFloat16 ? -32752.0
+                        : dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest() / 2
+                                                   : std::numeric_limits<float>::lowest() / 2;
+  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(allowed.device()))
+      .masked_fill_(allowed.logical_not(), lowest);
 }
 
 // A LoRA adapter on one linear layer. Its tensors are float32 whatever the model dtype (they are

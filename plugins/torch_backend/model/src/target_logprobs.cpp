@@ -77,16 +77,59 @@ struct BlockedTargetLogProbs : public torch::autograd::Function<BlockedTargetLog
 torch::Tensor CausalLMImpl::target_logprobs(const torch::Tensor& input_ids,
                                             const torch::Tensor& attention_mask,
                                             const torch::Tensor& position_ids,
-                                            const torch::Tensor& target_rows_in,
-                                            const torch::Tensor& target_ids_in,
+                                            const torch::Tensor& target_rows,
+                                            const torch::Tensor& target_ids,
                                             std::int64_t block_rows) {
+  return hidden_target_logprobs(hidden_states(input_ids, attention_mask, position_ids), target_rows,
+                                target_ids, block_rows);
+}
+
+torch::Tensor CausalLMImpl::branched_target_logprobs(const torch::Tensor& input_ids_in,
+                                                     const torch::Tensor& branch_ids_in,
+                                                     const torch::Tensor& position_ids_in,
+                                                     const torch::Tensor& target_rows,
+                                                     const torch::Tensor& target_ids,
+                                                     std::int64_t block_rows) {
+  const auto device = model_->embed_weight.device();
+  auto input_ids = input_ids_in.to(device, torch::kLong);
+  auto branch = branch_ids_in.to(device, torch::kLong);
+  auto position_ids = position_ids_in.to(device, torch::kLong);
+  MR_CHECK_AS(BackendError, input_ids.dim() == 2 && input_ids.size(1) > 0,
+              "branched_target_logprobs: input_ids must be [batch, seq] with seq > 0, got ",
+              input_ids.sizes());
+  MR_CHECK_AS(BackendError,
+              branch.sizes() == input_ids.sizes() && position_ids.sizes() == input_ids.sizes(),
+              "branched_target_logprobs: branch_ids ", branch.sizes(), " and position_ids ",
+              position_ids.sizes(), " must match input_ids ", input_ids.sizes());
+  MR_CHECK_AS(BackendError, branch.min().item<std::int64_t>() >= -1,
+              "branched_target_logprobs: branch ids must be >= -1 (-1 = padding), got ",
+              branch.min().item<std::int64_t>());
+  const std::int64_t b = input_ids.size(0), t = input_ids.size(1);
+  // Key j is visible to query i iff j <= i, j is not padding, and j is in the prefix or in i's
+  // own continuation.
+  const auto key = branch.view({b, 1, t}), query = branch.view({b, t, 1});
+  const auto arange = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const auto causal = arange.view({1, 1, t}).le(arange.view({1, t, 1}));  // [1, T(query), T(key)]
+  const auto allowed =
+      causal.logical_and(key.ge(0)).logical_and(key.eq(0).logical_or(key.eq(query)));
+  auto hidden = run_layers(
+      input_ids, position_ids,
+      detail::lowest_value_mask(allowed.view({b, 1, 1, t, t}), model_->embed_weight.scalar_type()),
+      nullptr);
+  return hidden_target_logprobs(hidden, target_rows, target_ids, block_rows);
+}
+
+torch::Tensor CausalLMImpl::hidden_target_logprobs(const torch::Tensor& hidden_in,
+                                                   const torch::Tensor& target_rows_in,
+                                                   const torch::Tensor& target_ids_in,
+                                                   std::int64_t block_rows) {
   const auto device = model_->embed_weight.device();
   auto target_rows = target_rows_in.to(device, torch::kLong).reshape({-1});
   auto target_ids = target_ids_in.to(device, torch::kLong).reshape({-1});
   MR_CHECK_AS(BackendError, target_rows.numel() == target_ids.numel(),
               "target_logprobs: ", target_rows.numel(), " target rows but ", target_ids.numel(),
               " target ids");
-  const std::int64_t positions = input_ids.numel();
+  const std::int64_t positions = hidden_in.size(0) * hidden_in.size(1);
   if (target_rows.numel() > 0) {
     const auto lo = target_rows.min().item<std::int64_t>(),
                hi = target_rows.max().item<std::int64_t>();
@@ -97,10 +140,9 @@ torch::Tensor CausalLMImpl::target_logprobs(const torch::Tensor& input_ids,
     MR_CHECK_AS(BackendError, tlo >= 0 && thi < config_.vocab_size, "target_logprobs: token id ",
                 tlo < 0 ? tlo : thi, " outside the vocabulary [0, ", config_.vocab_size, ")");
   }
-  auto hidden = hidden_states(input_ids, attention_mask, position_ids);
-  hidden = hidden.reshape({-1, hidden.size(-1)}).index_select(0, target_rows);
   MR_CHECK_AS(BackendError, block_rows >= 0, "target_logprobs: block_rows must be >= 0, got ",
               block_rows);
+  auto hidden = hidden_in.reshape({-1, hidden_in.size(-1)}).index_select(0, target_rows);
   const std::int64_t block =
       block_rows > 0 ? block_rows
                      : std::max<std::int64_t>(1, kLogitBlockElements / config_.vocab_size);

@@ -53,6 +53,25 @@ class TrainableModel {
                                         const torch::Tensor& attention_mask,
                                         const torch::Tensor& target_rows,
                                         const torch::Tensor& target_ids);
+
+  /// Optional. Whether branched_target_logprobs() is implemented (false by default). When it is,
+  /// the trainers compute a preference pair's shared prompt once for both responses.
+  virtual bool supports_shared_prefix() const;
+
+  /// Optional. target_logprobs() of rows that each pack one shared prefix followed by several
+  /// continuations of it (e.g. a DPO prompt, then its chosen and its rejected response).
+  /// `branch_ids` [batch, seq] (int64) tags every token: 0 = the shared prefix, k >= 1 =
+  /// continuation k, -1 = padding. A token attends to the earlier prefix tokens and the earlier
+  /// tokens of its own continuation only, at the RoPE positions `position_ids` [batch, seq] of
+  /// its unpacked sequence (each continuation restarts where the prefix ends). Every log-prob then
+  /// equals target_logprobs() of the unpacked prefix + continuation, up to float rounding, and
+  /// the prefix is computed once. Throws PluginError when unsupported.
+  virtual torch::Tensor branched_target_logprobs(const torch::Tensor& input_ids,
+                                                 const torch::Tensor& branch_ids,
+                                                 const torch::Tensor& position_ids,
+                                                 const torch::Tensor& target_rows,
+                                                 const torch::Tensor& target_ids);
+
   /// Required. Trainable parameters, in a stable order (for optimizer state save/load).
   virtual std::vector<torch::Tensor> parameters() = 0;
 

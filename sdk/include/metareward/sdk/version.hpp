@@ -6,7 +6,7 @@
 
 /// Bumped on any change to a class layout, vtable or descriptor in sdk/ (C++ vtables break on
 /// additions, so the host requires equality).
-#define MR_PLUGIN_API_VERSION 9
+#define MR_PLUGIN_API_VERSION 10
 
 #define MR_STRINGIFY_IMPL(x) #x
 #define MR_STRINGIFY(x) MR_STRINGIFY_IMPL(x)

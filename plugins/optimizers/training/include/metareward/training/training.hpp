@@ -98,6 +98,9 @@ struct TrainingOptions {
                                                "gate_proj", "up_proj", "down_proj"};
   /// Recompute each decoder layer in backward (TrainableModel::set_gradient_checkpointing).
   bool gradient_checkpointing = false;
+  /// Compute a pair's prompt once for both responses (one packed row per pair, when the model
+  /// supports_shared_prefix()); off, chosen and rejected are separate rows.
+  bool share_prompt = true;
   /// Intra-op threads for libtorch (torch::set_num_threads); 0 leaves the current setting.
   int threads = 0;
 };
@@ -106,7 +109,7 @@ struct TrainingOptions {
 /// their default values: learning_rate, lr_schedule, warmup_ratio, epochs, batch_size,
 /// micro_batch_size, weight_decay, adam_beta1, adam_beta2, adam_eps, max_grad_norm, max_length,
 /// dropout, save_every_steps, master_weights, close_truncated, lora, lora_r, lora_alpha,
-/// lora_dropout, lora_target_modules, gradient_checkpointing, length_balanced (and
+/// lora_dropout, lora_target_modules, gradient_checkpointing, length_balanced, share_prompt (and
 /// min_learning_rate after lr_schedule). learning_rate and
 /// epochs may be per-iteration arrays. A loss plugin's schema is its own keys (e.g. `beta`)
 /// followed by these.
@@ -163,20 +166,39 @@ struct SequenceBatch {
   /// Scored response tokens per sequence (equals the response length when the prompt is not
   /// empty; the first token of a prompt-less sequence has no position that predicts it).
   std::vector<std::int64_t> response_tokens;
-  std::int64_t real_tokens = 0;  ///< Non-padding tokens in the batch.
+  /// Non-padding tokens of the sequences (a packed row counts its prompt once per response, so
+  /// throughput figures do not depend on packing).
+  std::int64_t real_tokens = 0;
+  /// Set by collate_groups() when it packed each group into one row (a shared prompt, then each
+  /// sequence's response): TrainableModel::branched_target_logprobs()'s branch ids [B, T]
+  /// (0 prompt, s + 1 the response of sequence s, -1 padding) and RoPE positions [B, T].
+  /// Undefined for plain rows.
+  torch::Tensor branch_ids;
+  torch::Tensor position_ids;  ///< [B, T] int64, with branch_ids.
 };
 
 /// Builds the batch of `sequences` (all non-null) on `device`.
 SequenceBatch collate(const std::vector<const TokenizedExample*>& sequences,
                       const torch::Device& device);
 
+/// The batch of `groups` (each the sequences of one item, e.g. a pair's chosen and rejected; all
+/// groups of one size k), whose sequences are numbered s * groups.size() + i (all first
+/// sequences, then all second ones...), as collate() of them in that order numbers them. With
+/// `share_prompt` and groups of k >= 2 sequences that all share a non-empty prompt, each group
+/// becomes one packed row, the prompt once and then every response (branch_ids set); otherwise
+/// it is collate() of the sequences in that order.
+SequenceBatch collate_groups(const std::vector<std::vector<const TokenizedExample*>>& groups,
+                             const torch::Device& device,
+                             bool share_prompt);
+
 /// Summed log-probs of the response tokens of every sequence: [B], dtype of `logits`
 /// ([B, T, V] from TrainableModel::forward on `batch`). Only response-predicting positions are
 /// read, so the gradient w.r.t. prompt and padding logits is exactly zero.
 torch::Tensor sequence_logps(const torch::Tensor& logits, const SequenceBatch& batch);
 
-/// The same sums from TrainableModel::target_logprobs(), which lets the backend avoid
-/// materialising the batch's [B, T, V] logits: [B], float32. What the trainers use.
+/// The same sums from TrainableModel::target_logprobs() (branched_target_logprobs() for a
+/// packed batch), which lets the backend avoid materialising the batch's [B, T, V] logits: one
+/// per sequence, float32. What the trainers use.
 torch::Tensor sequence_logps(TrainableModel& model, const SequenceBatch& batch);
 
 // ---------------------------------------------------------------------------------------------
@@ -253,10 +275,13 @@ PreparedPairs prepare_pairs(const TrainableModel& model,
                             const TrainingOptions& options);
 
 /// Summed response log-probs (chosen, rejected) of every pair under `model` as it is now, with no
-/// grad and dropout off, in batches of `micro_batch_size` pairs. Leaves the model in eval mode.
+/// grad and dropout off, in batches of `micro_batch_size` pairs; with `share_prompt` (and a
+/// model that supports_shared_prefix()) each pair is one packed row. Leaves the model in eval
+/// mode.
 std::vector<std::pair<double, double>> pair_logps(TrainableModel& model,
                                                   const std::vector<PreparedPair>& pairs,
-                                                  int micro_batch_size);
+                                                  int micro_batch_size,
+                                                  bool share_prompt = true);
 
 /// Fills reference_chosen/reference_rejected with pair_logps() of `model` (the reference is the
 /// model before training) and sets reference_ready. With `ranks` (world size > 1) every rank

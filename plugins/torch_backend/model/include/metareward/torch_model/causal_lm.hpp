@@ -124,6 +124,21 @@ class CausalLMImpl : public torch::nn::Module {
                                 const torch::Tensor& target_ids,
                                 std::int64_t block_rows = 0);
 
+  /// target_logprobs() of rows that pack a shared prefix and its continuations (what a DPO
+  /// pair's prompt, chosen and rejected response become in one row): `branch_ids` [B, T] tags
+  /// each token 0 (prefix), k >= 1 (continuation k) or -1 (padding); a token attends to the
+  /// earlier prefix tokens and the earlier tokens of its own continuation, at `position_ids`
+  /// [B, T] (each continuation restarting after the prefix). Each log-prob equals
+  /// target_logprobs() of the unpacked sequence up to float rounding, and the prefix's
+  /// activations are computed (and back-propagated) once. Throws BackendError on shapes or
+  /// branch ids that do not fit.
+  torch::Tensor branched_target_logprobs(const torch::Tensor& input_ids,
+                                         const torch::Tensor& branch_ids,
+                                         const torch::Tensor& position_ids,
+                                         const torch::Tensor& target_rows,
+                                         const torch::Tensor& target_ids,
+                                         std::int64_t block_rows = 0);
+
   /// Logits computed at once by target_logprobs() by default: ~32 MiB of float32 per block.
   static constexpr std::int64_t kLogitBlockElements = std::int64_t{1} << 23;
 
@@ -202,6 +217,17 @@ class CausalLMImpl : public torch::nn::Module {
   std::shared_ptr<bool> lora_enabled_ = std::make_shared<bool>(true);
   bool checkpointing_ = false;
   std::vector<bool> base_requires_grad_;  // Saved by add_lora(), restored on merge/remove.
+  // The decoder stack over `input_ids` with the additive attention mask `bias` [B, 1, 1, T, S]
+  // (hidden_states() builds it from a padding mask, branched_target_logprobs() from branches).
+  torch::Tensor run_layers(const torch::Tensor& input_ids,
+                           const torch::Tensor& position_ids,
+                           torch::Tensor bias,
+                           KVCache* cache);
+  // The shared tail of the two target_logprobs(): validated targets over [B, T, hidden] states.
+  torch::Tensor hidden_target_logprobs(const torch::Tensor& hidden,
+                                       const torch::Tensor& target_rows,
+                                       const torch::Tensor& target_ids,
+                                       std::int64_t block_rows);
   void restore_requires_grad();
 };
 
