@@ -155,13 +155,16 @@ StageNumbers method_stage(sdk::ModelBackend& backend,
                           int n,
                           int meta_responses,
                           int judge_tokens,
-                          int verdict_tokens) {
+                          int verdict_tokens,
+                          int response_chars,
+                          int judgment_chars) {
   namespace recipe = mr::plugins::recipe;
   StageNumbers out;
   const std::string question = "Explain why the sky looks blue during the day but red at sunset.";
   std::vector<std::string> responses;
   for (int r = 0; r < k; ++r)
-    responses.push_back("Response " + std::to_string(r) + ": " + prompt_text(300 + 20 * r, r));
+    responses.push_back("Response " + std::to_string(r) + ": " +
+                        prompt_text(response_chars + 20 * r - 10 * (k - 1), r));
   auto counters = [&] { return *tbp::prefill_counters(backend); };
   std::vector<sdk::GenerationRequest> judge;
   for (int r = 0; r < k; ++r) {
@@ -188,7 +191,7 @@ StageNumbers method_stage(sdk::ModelBackend& backend,
     std::vector<std::string> judgments;
     for (int j = 0; j < n; ++j)
       judgments.push_back("Judgment " + std::to_string(j) + " of response " + std::to_string(r) +
-                          ": " + prompt_text(140 + 7 * j, 50 + j) +
+                          ": " + prompt_text(judgment_chars + 7 * j - 7 * (n - 1) / 2, 50 + j) +
                           "\nScore: " + std::to_string(j % 6));
     for (int a = 0; a < n; ++a)
       for (int b = a + 1; b < n; ++b)
@@ -356,6 +359,9 @@ struct Options {
   int prefix_cache_mib = 0;
   bool method = false;
   int method_k = 7, method_n = 11, method_meta_responses = 2, judge_tokens = 24, verdict_tokens = 8;
+  // The paper's lengths: its seed's answers average 1,899 characters (method.md section 4); the
+  // judge template asks for a justification of at most 100 words (~550 characters + the score).
+  int response_chars = 1900, judgment_chars = 550;
 };
 
 struct OptionSpec {
@@ -403,6 +409,10 @@ std::vector<OptionSpec> option_specs(Options& o) {
   add("--method-n", "N", num(o.method_n), "method stage: judgments per response");
   add("--method-meta-responses", "N", num(o.method_meta_responses),
       "method stage: responses whose judgments are compared pairwise (both orders)");
+  add("--response-chars", "N", num(o.response_chars),
+      "method stage: mean length of the judged responses, in characters");
+  add("--judgment-chars", "N", num(o.judgment_chars),
+      "method stage: mean length of the compared judgments, in characters");
   add("--judge-tokens", "N", num(o.judge_tokens), "method stage: new tokens per judgment");
   add("--verdict-tokens", "N", num(o.verdict_tokens), "method stage: new tokens per verdict");
   return specs;
@@ -485,6 +495,25 @@ int main(int argc, char** argv) {
   const std::string& config_path = opt.config_path;
   torch::set_num_threads(threads);
   const std::filesystem::path model_dir = std::filesystem::path(opt.workdir) / "model";
+  if (std::filesystem::exists(model_dir / "model.safetensors")) {
+    // A checkpoint left by a run with another --config is rewritten, not silently reused.
+    const tb::ModelConfig want = tb::parse_model_config(config_path);
+    const tb::ModelConfig have = tb::parse_model_config(model_dir / "config.json");
+    auto shape = [](const tb::ModelConfig& c) {
+      return std::vector<std::int64_t>{c.hidden_size,
+                                       c.intermediate_size,
+                                       c.num_hidden_layers,
+                                       c.num_attention_heads,
+                                       c.num_key_value_heads,
+                                       c.vocab_size,
+                                       c.tie_word_embeddings ? 1 : 0};
+    };
+    if (want.architecture_name != have.architecture_name || shape(want) != shape(have)) {
+      std::printf("%s holds another shape than %s: rewriting it\n", model_dir.c_str(),
+                  config_path.c_str());
+      std::filesystem::remove_all(model_dir);
+    }
+  }
   if (!std::filesystem::exists(model_dir / "model.safetensors")) {
     const pid_t pid = fork();
     if (pid == 0) {
@@ -536,6 +565,10 @@ int main(int argc, char** argv) {
   table["prefix_cache_mib"] = sdk::Value(opt.prefix_cache_mib);
   table["prefix_block_tokens"] = sdk::Value(16);
   table["continuous_batching"] = sdk::Value(true);
+  if (opt.method && (opt.response_chars < 40 || opt.judgment_chars < 40)) {
+    std::fprintf(stderr, "--response-chars and --judgment-chars must be >= 40\n");
+    return 2;
+  }
   if (opt.method) {
     // The same stage with the prefix cache off, then on (a fresh backend each, max batch 32).
     table["max_batch_size"] = sdk::Value(32);
@@ -544,8 +577,9 @@ int main(int argc, char** argv) {
       table["prefix_cache_mib"] = sdk::Value(on ? 1024 : 0);
       BenchContext stage_ctx(sdk::Config("models.bench", table, 1), threads);
       auto b = tbp::make_torch_backend(stage_ctx);
-      numbers[on] = method_stage(*b, opt.method_k, opt.method_n, opt.method_meta_responses,
-                                 opt.judge_tokens, opt.verdict_tokens);
+      numbers[on] =
+          method_stage(*b, opt.method_k, opt.method_n, opt.method_meta_responses, opt.judge_tokens,
+                       opt.verdict_tokens, opt.response_chars, opt.judgment_chars);
       const auto& m = numbers[on];
       std::printf(
           "method stage, prefix cache %s: judge %d x n=%d: %lld of %lld prompt tokens "

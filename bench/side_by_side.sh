@@ -2,7 +2,8 @@
 # metareward vs an independent PyTorch-eager reference (bench/eager_reference.py) on the same
 # checkpoint and workloads, in one command (issue 16, item 4):
 #
-#   bench/side_by_side.sh                 # full run, ~7 min on 2 idle cores
+#   bench/side_by_side.sh                 # full run, ~30 min on 2 idle cores (17 of them the
+#                                         # method-shaped stage, without and with the cache)
 #   QUICK=1 bench/side_by_side.sh         # ~2 min smoke test, smaller shapes
 #
 # Knobs (environment): THREADS (2), WORKDIR (/tmp/mr_side_by_side; the checkpoint is written once
@@ -10,8 +11,9 @@
 # (bench/configs/smollm2_135m.config.json), PYTHON (a python3 that imports torch; found
 # automatically, see bench/setup_bench.sh), REBUILD=1 (rebuild the bench targets even when they
 # exist), METHOD_STAGE_ARGS (what follows --method-stage for the method-shaped stage, i.e. "1" and
-# its --method-k/-n/... options; the defaults below keep it within the time budget; METHOD=0 skips
-# it), SKIP_CHECK=1 (skip the logits agreement check).
+# its --method-k/-n/... options; METHOD=0 skips it), METHOD_CONFIG (its model shape; by default
+# SmolLM2-135M cut to 6 layers, its checkpoint in WORKDIR/method), SKIP_CHECK=1 (skip the logits
+# agreement check).
 #
 # Workloads (the shapes of bench/generation_bench.cpp and bench/training_bench.cpp):
 #   prefill   one PROMPT_TOKENS-token prompt (byte ids), only the last position projected, best of 3
@@ -24,7 +26,9 @@
 #             eager: the plain HF-style loop - the prompt repeated as a batch of 11 rows, prefilled
 #             as 11 rows (no sharing), then one token per step for all rows.
 #   decode    batch 1 and 32, context 64, one untimed step then DECODE_STEPS greedy steps
-#   dpo       PAIRS pairs of PROMPT+RESPONSE tokens (chosen + rejected = one 2*PAIRS-row batch),
+#   dpo       PAIRS pairs of PROMPT+RESPONSE tokens. metareward as trained by default
+#             (share_prompt: one packed row per pair, the prompt computed once), and again with
+#             --share-prompt 0 (chosen + rejected = one 2*PAIRS-row batch, as eager). Both sides:
 #             reference log-probs once beforehand (cached, one model resident), beta 0.1, AdamW
 #             lr 1e-5, grad clip 1.0; WARMUP untimed + STEPS measured steps; tokens/s and peak RSS
 #             of a process that does only this.
@@ -46,13 +50,17 @@ EAGER=$ROOT/bench/eager_reference.py
 if [ "$QUICK" = 1 ]; then
   PROMPT_TOKENS=128 DECODE_STEPS=4 NEW_TOKENS=8 BATCHES=1,32
   PAIRS=2 DPO_PROMPT=64 DPO_RESPONSE=64 WARMUP=1 STEPS=1
-  METHOD_DEFAULT="1 --method-k 2 --method-n 3 --method-meta-responses 1 --judge-tokens 8 --verdict-tokens 4"
+  METHOD_DEFAULT="1 --method-k 2 --method-n 3 --method-meta-responses 1 --judge-tokens 8 --verdict-tokens 4 --response-chars 300 --judgment-chars 150"
+  METHOD_CONFIG=${METHOD_CONFIG:-$CONFIG}
 else
   PROMPT_TOKENS=400 DECODE_STEPS=16 NEW_TOKENS=32 BATCHES=1,32
   PAIRS=8 DPO_PROMPT=128 DPO_RESPONSE=128 WARMUP=1 STEPS=2
-  # The recipe-sized stage (k 7, n 11, 2 meta responses = 220 battles) takes ~20 min per cache
-  # setting on 2 cores; this keeps its shape at a size that fits the budget.
-  METHOD_DEFAULT="1 --method-k 4 --method-n 4 --method-meta-responses 1"
+  # The recipe's structure (K = 7 responses, N = 11 judgments each, all 110 ordered battles of one
+  # response's judgments) at the paper's lengths (mr_generation_bench's defaults: responses of
+  # ~1,900 characters, judgments of ~550), scaled down in depth: 6 layers of SmolLM2-135M take
+  # ~11 min without the cache and ~5 with it on 2 cores (30 layers: ~5x that).
+  METHOD_DEFAULT="1 --method-k 7 --method-n 11 --method-meta-responses 1"
+  METHOD_CONFIG=${METHOD_CONFIG:-$ROOT/bench/configs/smollm2_6layers.config.json}
 fi
 METHOD_STAGE_ARGS=${METHOD_STAGE_ARGS:-$METHOD_DEFAULT}
 LOGS=$WORKDIR/logs
@@ -161,8 +169,13 @@ if [ "$HAVE_TRAIN" = 1 ]; then
   run_phase mr_dpo "[mr]" "$TRAIN_BENCH" dpo --config "$CONFIG" --threads "$THREADS" --pairs "$PAIRS" \
     --prompt "$DPO_PROMPT" --response "$DPO_RESPONSE" --warmup "$WARMUP" --steps "$STEPS" ||
     say "  mr_training_bench failed (see $LOGS/mr_dpo.log)"
+  phase "metareward DPO, chosen and rejected in separate rows (--share-prompt 0)"
+  run_phase mr_dpo_rows "[mr]" "$TRAIN_BENCH" dpo --config "$CONFIG" --threads "$THREADS" --pairs "$PAIRS" \
+    --prompt "$DPO_PROMPT" --response "$DPO_RESPONSE" --warmup "$WARMUP" --steps "$STEPS" --share-prompt 0 ||
+    say "  mr_training_bench --share-prompt 0 failed (see $LOGS/mr_dpo_rows.log)"
 else
   : >"$LOGS/mr_dpo.log"
+  : >"$LOGS/mr_dpo_rows.log"
 fi
 phase "eager DPO (same shapes)"
 run_phase eager_dpo "" "$PYTHON" "$EAGER" dpo --model "$MODEL" --threads "$THREADS" --pairs "$PAIRS" \
@@ -175,9 +188,9 @@ if [ "${METHOD:-1}" = 0 ]; then
   METHOD_LINES="method stage: skipped (METHOD=0)"
 elif [ "$HAVE_GEN" = 1 ] && { "$GEN_BENCH" --help 2>&1 || true; } | grep -q -- '--method-stage'; then
   # (mr_generation_bench --help lists its options; `|| true` keeps pipefail quiet on any exit status.)
-  phase "metareward method-shaped stage (mr_generation_bench --method-stage $METHOD_STAGE_ARGS)"
+  phase "metareward method-shaped stage (mr_generation_bench --config $METHOD_CONFIG --method-stage $METHOD_STAGE_ARGS)"
   # shellcheck disable=SC2086  # METHOD_STAGE_ARGS is a word list on purpose.
-  if run_phase mr_method "[mr]" "$GEN_BENCH" --config "$CONFIG" --workdir "$WORKDIR" --threads "$THREADS" \
+  if run_phase mr_method "[mr]" "$GEN_BENCH" --config "$METHOD_CONFIG" --workdir "$WORKDIR/method" --threads "$THREADS" \
     --method-stage $METHOD_STAGE_ARGS; then
     METHOD_LINES=$(grep -E '^(method stage|RESULT method )' "$LOGS/mr_method.log")
     [ -n "$METHOD_LINES" ] || METHOD_LINES="method stage: ran, but printed no 'method stage ...' or 'RESULT method...' line ($LOGS/mr_method.log)"
@@ -222,7 +235,7 @@ def num(s):
     except (TypeError, ValueError):
         return None
 
-mr_gen, mr_dpo = read("mr_gen"), read("mr_dpo")
+mr_gen, mr_dpo, mr_dpo_rows = read("mr_gen"), read("mr_dpo"), read("mr_dpo_rows")
 eg, ed, ck = results(read("eager_gen")), results(read("eager_dpo")), results(read("check"))
 
 # metareward's generation bench prints one `RESULT <workload> key=value ...` line per workload.
@@ -247,6 +260,7 @@ for name, r in mw.items():
     if name.startswith("decode_b"):
         mr["decode" + r.get("batch", name[len("decode_b"):])] = num(r.get("tokens_per_s"))
 dpo_mr = first(results(mr_dpo), mode="dpo")
+dpo_mr_rows = first(results(mr_dpo_rows), mode="dpo")
 
 e = {}
 e["gemm"] = num(first(eg, phase="gemm").get("gemm_gflops"))
@@ -278,7 +292,9 @@ row("DPO reference pass (cached log-probs)",
     (2 * int(PAIRS) * (int(DP) + int(DR)) / num(dpo_mr["ref_pass_s"])) if num(dpo_mr.get("ref_pass_s")) else None,
     (2 * int(PAIRS) * (int(DP) + int(DR)) / num(dpo_e["ref_pass_s"])) if num(dpo_e.get("ref_pass_s")) else None,
     "tokens/s")
+row("DPO step, mr separate rows (share_prompt off)", num(dpo_mr_rows.get("tokens_per_s")), num(dpo_e.get("tokens_per_s")), "tokens/s")
 row("DPO peak RSS (whole process)", num(dpo_mr.get("peak_rss_mib")), num(dpo_e.get("peak_rss_mib")), "MiB", True)
+row("DPO peak RSS, mr separate rows", num(dpo_mr_rows.get("peak_rss_mib")), num(dpo_e.get("peak_rss_mib")), "MiB", True)
 row("DPO RSS after model (before training)", num(dpo_mr.get("rss_after_model_mib")), num(dpo_e.get("rss_after_model_mib")), "MiB", True)
 
 def f(x):

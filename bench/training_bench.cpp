@@ -7,13 +7,15 @@
 ///   mr_training_bench dpo|sft [--threads N] [--pairs P] [--prompt T] [--response T]
 ///                             [--warmup S] [--steps S] [--config config.json]
 ///                             [--dtype float32|bfloat16] [--micro M] [--lora R]
-///                             [--checkpointing 0|1]
+///                             [--checkpointing 0|1] [--share-prompt 0|1]
 ///       DPO (cached reference log-probs, one model resident) or SFT on the same sequences,
 ///       through the SDK's shared loop (train_preference / train_sft); prints tokens/s, model
 ///       FLOPs/s and peak RSS. Run each mode in its own process so that peak RSS is its own.
 ///       --dtype bfloat16 trains bf16 parameters with fp32 master weights; --lora R trains a
 ///       rank-R adapter (alpha 2R) on every linear layer instead; --checkpointing 1 recomputes
-///       each decoder layer in backward; --micro M splits each step into micro-batches of M.
+///       each decoder layer in backward; --micro M splits each step into micro-batches of M;
+///       --share-prompt 0 puts chosen and rejected in separate rows instead of one packed row
+///       per pair that computes the prompt once (the trainers' default, share_prompt = true).
 ///   mr_training_bench breakdown [same options]
 ///       One DPO step built from the SDK blocks (collate, sequence_logps, dpo_loss, AdamW) with
 ///       the time of each phase: decoder forward, lm_head + loss, backward, optimizer step.
@@ -85,6 +87,7 @@ struct Args {
   int micro = 0;  // 0 = the whole batch in one micro-batch.
   int lora = 0;   // LoRA rank; 0 = full fine-tuning.
   bool checkpointing = false;
+  bool share_prompt = true;
   std::string config = std::string(MR_BENCH_CONFIG_DIR) + "/smollm2_135m.config.json";
 };
 
@@ -118,6 +121,8 @@ Args parse_args(int argc, char** argv) {
       a.lora = std::stoi(value);
     else if (key == "--checkpointing")
       a.checkpointing = value == "1";
+    else if (key == "--share-prompt")
+      a.share_prompt = value == "1";
     else
       throw std::invalid_argument("unknown option " + key);
   }
@@ -194,6 +199,26 @@ class BenchModel : public mr::sdk::TrainableModel {
                         const torch::Tensor& attention_mask) override {
     // Right padding: positions 0..n-1 on the real tokens, exactly what the mask cumsum gives.
     return model_->forward(input_ids, attention_mask, tb::position_ids_from_mask(attention_mask));
+  }
+
+  // As the torch backend's training view does: blocked log-probs without [B, T, V] logits, and
+  // packed shared-prompt rows.
+  torch::Tensor target_logprobs(const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask,
+                                const torch::Tensor& target_rows,
+                                const torch::Tensor& target_ids) override {
+    return model_->target_logprobs(input_ids, attention_mask,
+                                   tb::position_ids_from_mask(attention_mask), target_rows,
+                                   target_ids);
+  }
+  bool supports_shared_prefix() const override { return true; }
+  torch::Tensor branched_target_logprobs(const torch::Tensor& input_ids,
+                                         const torch::Tensor& branch_ids,
+                                         const torch::Tensor& position_ids,
+                                         const torch::Tensor& target_rows,
+                                         const torch::Tensor& target_ids) override {
+    return model_->branched_target_logprobs(input_ids, branch_ids, position_ids, target_rows,
+                                            target_ids);
   }
 
   std::vector<torch::Tensor> parameters() override { return model_->trainable_parameters(); }
@@ -297,6 +322,7 @@ training::TrainingOptions bench_options(const Args& args, int examples) {
   o.lora_alpha = 2.0 * o.lora_r;
   o.lora_dropout = 0.0;
   o.gradient_checkpointing = args.checkpointing;
+  o.share_prompt = args.share_prompt;
   o.epochs = args.warmup + args.steps;  // One step per epoch.
   o.learning_rate = 1e-5;
   o.warmup_steps = 0;
@@ -358,14 +384,15 @@ int run_training(const Args& args) {
   const double tokens_per_s = measured > 0 ? measured / inv : 0.0;
   const double tokens_per_step = 2.0 * args.pairs * (args.prompt + args.response);
   std::printf(
-      "RESULT mode=%s dtype=%s lora=%d checkpointing=%d micro=%d params=%.0f tokens_per_step=%.0f "
+      "RESULT mode=%s dtype=%s lora=%d checkpointing=%d share_prompt=%d micro=%d params=%.0f "
+      "tokens_per_step=%.0f "
       "threads=%d load_s=%.1f ref_pass_s=%.1f "
       "total_s=%.1f tokens_per_s=%.1f model_gflops=%.1f rss_after_model_mib=%.0f "
       "peak_rss_mib=%.0f load=%s\n",
       args.mode.c_str(), args.dtype.c_str(), args.lora, args.checkpointing ? 1 : 0,
-      options.micro_batch_size, loaded.params, tokens_per_step, args.threads, loaded.load_seconds,
-      reference_seconds, total_seconds, tokens_per_s, 6.0 * loaded.params * tokens_per_s / 1e9,
-      rss_model, peak_rss_mib(), load_average().c_str());
+      options.share_prompt ? 1 : 0, options.micro_batch_size, loaded.params, tokens_per_step,
+      args.threads, loaded.load_seconds, reference_seconds, total_seconds, tokens_per_s,
+      6.0 * loaded.params * tokens_per_s / 1e9, rss_model, peak_rss_mib(), load_average().c_str());
   return 0;
 }
 
