@@ -22,17 +22,6 @@ using mr::test::request;
 
 namespace {
 
-/// One tiny model shared by the tests that only read it.
-const std::filesystem::path& shared_model() {
-  static BackendTempDir dir;
-  static const std::filesystem::path model = [] {
-    const auto p = dir.path() / "model";
-    REQUIRE(mr::test::write_tiny_model(p) == 0);
-    return p;
-  }();
-  return model;
-}
-
 std::vector<sdk::GenerationRequest> mixed_requests(double temperature) {
   // Different prompt lengths (left padding), seeds, budgets and a stop string.
   std::vector<sdk::GenerationRequest> r;
@@ -84,7 +73,7 @@ TEST_CASE("torch backend: schema keys and defaults", "[torch_backend]") {
 
 TEST_CASE("torch backend: construction", "[torch_backend]") {
   SECTION("info reports the loaded model") {
-    auto b = make_backend(shared_model());
+    auto b = make_backend(mr::test::shared_tiny_model());
     const auto info = b->info();
     CHECK(info.name == "policy");
     CHECK(info.architecture == "LlamaForCausalLM");
@@ -95,30 +84,32 @@ TEST_CASE("torch backend: construction", "[torch_backend]") {
     CHECK(b->trainable() != nullptr);
   }
   SECTION("max_context overrides config.json") {
-    auto b = make_backend(shared_model(), {{"max_context", sdk::Value(64)}});
+    auto b = make_backend(mr::test::shared_tiny_model(), {{"max_context", sdk::Value(64)}});
     CHECK(b->info().context_length == 64);
   }
   SECTION("an unavailable device, float16 on cpu or a missing path are config errors") {
     if (!torch::cuda::is_available()) {
-      CHECK_THROWS_AS(make_backend(shared_model(), {{"device", sdk::Value("cuda:0")}}),
-                      sdk::ConfigError);
+      CHECK_THROWS_AS(
+          make_backend(mr::test::shared_tiny_model(), {{"device", sdk::Value("cuda:0")}}),
+          sdk::ConfigError);
     }
-    CHECK_THROWS_AS(make_backend(shared_model(), {{"device", sdk::Value("banana")}}),
+    CHECK_THROWS_AS(make_backend(mr::test::shared_tiny_model(), {{"device", sdk::Value("banana")}}),
                     sdk::ConfigError);
-    CHECK_THROWS_AS(make_backend(shared_model(), {{"dtype", sdk::Value("float16")}}),
+    CHECK_THROWS_AS(make_backend(mr::test::shared_tiny_model(), {{"dtype", sdk::Value("float16")}}),
                     sdk::ConfigError);
-    CHECK_THROWS_AS(make_backend(shared_model() / "nope"), sdk::ConfigError);
+    CHECK_THROWS_AS(make_backend(mr::test::shared_tiny_model() / "nope"), sdk::ConfigError);
   }
   SECTION("a chat template the tokenizer cannot support is a config error") {
-    CHECK_THROWS_AS(make_backend(shared_model(), {{"chat_template", sdk::Value("llama3")}}),
-                    sdk::ConfigError);
+    CHECK_THROWS_AS(
+        make_backend(mr::test::shared_tiny_model(), {{"chat_template", sdk::Value("llama3")}}),
+        sdk::ConfigError);
   }
 }
 
 TEST_CASE("torch backend: batching does not change results", "[torch_backend][generate]") {
-  auto big = make_backend(shared_model());
-  auto one = make_backend(shared_model(), {{"max_batch_size", sdk::Value(1)}});
-  auto three = make_backend(shared_model(), {{"max_batch_size", sdk::Value(3)}});
+  auto big = make_backend(mr::test::shared_tiny_model());
+  auto one = make_backend(mr::test::shared_tiny_model(), {{"max_batch_size", sdk::Value(1)}});
+  auto three = make_backend(mr::test::shared_tiny_model(), {{"max_batch_size", sdk::Value(3)}});
   {
     const double temperature = GENERATE(0.0, 1.0);
     INFO("temperature " << temperature);
@@ -159,7 +150,7 @@ TEST_CASE("torch backend: batching does not change results", "[torch_backend][ge
 }
 
 TEST_CASE("torch backend: seeds", "[torch_backend][generate]") {
-  auto b = make_backend(shared_model());
+  auto b = make_backend(mr::test::shared_tiny_model());
   auto r = request("s", "Once upon a time", 5, 1.0, 24);
   const auto first = b->generate({r});
   SECTION("same seed, same text") {
@@ -188,8 +179,8 @@ TEST_CASE("torch backend: seeds", "[torch_backend][generate]") {
 TEST_CASE("torch backend: n samples share one prefill with unchanged results",
           "[torch_backend][generate]") {
   // Chunks of one row prefill every sample separately; the default shares one prefill.
-  auto shared = make_backend(shared_model());
-  auto separate = make_backend(shared_model(), {{"max_batch_size", sdk::Value(1)}});
+  auto shared = make_backend(mr::test::shared_tiny_model());
+  auto separate = make_backend(mr::test::shared_tiny_model(), {{"max_batch_size", sdk::Value(1)}});
   auto r = request("n", "Write a poem about the sea", 77, 0.9, 16, 6);
   r.sampling.top_k = 50;
   r.sampling.top_p = 0.9;
@@ -202,7 +193,7 @@ TEST_CASE("torch backend: n samples share one prefill with unchanged results",
 }
 
 TEST_CASE("torch backend: stop strings and max_new_tokens", "[torch_backend][generate]") {
-  auto b = make_backend(shared_model());
+  auto b = make_backend(mr::test::shared_tiny_model());
   auto r = request("t", "Say something", 3, 1.0, 40);
   r.sampling.top_k = 20;
   const auto full = b->generate({r})[0].completions[0];
@@ -235,7 +226,7 @@ TEST_CASE("torch backend: stop strings and max_new_tokens", "[torch_backend][gen
 
 TEST_CASE("torch backend: rows that finish early leave the batch without changing others",
           "[torch_backend][generate]") {
-  auto b = make_backend(shared_model());
+  auto b = make_backend(mr::test::shared_tiny_model());
   auto long_run = request("long", "Keep going", 8, 1.0, 30);
   auto short_run = request("short", "Stop soon", 9, 1.0, 2);
   auto stopped = request("stopped", "Stop on a string", 10, 1.0, 30);
@@ -251,7 +242,7 @@ TEST_CASE("torch backend: rows that finish early leave the batch without changin
 }
 
 TEST_CASE("torch backend: bad requests fail alone", "[torch_backend][generate]") {
-  auto b = make_backend(shared_model(), {{"max_context", sdk::Value(48)}});
+  auto b = make_backend(mr::test::shared_tiny_model(), {{"max_context", sdk::Value(48)}});
   auto ok = request("ok", "hi", 1, 0.0, 100);
   auto too_long = request("long", std::string(60, 'z'), 1, 0.0, 4);
   auto bad_role = request("role", "x", 1, 0.0, 4);
@@ -273,7 +264,7 @@ TEST_CASE("torch backend: bad requests fail alone", "[torch_backend][generate]")
 
 TEST_CASE("torch backend: score equals an independent full forward pass",
           "[torch_backend][score]") {
-  auto b = make_backend(shared_model(), {{"max_batch_size", sdk::Value(2)}});
+  auto b = make_backend(mr::test::shared_tiny_model(), {{"max_batch_size", sdk::Value(2)}});
   std::vector<sdk::ScoreRequest> requests = {
       {"r1", {{"user", "What is 2+2?"}}, "4"},
       {"r2", {{"system", "Be brief."}, {"user", "Name a colour"}}, "A rather long answer: blue"},
@@ -282,9 +273,9 @@ TEST_CASE("torch backend: score equals an independent full forward pass",
   const auto results = b->score(requests);
   REQUIRE(results.size() == 3);
 
-  auto model = tb::load_causal_lm(shared_model());
+  auto model = tb::load_causal_lm(mr::test::shared_tiny_model());
   model->eval();
-  const auto tokenizer = mr::tokenizer::Tokenizer::from_directory(shared_model());
+  const auto tokenizer = mr::tokenizer::Tokenizer::from_directory(mr::test::shared_tiny_model());
   for (std::size_t i = 0; i < requests.size(); ++i) {
     INFO("request " << requests[i].id);
     const auto& r = results[i];
@@ -315,7 +306,7 @@ TEST_CASE("torch backend: score equals an independent full forward pass",
     CHECK(r.logprob_sum == Approx(sum).margin(1e-3));
   }
   SECTION("a too long request fails alone") {
-    auto small = make_backend(shared_model(), {{"max_context", sdk::Value(40)}});
+    auto small = make_backend(mr::test::shared_tiny_model(), {{"max_context", sdk::Value(40)}});
     const auto res = small->score({requests[0], {"big", {{"user", "q"}}, std::string(50, 'a')}});
     CHECK(res[0].error.empty());
     CHECK(res[1].error.find("max_context") != std::string::npos);
@@ -323,10 +314,10 @@ TEST_CASE("torch backend: score equals an independent full forward pass",
 }
 
 TEST_CASE("torch backend: the training view", "[torch_backend][train]") {
-  auto b = make_backend(shared_model());
+  auto b = make_backend(mr::test::shared_tiny_model());
   auto* model = b->trainable();
   REQUIRE(model != nullptr);
-  const auto tokenizer = mr::tokenizer::Tokenizer::from_directory(shared_model());
+  const auto tokenizer = mr::tokenizer::Tokenizer::from_directory(mr::test::shared_tiny_model());
   const auto tmpl = mr::chat::ChatTemplate::from_tokenizer("plain", tokenizer);
   SECTION("tokenize(prompt, response) is the rendered conversation, split at the response") {
     const sdk::Conversation prompt = {{"system", "S"}, {"user", "Question?"}};
@@ -366,7 +357,7 @@ TEST_CASE("torch backend: the training view", "[torch_backend][train]") {
 
 TEST_CASE("torch backend: save then reload round-trips the weights", "[torch_backend][train]") {
   BackendTempDir tmp;
-  auto b = make_backend(shared_model());
+  auto b = make_backend(mr::test::shared_tiny_model());
   const auto r = request("g", "Round trip", 4, 0.0, 16);
   const auto before = b->generate({r})[0].completions[0].text;
   {
@@ -386,7 +377,7 @@ TEST_CASE("torch backend: save then reload round-trips the weights", "[torch_bac
     CHECK(c->generate({r})[0].completions[0].text == changed);
   }
   SECTION("reload() switches an existing backend to the saved weights") {
-    auto c = make_backend(shared_model());
+    auto c = make_backend(mr::test::shared_tiny_model());
     CHECK(c->generate({r})[0].completions[0].text == before);
     c->reload(saved);
     CHECK(c->generate({r})[0].completions[0].text == changed);
@@ -401,7 +392,7 @@ TEST_CASE("torch backend: save then reload round-trips the weights", "[torch_bac
 }
 
 TEST_CASE("torch backend: bfloat16 generates and scores", "[torch_backend]") {
-  auto b = make_backend(shared_model(), {{"dtype", sdk::Value("bfloat16")}});
+  auto b = make_backend(mr::test::shared_tiny_model(), {{"dtype", sdk::Value("bfloat16")}});
   const auto g = b->generate({request("bf", "hi", 1, 0.7, 8, 2)});
   REQUIRE(g[0].error.empty());
   CHECK(g[0].completions.size() == 2);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "metareward/sdk/model_backend.hpp"
@@ -75,6 +76,18 @@ struct BackendInstance {
 };
 
 /// The `torch` backend on `dir` with `overrides` on top of the schema defaults.
+/// One tiny model (write_tiny_model's defaults) shared by the tests of a binary that only read
+/// it; written on first use, removed at exit.
+inline const std::filesystem::path& shared_tiny_model() {
+  static BackendTempDir dir;
+  static const std::filesystem::path model = [] {
+    const auto p = dir.path() / "model";
+    if (write_tiny_model(p) != 0) throw std::runtime_error("init-model failed for " + p.string());
+    return p;
+  }();
+  return model;
+}
+
 inline BackendInstance make_backend(const std::filesystem::path& dir, sdk::Table overrides = {}) {
   overrides["path"] = sdk::Value(dir.string());
   BackendInstance inst;

@@ -28,16 +28,6 @@ using mr::test::BackendTempDir;
 
 namespace {
 
-const fs::path& base_model() {
-  static BackendTempDir dir;
-  static const fs::path model = [] {
-    const auto p = dir.path() / "base";
-    REQUIRE(mr::test::write_tiny_model(p) == 0);
-    return p;
-  }();
-  return model;
-}
-
 struct Batch {
   torch::Tensor ids, mask, pos;
 };
@@ -112,7 +102,7 @@ double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
 
 TEST_CASE("lora: a fresh adapter changes nothing, merged == base + adapter, disabled == base",
           "[torch_backend][lora]") {
-  auto model = tb::load_causal_lm(base_model());
+  auto model = tb::load_causal_lm(mr::test::shared_tiny_model());
   const auto base = logits(model);
   const auto params_before = model->named_parameters().size();
   model->add_lora({}, 1);
@@ -142,7 +132,7 @@ TEST_CASE("lora: a fresh adapter changes nothing, merged == base + adapter, disa
 
 TEST_CASE("lora: an adapter on lm_head applies, and frozen parameters stay frozen",
           "[torch_backend][lora]") {
-  auto model = tb::load_causal_lm(base_model());
+  auto model = tb::load_causal_lm(mr::test::shared_tiny_model());
   const auto base = logits(model);
   auto params = model->parameters();
   params.front().requires_grad_(false);  // A caller's own freezing survives add/merge.
@@ -159,7 +149,7 @@ TEST_CASE("lora: an adapter on lm_head applies, and frozen parameters stay froze
 }
 
 TEST_CASE("lora: bad settings are refused with the reason", "[torch_backend][lora]") {
-  auto model = tb::load_causal_lm(base_model());
+  auto model = tb::load_causal_lm(mr::test::shared_tiny_model());
   tb::LoraConfig c;
   c.target_modules = {"q_proj", "qkv_proj"};
   try {
@@ -181,7 +171,7 @@ TEST_CASE("lora: bad settings are refused with the reason", "[torch_backend][lor
 TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
           "[torch_backend][lora]") {
   BackendTempDir tmp;
-  auto model = tb::load_causal_lm(base_model());
+  auto model = tb::load_causal_lm(mr::test::shared_tiny_model());
   tb::LoraConfig c;
   c.r = 4;
   c.alpha = 16;
@@ -189,7 +179,7 @@ TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
   randomize_b(*model, 4);
   const auto adapted = logits(model);
   const fs::path adapter = tmp.path() / "adapter";
-  tb::save_lora_adapter(*model, adapter, base_model().string());
+  tb::save_lora_adapter(*model, adapter, mr::test::shared_tiny_model().string());
 
   std::set<std::string> files;
   for (const auto& e : fs::directory_iterator(adapter)) files.insert(e.path().filename().string());
@@ -199,7 +189,7 @@ TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
   CHECK(cfg["task_type"] == "CAUSAL_LM");
   CHECK(cfg["r"] == 4);
   CHECK(cfg["lora_alpha"] == 16.0);
-  CHECK(cfg["base_model_name_or_path"] == base_model().string());
+  CHECK(cfg["base_model_name_or_path"] == mr::test::shared_tiny_model().string());
   CHECK(cfg["target_modules"] ==
         json::array({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}));
   CHECK(cfg["bias"] == "none");
@@ -222,7 +212,7 @@ TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
   }
 
   SECTION("merge_lora_adapter on a fresh base gives the adapted outputs") {
-    auto fresh = tb::load_causal_lm(base_model());
+    auto fresh = tb::load_causal_lm(mr::test::shared_tiny_model());
     tb::merge_lora_adapter(*fresh, adapter);
     CHECK_FALSE(fresh->has_lora());
     CHECK(max_diff(logits(fresh), adapted) < 1e-5);
@@ -231,8 +221,8 @@ TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
     std::ostringstream out, err;
     const fs::path merged = tmp.path() / "merged";
     REQUIRE(mr::plugins::torch_backend::merge_lora_command(
-                {"--model", base_model().string(), "--adapter", adapter.string(), "--out",
-                 merged.string()},
+                {"--model", mr::test::shared_tiny_model().string(), "--adapter", adapter.string(),
+                 "--out", merged.string()},
                 out, err) == 0);
     CHECK(fs::exists(merged / "tokenizer.json"));
     auto loaded = tb::load_causal_lm(merged);
@@ -243,23 +233,24 @@ TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
     CHECK(e2.str().find("--adapter") != std::string::npos);
   }
   SECTION("the backend's adapter key merges it at load") {
-    auto plain = mr::test::make_backend(base_model());
-    auto with = mr::test::make_backend(base_model(), {{"adapter", sdk::Value(adapter.string())}});
+    auto plain = mr::test::make_backend(mr::test::shared_tiny_model());
+    auto with = mr::test::make_backend(mr::test::shared_tiny_model(),
+                                       {{"adapter", sdk::Value(adapter.string())}});
     const sdk::Conversation prompt = {{"user", "Hello"}};
     const double a = plain->score({{"s", prompt, "World"}})[0].logprob_sum;
     const double b = with->score({{"s", prompt, "World"}})[0].logprob_sum;
     CHECK(std::abs(a - b) > 1e-3);
     // Same as the model merged in memory.
-    auto merged = tb::load_causal_lm(base_model());
+    auto merged = tb::load_causal_lm(mr::test::shared_tiny_model());
     tb::merge_lora_adapter(*merged, adapter);
     tb::SaveOptions so;
-    so.copy_files_from = base_model();
+    so.copy_files_from = mr::test::shared_tiny_model();
     tb::save_checkpoint(*merged, tmp.path() / "m2", so);
     auto reference = mr::test::make_backend(tmp.path() / "m2");
     CHECK(b == Approx(reference->score({{"s", prompt, "World"}})[0].logprob_sum).margin(1e-4));
   }
   SECTION("adapters that do not fit are refused, naming the file") {
-    auto other = tb::load_causal_lm(base_model());
+    auto other = tb::load_causal_lm(mr::test::shared_tiny_model());
     json bad = cfg;
     bad["use_dora"] = true;
     const fs::path dora = tmp.path() / "dora";
@@ -302,7 +293,7 @@ TEST_CASE("lora: adapters are written in PEFT's layout and merge back exactly",
     std::ofstream(dora / "adapter_config.json", std::ios::trunc) << bad.dump();
     CHECK_THROWS_WITH(tb::merge_lora_adapter(*other, dora), Catch::Contains("integer"));
     CHECK_FALSE(other->has_lora());
-    auto untouched = tb::load_causal_lm(base_model());
+    auto untouched = tb::load_causal_lm(mr::test::shared_tiny_model());
     CHECK(max_diff(logits(other), logits(untouched)) == 0.0);
   }
 }
@@ -313,7 +304,7 @@ TEST_CASE("lora: DPO trains only the adapter, writes it, and resumes mid-trainin
   const auto o = lora_options();
 
   auto run = [&](const fs::path& dir, int stop_after) {
-    auto backend = mr::test::make_backend(base_model());
+    auto backend = mr::test::make_backend(mr::test::shared_tiny_model());
     sdk::TrainingJob job;
     job.output_dir = dir / "model";
     job.adapter_dir = dir / "adapter";
@@ -338,10 +329,10 @@ TEST_CASE("lora: DPO trains only the adapter, writes it, and resumes mid-trainin
 
   // The merged model is base + adapter, and the weights no adapter targets are untouched.
   auto merged = tb::load_causal_lm(whole / "model");
-  auto rebuilt = tb::load_causal_lm(base_model());
+  auto rebuilt = tb::load_causal_lm(mr::test::shared_tiny_model());
   tb::merge_lora_adapter(*rebuilt, whole / "adapter");
   CHECK(max_diff(logits(merged), logits(rebuilt)) < 1e-5);
-  auto base = tb::load_causal_lm(base_model());
+  auto base = tb::load_causal_lm(mr::test::shared_tiny_model());
   const auto merged_params = merged->named_parameters();
   const auto base_params = base->named_parameters();
   CHECK(torch::equal(merged_params["model.embed_tokens.weight"],
@@ -364,7 +355,7 @@ TEST_CASE("lora: DPO trains only the adapter, writes it, and resumes mid-trainin
 
 TEST_CASE("lora: an interrupted LoRA run leaves the model as it was", "[torch_backend][lora]") {
   BackendTempDir tmp;
-  auto backend = mr::test::make_backend(base_model());
+  auto backend = mr::test::make_backend(mr::test::shared_tiny_model());
   const sdk::Conversation prompt = {{"user", "Hello"}};
   const double before = backend->score({{"s", prompt, "World"}})[0].logprob_sum;
   const auto params = backend->trainable()->parameters().size();
@@ -382,7 +373,7 @@ TEST_CASE("gradient checkpointing: the gradients of the plain path",
           "[torch_backend][checkpointing]") {
   const auto b = batch();
   auto grads = [&](bool lora, bool checkpointing) {
-    auto model = tb::load_causal_lm(base_model());
+    auto model = tb::load_causal_lm(mr::test::shared_tiny_model());
     model->train(true);
     if (lora) {
       tb::LoraConfig c;
@@ -425,7 +416,7 @@ TEST_CASE("gradient checkpointing: DPO with it gives the run without it",
           "[torch_backend][checkpointing][train]") {
   BackendTempDir tmp;
   auto train = [&](bool checkpointing, const std::string& name) {
-    auto backend = mr::test::make_backend(base_model());
+    auto backend = mr::test::make_backend(mr::test::shared_tiny_model());
     auto o = lora_options();
     o.lora = false;
     o.learning_rate = 1e-3;

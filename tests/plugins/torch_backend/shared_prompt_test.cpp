@@ -20,16 +20,6 @@ using mr::test::BackendTempDir;
 
 namespace {
 
-const fs::path& base_model() {
-  static BackendTempDir dir;
-  static const fs::path model = [] {
-    const auto p = dir.path() / "base";
-    REQUIRE(mr::test::write_tiny_model(p) == 0);
-    return p;
-  }();
-  return model;
-}
-
 std::vector<std::int64_t> values(const torch::Tensor& t) {
   const auto c = t.to(torch::kCPU, torch::kLong).contiguous();
   return {c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel()};
@@ -104,7 +94,7 @@ TEST_CASE("collate_groups: plain rows when off, for differing or empty prompts, 
 
 TEST_CASE("share_prompt: the torch backend's packed log-probs equal separate rows",
           "[torch_backend][share_prompt]") {
-  auto backend = mr::test::make_backend(base_model());
+  auto backend = mr::test::make_backend(mr::test::shared_tiny_model());
   auto& model = *backend->trainable();
   REQUIRE(model.supports_shared_prefix());
   training::TrainingOptions o;
@@ -124,7 +114,7 @@ TEST_CASE("share_prompt: DPO with packed pairs gives the run with separate rows"
           "[torch_backend][share_prompt][train]") {
   BackendTempDir tmp;
   auto train = [&](bool share, bool lora, const std::string& name) {
-    auto backend = mr::test::make_backend(base_model());
+    auto backend = mr::test::make_backend(mr::test::shared_tiny_model());
     training::TrainingOptions o;
     o.learning_rate = lora ? 1e-2 : 1e-3;
     o.lr_schedule = training::LrSchedule::Constant;

@@ -32,6 +32,16 @@ tb::CausalLM make_model(const std::string& json) {
   return model;
 }
 
+// A rank-2 adapter without dropout whose lora_B is random, so that it changes the outputs.
+void add_random_lora(tb::CausalLM& model) {
+  tb::LoraConfig config;
+  config.r = 2;
+  config.dropout = 0;
+  model->add_lora(config, 5);
+  torch::NoGradGuard no_grad;
+  for (auto& layer : model->lora_layers()) layer.b.uniform_(-0.3, 0.3);
+}
+
 // A right-padded batch of 3 rows and the positions that predict response tokens.
 struct Batch {
   torch::Tensor ids, mask, pos, rows, targets, weights;
@@ -111,12 +121,7 @@ TEST_CASE("torch model: gradients through the fused projections match finite dif
       DYNAMIC_SECTION(name << (lora ? " with LoRA" : "")) {
         auto model = make_model(json);
         if (lora) {
-          tb::LoraConfig config;
-          config.r = 2;
-          config.dropout = 0;
-          model->add_lora(config, 5);
-          torch::NoGradGuard no_grad;
-          for (auto& layer : model->lora_layers()) layer.b.uniform_(-0.3, 0.3);
+          add_random_lora(model);
         }
         auto params = model->trainable_parameters();
         auto f = [&] {
@@ -264,12 +269,7 @@ TEST_CASE("torch model: branched_target_logprobs of packed rows equals the unpac
       DYNAMIC_SECTION(name << " " << mode) {
         auto model = make_model(json);
         if (std::string(mode) == "lora") {
-          tb::LoraConfig config;
-          config.r = 2;
-          config.dropout = 0;
-          model->add_lora(config, 5);
-          torch::NoGradGuard no_grad;
-          for (auto& layer : model->lora_layers()) layer.b.uniform_(-0.3, 0.3);
+          add_random_lora(model);
         }
         model->set_gradient_checkpointing(std::string(mode) == "checkpointing");
         auto params = model->trainable_parameters();

@@ -31,6 +31,25 @@ Fit fit_to_length(TokenizedExample& example, std::int64_t max_length) {
   return Fit::Truncated;
 }
 
+namespace {
+
+// The batch's scored positions, their next tokens and their sequences, as tensors on `device`.
+void set_targets(SequenceBatch& out,
+                 const std::vector<std::int64_t>& rows,
+                 const std::vector<std::int64_t>& targets,
+                 const std::vector<std::int64_t>& seq_index,
+                 const torch::Device& device) {
+  auto to_tensor = [&device](const std::vector<std::int64_t>& v) {
+    return v.empty() ? torch::zeros({0}, torch::kInt64).to(device)
+                     : torch::tensor(v, torch::kInt64).to(device);
+  };
+  out.target_rows = to_tensor(rows);
+  out.target_ids = to_tensor(targets);
+  out.target_sequence = to_tensor(seq_index);
+}
+
+}  // namespace
+
 SequenceBatch collate(const std::vector<const TokenizedExample*>& sequences,
                       const torch::Device& device) {
   const auto b = static_cast<std::int64_t>(sequences.size());
@@ -60,14 +79,9 @@ SequenceBatch collate(const std::vector<const TokenizedExample*>& sequences,
     out.response_tokens[static_cast<std::size_t>(i)] = scored_tokens(ex);
     out.real_tokens += len;
   }
-  auto to_tensor = [&device](const std::vector<std::int64_t>& v) {
-    return torch::tensor(v, torch::kInt64).to(device);
-  };
   out.input_ids = ids.to(device);
   out.attention_mask = mask.to(device);
-  out.target_rows = rows.empty() ? torch::zeros({0}, torch::kInt64).to(device) : to_tensor(rows);
-  out.target_ids = targets.empty() ? out.target_rows.clone() : to_tensor(targets);
-  out.target_sequence = seq_index.empty() ? out.target_rows.clone() : to_tensor(seq_index);
+  set_targets(out, rows, targets, seq_index, device);
   return out;
 }
 
@@ -144,16 +158,11 @@ SequenceBatch collate_groups(const std::vector<std::vector<const TokenizedExampl
     }
     std::fill(mask_ptr + base, mask_ptr + base + offset, 1);
   }
-  auto to_tensor = [&device](const std::vector<std::int64_t>& v) {
-    return torch::tensor(v, torch::kInt64).to(device);
-  };
   out.input_ids = ids.to(device);
   out.attention_mask = mask.to(device);
   out.branch_ids = branch.to(device);
   out.position_ids = pos.to(device);
-  out.target_rows = rows.empty() ? torch::zeros({0}, torch::kInt64).to(device) : to_tensor(rows);
-  out.target_ids = targets.empty() ? out.target_rows.clone() : to_tensor(targets);
-  out.target_sequence = seq_index.empty() ? out.target_rows.clone() : to_tensor(seq_index);
+  set_targets(out, rows, targets, seq_index, device);
   return out;
 }
 
