@@ -36,6 +36,7 @@
 #include "metareward/torch_backend_plugin/torch_backend.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/model_config.hpp"
+#include "metareward/torch_model/small_batch_linear.hpp"
 #include "pairwise_elo.hpp"
 
 namespace sdk = mr::sdk;
@@ -252,15 +253,23 @@ class Result {
 };
 
 /// x W^T + b exactly as the model's detail::linear computes it
-/// (plugins/torch_backend/model/src/decoder_layers.hpp): torch::mv when x is a single row
-/// (batch-1 decoding), torch::linear (gemm) otherwise.
+/// (plugins/torch_backend/model/src/decoder_layers.hpp): small_batch_linear for decode-sized
+/// batches, torch::mv for another single row, torch::linear (gemm) otherwise.
 torch::Tensor model_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  if (tb::small_batch_linear_applies(x, w, b)) return tb::small_batch_linear(x, w, b);
   if (x.numel() == w.size(1)) {
     auto y = torch::mv(w, x.reshape({-1}));
     if (b.defined()) y = y + b;
     return y;
   }
   return torch::linear(x, w, b);
+}
+
+/// The op model_linear() uses for `rows` rows of input to weight `w`.
+const char* model_linear_op(const torch::Tensor& w, std::int64_t rows) {
+  if (tb::small_batch_linear_applies(torch::zeros({rows, w.size(1)}, w.options()), w, {}))
+    return "small_batch_linear";
+  return rows == 1 ? "mv" : "gemm";
 }
 
 /// A weight matrix (and optional bias) of one decode-step matrix product.
@@ -797,8 +806,9 @@ int main(int argc, char** argv) {
         "decode matrix products model: per layer (x%lld) one qkv product [%lld, %lld] "
         "(q + 2 kv fused), o_proj [%lld, %lld], one gate/up product [%lld, %lld] (2 x "
         "intermediate fused), down_proj [%lld, %lld]; then lm_head [%lld, %lld] on the last "
-        "position; torch::mv when the batch is 1 row, torch::linear (gemm) otherwise, as the "
-        "model's detail::linear; fused weights are %s; one warm-up pass, best of 3\n",
+        "position; small_batch_linear up to %lld rows of float32 (AVX2), else torch::mv for 1 "
+        "row and torch::linear (gemm) above, as the model's detail::linear; fused weights are "
+        "%s; one warm-up pass, best of 3\n",
         static_cast<long long>(mc.num_hidden_layers), static_cast<long long>(l0[0].weight.size(0)),
         static_cast<long long>(l0[0].weight.size(1)), static_cast<long long>(l0[1].weight.size(0)),
         static_cast<long long>(l0[1].weight.size(1)), static_cast<long long>(l0[2].weight.size(0)),
@@ -806,6 +816,7 @@ int main(int argc, char** argv) {
         static_cast<long long>(l0[3].weight.size(1)),
         static_cast<long long>(l0.back().weight.size(0)),
         static_cast<long long>(l0.back().weight.size(1)),
+        static_cast<long long>(tb::kSmallBatchRows),
         weights_copied ? "copies (the model's q/k/v or gate/up weights are not one storage in "
                          "this build; the copies add to RSS)"
                        : "views of the model's fused storage (no copy)");
@@ -832,7 +843,7 @@ int main(int argc, char** argv) {
     // What the linear layers cost at this shape, so the rest of the step is attention, norms and
     // glue: gemm_bound_fraction = products / step.
     const double linear_s = step_products_seconds(step_weights, batch);
-    const char* op = batch == 1 ? "mv" : "gemm";
+    const char* op = model_linear_op(step_weights.back().weight, batch);
     std::printf(
         "decode batch %2d: %.1f ms/step, %.0f tokens/s, %.0f%% of the GEMM-bound limit "
         "(its matrix products alone, %s: %.1f ms = %.0f GFLOP/s = %.0f%% of the step)\n",

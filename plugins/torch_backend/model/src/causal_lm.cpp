@@ -147,6 +147,7 @@ torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& input_ids,
   ctx.cache = cache;
   ctx.past = past;
   ctx.inference = !torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled();
+  const detail::InferenceKernelsScope kernels(ctx.inference);
 
   // RoPE tables: float32 angles like HF (position * inv_freq), cast to the model dtype.
   auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) *
@@ -172,6 +173,8 @@ torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& input_ids,
 
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
   // Through the module, so that an adapter on lm_head applies.
+  const detail::InferenceKernelsScope kernels(!torch::GradMode::is_enabled() ||
+                                              c10::InferenceMode::is_enabled());
   auto out =
       lm_head_ ? lm_head_->forward(hidden) : detail::linear(hidden, model_->embed_weight, {});
   return out.scalar_type() == torch::kFloat32 ? out : out.to(torch::kFloat32);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "metareward/torch_model/causal_lm.hpp"
+#include "metareward/torch_model/small_batch_linear.hpp"
 
 // libtorch 2.0 added the fused scaled_dot_product_attention (flash / memory-efficient kernels
 // on CUDA).
@@ -23,11 +24,37 @@ namespace mr::torch_backend {
 
 namespace detail {
 
-// x W^T + b. A single row (batch-1 decoding) goes through gemv: OpenBLAS's gemm packs the whole
-// weight even for one row, which measured 2-4x slower than gemv at these shapes.
+// The inference kernels (small_batch_linear and those declared below) run only inside an
+// InferenceKernelsScope that is on: run_layers() and logits() open one for forwards outside
+// training. A forward without grad inside training (activation checkpointing's first pass, the
+// autograd functions' own forwards) then computes exactly what the training forward computes.
+class InferenceKernelsScope {
+ public:
+  explicit InferenceKernelsScope(bool on) : previous_(flag()) { flag() = on; }
+  ~InferenceKernelsScope() { flag() = previous_; }
+  InferenceKernelsScope(const InferenceKernelsScope&) = delete;
+  InferenceKernelsScope& operator=(const InferenceKernelsScope&) = delete;
+  // Whether the innermost scope of this thread is on (false outside any scope).
+  static bool active() { return flag(); }
+
+ private:
+  static bool& flag() {
+    thread_local bool on = false;
+    return on;
+  }
+  bool previous_;
+};
+
+// x W^T + b. Decode-sized batches (up to kSmallBatchRows rows, float32 on the CPU, no autograd)
+// go through small_batch_linear, whose per-row results do not depend on the batch and which
+// skips gemm's per-call copy of the weights. Another single row goes through gemv (gemm packs
+// the whole weight even for one row: 2-4x slower at these shapes), the rest through
+// torch::linear.
 inline torch::Tensor linear(const torch::Tensor& x,
                             const torch::Tensor& weight,
                             const torch::Tensor& bias) {
+  if (InferenceKernelsScope::active() && small_batch_linear_applies(x, weight, bias))
+    return small_batch_linear(x, weight, bias);
   if (x.numel() == weight.size(1) && x.dim() >= 1) {
     auto sizes = x.sizes().vec();
     sizes.back() = weight.size(0);
@@ -49,6 +76,37 @@ inline torch::Tensor lowest_value_mask(const torch::Tensor& allowed, torch::Dtyp
   return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(allowed.device()))
       .masked_fill_(allowed.logical_not(), lowest);
 }
+
+// Most new positions per row decode_attention() takes: decode steps. Longer inputs (prefills)
+// attend through the blocked matrix products in AttentionImpl.
+constexpr std::int64_t kDecodeAttentionMaxPositions = 4;
+
+// Whether decode_attention() computes attention for these operands: float32 on a CPU with AVX2,
+// no autograd, at most kDecodeAttentionMaxPositions positions, innermost dimensions contiguous.
+bool decode_attention_applies(const torch::Tensor& q,
+                              const torch::Tensor& k,
+                              const torch::Tensor& v,
+                              const torch::Tensor& bias);
+
+// Grouped-query attention of q [B, T, heads, D] (RoPE applied) over k and v [B, kv, S, D] with
+// the additive mask bias [B, 1, 1, T, S], scores (q . k) * scale: [B, T, heads * D], query head
+// h using kv head h / (heads / kv) as HF's repeat_kv. Softmax in float32 as the blocked path.
+torch::Tensor decode_attention(const torch::Tensor& q,
+                               const torch::Tensor& k,
+                               const torch::Tensor& v,
+                               const torch::Tensor& bias,
+                               double scale);
+
+// Whether the inference kernels (inference_rms_norm, inference_rope) take x: float32 on a CPU
+// with AVX2, no autograd.
+bool inference_kernels_apply(const torch::Tensor& x);
+// RMSNormImpl's forward in one pass per row (float32 weight [dim]).
+torch::Tensor inference_rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// apply_rope in one pass: x [B, T, heads, D] (innermost dimension contiguous), cos and sin
+// [B, T, 1, D] contiguous; returns a new contiguous [B, T, heads, D].
+torch::Tensor inference_rope(const torch::Tensor& x,
+                             const torch::Tensor& cos,
+                             const torch::Tensor& sin);
 
 // A LoRA adapter on one linear layer. Its tensors are float32 whatever the model dtype (they are
 // small, and an fp32 adapter needs no master copy) and are not registered parameters, so
@@ -137,6 +195,9 @@ class RMSNormImpl : public torch::nn::Module {
     weight = register_parameter("weight", torch::empty({dim}, opts));
   }
   torch::Tensor forward(const torch::Tensor& x) {
+    if (InferenceKernelsScope::active() && inference_kernels_apply(x) &&
+        !(torch::GradMode::is_enabled() && weight.requires_grad()))
+      return inference_rms_norm(x, weight, eps_);
     const auto input_dtype = x.scalar_type();
     auto h = input_dtype == torch::kFloat32 ? x : x.to(torch::kFloat32);
     auto rstd = torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
@@ -197,8 +258,15 @@ class AttentionImpl : public torch::nn::Module {
     const std::int64_t b = x.size(0), t = x.size(1);
     const std::int64_t rep = heads_ / kv_heads_;
     const auto qkv = qkv_.forward(x);
-    auto q = apply_rope(qkv[0].view({b, t, heads_, head_dim_}), ctx.cos, ctx.sin);
-    auto k = apply_rope(qkv[1].view({b, t, kv_heads_, head_dim_}), ctx.cos, ctx.sin);
+    const bool kernels = ctx.inference && InferenceKernelsScope::active() &&
+                         inference_kernels_apply(qkv[0]) && inference_kernels_apply(qkv[1]) &&
+                         ctx.cos.is_contiguous() && ctx.cos.scalar_type() == torch::kFloat32;
+    const auto rope = [&](const torch::Tensor& part, std::int64_t heads) {
+      auto h = part.view({b, t, heads, head_dim_});
+      return kernels ? inference_rope(h, ctx.cos, ctx.sin) : apply_rope(h, ctx.cos, ctx.sin);
+    };
+    auto q = rope(qkv[0], heads_);
+    auto k = rope(qkv[1], kv_heads_);
     auto v = qkv[2].view({b, t, kv_heads_, head_dim_});
     k = k.transpose(1, 2);  // [B, kv, T, D]
     v = v.transpose(1, 2);
@@ -215,6 +283,9 @@ class AttentionImpl : public torch::nn::Module {
       return o_proj->forward(out.transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
     }
 #endif
+    if (kernels && t <= kDecodeAttentionMaxPositions &&
+        decode_attention_applies(q, k, v, ctx.bias))
+      return o_proj->forward(decode_attention(q, k, v, ctx.bias, scale_));
     // Grouped-query attention without materializing repeated K/V: query head h uses kv head
     // h / rep (HF repeat_kv), so fold the rep query heads of a group into the row dimension.
     auto qg = (q * scale_).view({b, t, kv_heads_, rep, head_dim_}).permute({0, 2, 3, 1, 4});
