@@ -48,6 +48,54 @@ __attribute__((target("avx2,fma"))) inline void add_scaled(float* out,
   for (; i < n; ++i) out[i] += p * v[i];
 }
 
+// Elementwise passes over fewer elements run on one thread: at a decode step (32 rows x 576) a
+// parallel region's fork and join cost more than the pass.
+constexpr std::int64_t kSerialElements = 1 << 16;
+
+// One query position of one kv head's group: its rep query rows against S keys and values.
+struct AttentionGroup {
+  const float* q;  // rep rows, `q_stride` apart.
+  std::int64_t q_stride;
+  const float* k;  // S rows, `k_stride` apart.
+  std::int64_t k_stride;
+  const float* v;
+  std::int64_t v_stride;
+  const float* mask;  // S additive mask values, `mask_stride` apart.
+  std::int64_t mask_stride;
+  float* out;  // rep rows of d, consecutive (zeroed).
+  std::int64_t rep, s, d;
+  float scale;
+};
+
+// Each key and value row is loaded once for all rep query rows; every (query row, key) score and
+// every output's sum over the keys is the same arithmetic in the same order as one row at a time.
+// `scores`: room for rep * S + rep floats.
+__attribute__((target("avx2,fma"))) void attend(const AttentionGroup& g, float* scores) {
+  for (std::int64_t j = 0; j < g.s; ++j) {
+    const float* key = g.k + j * g.k_stride;
+    const float m = g.mask[j * g.mask_stride];
+    for (std::int64_t r = 0; r < g.rep; ++r)
+      scores[r * g.s + j] = dot(g.q + r * g.q_stride, key, g.d) * g.scale + m;
+  }
+  for (std::int64_t r = 0; r < g.rep; ++r) {
+    float* row = scores + r * g.s;
+    float top = -std::numeric_limits<float>::infinity();
+    for (std::int64_t j = 0; j < g.s; ++j) top = std::max(top, row[j]);
+    float total = 0.0f;
+    for (std::int64_t j = 0; j < g.s; ++j) total += row[j] = std::exp(row[j] - top);
+    scores[g.rep * g.s + r] = 1.0f / total;  // After all the scores: see decode_attention.
+  }
+  for (std::int64_t j = 0; j < g.s; ++j) {
+    const float* value = g.v + j * g.v_stride;
+    for (std::int64_t r = 0; r < g.rep; ++r)
+      add_scaled(g.out + r * g.d, value, scores[r * g.s + j], g.d);
+  }
+  for (std::int64_t r = 0; r < g.rep; ++r) {
+    const float inv = scores[g.rep * g.s + r];
+    for (std::int64_t i = 0; i < g.d; ++i) g.out[r * g.d + i] *= inv;
+  }
+}
+
 bool cpu_float(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat32 &&
          t.layout() == torch::kStrided;
@@ -75,7 +123,8 @@ torch::Tensor inference_rms_norm(const torch::Tensor& x, const torch::Tensor& we
   float* op = out.data_ptr<float>();
   const std::int64_t rows = n == 0 ? 0 : in.numel() / n;
   const float epsilon = static_cast<float>(eps);
-  at::parallel_for(0, rows, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(1, n)),
+  at::parallel_for(0, rows,
+                   std::max<std::int64_t>(1, kSerialElements / std::max<std::int64_t>(1, n)),
                    [&](std::int64_t first, std::int64_t last) {
                      for (std::int64_t r = first; r < last; ++r) {
                        const float* row = xp + r * n;
@@ -104,27 +153,28 @@ torch::Tensor inference_rope(const torch::Tensor& x,
   const float* sp = sin.data_ptr<float>();
   float* op = out.data_ptr<float>();
   const auto xs = x.strides();
-  at::parallel_for(0, b * t, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(1, heads * d)),
-                   [&](std::int64_t first, std::int64_t last) {
-                     for (std::int64_t bt = first; bt < last; ++bt) {
-                       const std::int64_t row = bt / t, pos = bt % t;
-                       const float* c = cp + bt * d;
-                       const float* sn = sp + bt * d;
-                       for (std::int64_t h = 0; h < heads; ++h) {
-                         const float* src = xp + row * xs[0] + pos * xs[1] + h * xs[2];
-                         float* dst = op + (bt * heads + h) * d;
-                         // x cos + rotate_half(x sin), the products apart as apply_rope.
-                         for (std::int64_t i = 0; i < half; ++i) {
-                           const float a = src[i] * c[i], rot = src[i + half] * sn[i + half];
-                           dst[i] = a + -rot;
-                         }
-                         for (std::int64_t i = half; i < d; ++i) {
-                           const float a = src[i] * c[i], rot = src[i - half] * sn[i - half];
-                           dst[i] = a + rot;
-                         }
-                       }
-                     }
-                   });
+  at::parallel_for(
+      0, b * t, std::max<std::int64_t>(1, kSerialElements / std::max<std::int64_t>(1, heads * d)),
+      [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t bt = first; bt < last; ++bt) {
+          const std::int64_t row = bt / t, pos = bt % t;
+          const float* c = cp + bt * d;
+          const float* sn = sp + bt * d;
+          for (std::int64_t h = 0; h < heads; ++h) {
+            const float* src = xp + row * xs[0] + pos * xs[1] + h * xs[2];
+            float* dst = op + (bt * heads + h) * d;
+            // x cos + rotate_half(x sin), the products apart as apply_rope.
+            for (std::int64_t i = 0; i < half; ++i) {
+              const float a = src[i] * c[i], rot = src[i + half] * sn[i + half];
+              dst[i] = a + -rot;
+            }
+            for (std::int64_t i = half; i < d; ++i) {
+              const float a = src[i] * c[i], rot = src[i - half] * sn[i - half];
+              dst[i] = a + rot;
+            }
+          }
+        }
+      });
   return out;
 }
 
@@ -165,28 +215,25 @@ torch::Tensor decode_attention(const torch::Tensor& q,
   const float q_scale = static_cast<float>(scale);
   const auto qs = q.strides(), ks = k.strides(), vs = v.strides(), bs = bias.strides();
   at::parallel_for(0, b * kv, 1, [&](std::int64_t first, std::int64_t last) {
-    std::vector<float> scores(static_cast<std::size_t>(s));
+    // rep rows of S scores, then each row's 1 / sum.
+    std::vector<float> scores(static_cast<std::size_t>(rep * s + rep));
     for (std::int64_t task = first; task < last; ++task) {
       const std::int64_t row = task / kv, group = task % kv;
-      const float* keys = kp + row * ks[0] + group * ks[1];
-      const float* values = vp + row * vs[0] + group * vs[1];
       for (std::int64_t pos = 0; pos < t; ++pos) {
-        const float* mask = bp + row * bs[0] + pos * bs[3];
-        for (std::int64_t r = 0; r < rep; ++r) {
-          const std::int64_t head = group * rep + r;
-          const float* query = qp + row * qs[0] + pos * qs[1] + head * qs[2];
-          float top = -std::numeric_limits<float>::infinity();
-          for (std::int64_t j = 0; j < s; ++j) {
-            scores[j] = dot(query, keys + j * ks[2], d) * q_scale + mask[j * bs[4]];
-            top = std::max(top, scores[j]);
-          }
-          float total = 0.0f;
-          for (std::int64_t j = 0; j < s; ++j) total += scores[j] = std::exp(scores[j] - top);
-          float* dst = op + (row * t + pos) * heads * d + head * d;
-          for (std::int64_t j = 0; j < s; ++j) add_scaled(dst, values + j * vs[2], scores[j], d);
-          const float inv = 1.0f / total;
-          for (std::int64_t i = 0; i < d; ++i) dst[i] *= inv;
-        }
+        const AttentionGroup g{qp + row * qs[0] + pos * qs[1] + group * rep * qs[2],
+                               qs[2],
+                               kp + row * ks[0] + group * ks[1],
+                               ks[2],
+                               vp + row * vs[0] + group * vs[1],
+                               vs[2],
+                               bp + row * bs[0] + pos * bs[3],
+                               bs[4],
+                               op + (row * t + pos) * heads * d + group * rep * d,
+                               rep,
+                               s,
+                               d,
+                               q_scale};
+        attend(g, scores.data());
       }
     }
   });
