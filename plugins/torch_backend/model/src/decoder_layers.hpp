@@ -283,8 +283,7 @@ class AttentionImpl : public torch::nn::Module {
       return o_proj->forward(out.transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
     }
 #endif
-    if (kernels && t <= kDecodeAttentionMaxPositions &&
-        decode_attention_applies(q, k, v, ctx.bias))
+    if (kernels && t <= kDecodeAttentionMaxPositions && decode_attention_applies(q, k, v, ctx.bias))
       return o_proj->forward(decode_attention(q, k, v, ctx.bias, scale_));
     // Grouped-query attention without materializing repeated K/V: query head h uses kv head
     // h / rep (HF repeat_kv), so fold the rep query heads of a group into the row dimension.
