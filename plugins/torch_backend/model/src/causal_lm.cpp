@@ -146,7 +146,7 @@ torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& input_ids,
   detail::LayerContext ctx;
   ctx.cache = cache;
   ctx.past = past;
-  ctx.inference = !torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled();
+  ctx.inference = detail::InferenceKernelsScope::inference_forward();
   const detail::InferenceKernelsScope kernels(ctx.inference);
 
   // RoPE tables: float32 angles like HF (position * inv_freq), cast to the model dtype.
@@ -173,8 +173,7 @@ torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& input_ids,
 
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
   // Through the module, so that an adapter on lm_head applies.
-  const detail::InferenceKernelsScope kernels(!torch::GradMode::is_enabled() ||
-                                              c10::InferenceMode::is_enabled());
+  const detail::InferenceKernelsScope kernels(detail::InferenceKernelsScope::inference_forward());
   auto out =
       lm_head_ ? lm_head_->forward(hidden) : detail::linear(hidden, model_->embed_weight, {});
   return out.scalar_type() == torch::kFloat32 ? out : out.to(torch::kFloat32);

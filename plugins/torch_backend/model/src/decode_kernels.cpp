@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "avx2_sum.hpp"
 #include "decoder_layers.hpp"
 #include "metareward/sdk/error.hpp"
 
@@ -27,10 +28,7 @@ __attribute__((target("avx2,fma"))) inline float dot(const float* a,
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  float out = _mm_cvtss_f32(s);
+  float out = sum_lanes(acc);
   for (; i < n; ++i) out += a[i] * b[i];
   return out;
 }
@@ -183,13 +181,10 @@ bool decode_attention_applies(const torch::Tensor& q,
                               const torch::Tensor& v,
                               const torch::Tensor& bias) {
   const auto ok = [](const torch::Tensor& t, std::int64_t dim) {
-    return t.defined() && t.dim() == dim && t.device().is_cpu() &&
-           t.scalar_type() == torch::kFloat32 && t.layout() == torch::kStrided && t.stride(-1) == 1;
+    return cpu_float(t) && t.dim() == dim && t.stride(-1) == 1;
   };
   if (!ok(q, 4) || !ok(k, 4) || !ok(v, 4) || !ok(bias, 5)) return false;
-  if (torch::GradMode::is_enabled() &&
-      (q.requires_grad() || k.requires_grad() || v.requires_grad()))
-    return false;
+  if (needs_grad(q) || needs_grad(k) || needs_grad(v)) return false;
   const std::int64_t b = q.size(0), t = q.size(1), heads = q.size(2), d = q.size(3);
   const std::int64_t kv = k.size(1), s = k.size(2);
   return t <= kDecodeAttentionMaxPositions && k.size(0) == b && v.sizes() == k.sizes() &&

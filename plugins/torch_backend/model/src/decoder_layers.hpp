@@ -36,6 +36,10 @@ class InferenceKernelsScope {
   InferenceKernelsScope& operator=(const InferenceKernelsScope&) = delete;
   // Whether the innermost scope of this thread is on (false outside any scope).
   static bool active() { return flag(); }
+  // Whether a forward starting now records no gradient: the forwards that open a scope that is on.
+  static bool inference_forward() {
+    return !torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled();
+  }
 
  private:
   static bool& flag() {
@@ -195,8 +199,8 @@ class RMSNormImpl : public torch::nn::Module {
     weight = register_parameter("weight", torch::empty({dim}, opts));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    if (InferenceKernelsScope::active() && inference_kernels_apply(x) &&
-        !(torch::GradMode::is_enabled() && weight.requires_grad()))
+    // An active scope means no gradient to record (see InferenceKernelsScope).
+    if (InferenceKernelsScope::active() && inference_kernels_apply(x))
       return inference_rms_norm(x, weight, eps_);
     const auto input_dtype = x.scalar_type();
     auto h = input_dtype == torch::kFloat32 ? x : x.to(torch::kFloat32);
@@ -258,9 +262,9 @@ class AttentionImpl : public torch::nn::Module {
     const std::int64_t b = x.size(0), t = x.size(1);
     const std::int64_t rep = heads_ / kv_heads_;
     const auto qkv = qkv_.forward(x);
-    const bool kernels = ctx.inference && InferenceKernelsScope::active() &&
-                         inference_kernels_apply(qkv[0]) && inference_kernels_apply(qkv[1]) &&
-                         ctx.cos.is_contiguous() && ctx.cos.scalar_type() == torch::kFloat32;
+    const bool kernels = InferenceKernelsScope::active() && inference_kernels_apply(qkv[0]) &&
+                         inference_kernels_apply(qkv[1]) && ctx.cos.is_contiguous() &&
+                         ctx.cos.scalar_type() == torch::kFloat32;
     const auto rope = [&](const torch::Tensor& part, std::int64_t heads) {
       auto h = part.view({b, t, heads, head_dim_});
       return kernels ? inference_rope(h, ctx.cos, ctx.sin) : apply_rope(h, ctx.cos, ctx.sin);
@@ -283,7 +287,7 @@ class AttentionImpl : public torch::nn::Module {
       return o_proj->forward(out.transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
     }
 #endif
-    if (kernels && t <= kDecodeAttentionMaxPositions && decode_attention_applies(q, k, v, ctx.bias))
+    if (kernels && decode_attention_applies(q, k, v, ctx.bias))
       return o_proj->forward(decode_attention(q, k, v, ctx.bias, scale_));
     // Grouped-query attention without materializing repeated K/V: query head h uses kv head
     // h / rep (HF repeat_kv), so fold the rep query heads of a group into the row dimension.

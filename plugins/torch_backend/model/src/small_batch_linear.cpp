@@ -13,9 +13,13 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "avx2_sum.hpp"
+
 namespace mr::torch_backend {
 
 namespace {
+
+using detail::sum_lanes;
 
 // A tile is kRows rows of x by kCols rows of W: 12 accumulators of 8 lanes, so each step over
 // 8 input features loads 4 + 3 vectors for 12 FMAs. A thread's unit of work is kChunk rows of W
@@ -24,13 +28,6 @@ constexpr int kRows = 4;
 constexpr int kCols = 3;
 constexpr std::int64_t kChunk = 16 * kCols;
 constexpr int kSingleRowCols = 8;
-
-__attribute__((target("avx2,fma"))) inline float sum_lanes(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 struct Operands {
   const float* x;
