@@ -806,8 +806,9 @@ int main(int argc, char** argv) {
         "decode matrix products model: per layer (x%lld) one qkv product [%lld, %lld] "
         "(q + 2 kv fused), o_proj [%lld, %lld], one gate/up product [%lld, %lld] (2 x "
         "intermediate fused), down_proj [%lld, %lld]; then lm_head [%lld, %lld] on the last "
-        "position; small_batch_linear up to %lld rows of float32 (AVX2), else torch::mv for 1 "
-        "row and torch::linear (gemm) above, as the model's detail::linear; fused weights are "
+        "position; small_batch_linear up to %lld rows of float32 (%s kernel), else torch::mv "
+        "for 1 row and torch::linear (gemm) above, as the model's detail::linear; fused weights "
+        "are "
         "%s; one warm-up pass, best of 3\n",
         static_cast<long long>(mc.num_hidden_layers), static_cast<long long>(l0[0].weight.size(0)),
         static_cast<long long>(l0[0].weight.size(1)), static_cast<long long>(l0[1].weight.size(0)),
@@ -816,7 +817,7 @@ int main(int argc, char** argv) {
         static_cast<long long>(l0[3].weight.size(1)),
         static_cast<long long>(l0.back().weight.size(0)),
         static_cast<long long>(l0.back().weight.size(1)),
-        static_cast<long long>(tb::kSmallBatchRows),
+        static_cast<long long>(tb::kSmallBatchRows), tb::isa_name(tb::small_batch_linear_isa()),
         weights_copied ? "copies (the model's q/k/v or gate/up weights are not one storage in "
                          "this build; the copies add to RSS)"
                        : "views of the model's fused storage (no copy)");
@@ -851,7 +852,8 @@ int main(int argc, char** argv) {
         2.0 * (non_embed + lm_head) * batch / linear_s / 1e9, 100.0 * linear_s / step_s);
     Result("decode_b" + std::to_string(batch))("batch", batch)("context", context)(
         "steps", decode_steps)("step_ms", 1000.0 * step_s)("tokens_per_s", tps)(
-        "limit_fraction", tps / decode_limit)("linear_op", op)("linear_ms", 1000.0 * linear_s)(
+        "limit_fraction", tps / decode_limit)("linear_op", op)(
+        "linear_isa", tb::isa_name(tb::small_batch_linear_isa()))("linear_ms", 1000.0 * linear_s)(
         "linear_gflops", 2.0 * (non_embed + lm_head) * batch / linear_s / 1e9)(
         "gemm_bound_fraction", linear_s / step_s)
         .print();

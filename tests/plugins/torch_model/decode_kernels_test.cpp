@@ -57,34 +57,52 @@ TEST_CASE("small_batch_linear equals a float64 product for every batch up to the
   struct Shape {
     std::int64_t in, out;
   };
-  // Input sizes with and without a tail of in % 8 features; output counts that leave partial
-  // tiles and partial chunks.
-  for (const auto shape : {Shape{13, 5}, Shape{64, 49}, Shape{576, 960}, Shape{7, 100}}) {
-    for (const bool with_bias : {false, true}) {
-      for (const std::int64_t rows : {1, 2, 3, 4, 5, 7, 8, 13, 32, 63, 64}) {
-        DYNAMIC_SECTION("in " << shape.in << " out " << shape.out << " rows " << rows
-                              << (with_bias ? " bias" : "")) {
-          // x as a strided view (a slice of wider rows), as the gate half of gate/up.
-          auto wide = torch::randn({rows, shape.in + 3});
-          auto x = wide.narrow(1, 2, shape.in);
-          auto w = torch::randn({shape.out, shape.in});
-          auto b = with_bias ? torch::randn({shape.out}) : torch::Tensor();
-          REQUIRE(tb::small_batch_linear_applies(x, w, b));
-          auto y = tb::small_batch_linear(x, w, b);
-          REQUIRE(y.sizes() == torch::IntArrayRef({rows, shape.out}));
-          auto ref = torch::matmul(x.to(torch::kFloat64), w.to(torch::kFloat64).t());
-          if (with_bias) ref = ref + b.to(torch::kFloat64);
-          CHECK(rel_diff(y, ref) < 1e-5);
-          // Each row alone gives the same bits as in the batch.
-          for (std::int64_t r = 0; r < rows; ++r)
-            CHECK(torch::equal(tb::small_batch_linear(x.narrow(0, r, 1), w, b), y.narrow(0, r, 1)));
-          // So does a 3-D input, and one thread instead of all.
-          CHECK(torch::equal(tb::small_batch_linear(x.unsqueeze(1), w, b).squeeze(1), y));
-          const int threads = at::get_num_threads();
-          at::set_num_threads(1);
-          const auto one_thread = tb::small_batch_linear(x, w, b);
-          at::set_num_threads(threads);
-          CHECK(torch::equal(one_thread, y));
+  // Every kernel this CPU runs (the default one, and AVX2 where the CPU also has AVX-512).
+  std::vector<tb::SmallBatchIsa> isas;
+  for (const auto isa : {tb::SmallBatchIsa::kAvx2Fma, tb::SmallBatchIsa::kAvx512}) {
+    if (tb::cpu_runs(isa))
+      isas.push_back(isa);
+    else
+      WARN("this CPU does not run the " << tb::isa_name(isa) << " kernel: not tested here");
+  }
+  REQUIRE(tb::cpu_runs(tb::small_batch_linear_isa()));
+  // Input sizes with and without a tail of in % 8 or in % 16 features; output counts that leave
+  // partial tiles and partial chunks.
+  for (const auto isa : isas) {
+    for (const auto shape :
+         {Shape{13, 5}, Shape{64, 49}, Shape{576, 960}, Shape{7, 100}, Shape{40, 61}}) {
+      for (const bool with_bias : {false, true}) {
+        for (const std::int64_t rows : {1, 2, 3, 4, 5, 7, 8, 13, 32, 63, 64}) {
+          DYNAMIC_SECTION(tb::isa_name(isa) << " in " << shape.in << " out " << shape.out
+                                            << " rows " << rows << (with_bias ? " bias" : "")) {
+            // x as a strided view (a slice of wider rows), as the gate half of gate/up.
+            auto wide = torch::randn({rows, shape.in + 3});
+            auto x = wide.narrow(1, 2, shape.in);
+            auto w = torch::randn({shape.out, shape.in});
+            auto b = with_bias ? torch::randn({shape.out}) : torch::Tensor();
+            REQUIRE(tb::small_batch_linear_applies(x, w, b));
+            const auto linear = [&](const torch::Tensor& in) {
+              return tb::small_batch_linear(in, w, b, isa);
+            };
+            auto y = linear(x);
+            REQUIRE(y.sizes() == torch::IntArrayRef({rows, shape.out}));
+            auto ref = torch::matmul(x.to(torch::kFloat64), w.to(torch::kFloat64).t());
+            if (with_bias) ref = ref + b.to(torch::kFloat64);
+            CHECK(rel_diff(y, ref) < 1e-5);
+            // Each row alone gives the same bits as in the batch.
+            for (std::int64_t r = 0; r < rows; ++r)
+              CHECK(torch::equal(linear(x.narrow(0, r, 1)), y.narrow(0, r, 1)));
+            // So does a 3-D input, and one thread instead of all.
+            CHECK(torch::equal(linear(x.unsqueeze(1)).squeeze(1), y));
+            const int threads = at::get_num_threads();
+            at::set_num_threads(1);
+            const auto one_thread = linear(x);
+            at::set_num_threads(threads);
+            CHECK(torch::equal(one_thread, y));
+            // The default kernel is this CPU's widest.
+            if (isa == tb::small_batch_linear_isa())
+              CHECK(torch::equal(tb::small_batch_linear(x, w, b), y));
+          }
         }
       }
     }
@@ -109,41 +127,51 @@ TEST_CASE("small_batch_linear refuses what it does not compute", "[torch_model][
   }
   CHECK_THROWS_AS(tb::small_batch_linear(torch::randn({tb::kSmallBatchRows + 1, 8}), w, {}),
                   std::invalid_argument);
+  // A kernel this CPU does not run is refused, not executed.
+  CHECK_THROWS_AS(tb::small_batch_linear(x, w, {}, tb::SmallBatchIsa::kNone),
+                  std::invalid_argument);
+  for (const auto isa : {tb::SmallBatchIsa::kAvx2Fma, tb::SmallBatchIsa::kAvx512})
+    if (!tb::cpu_runs(isa) && tb::cpu_has_avx2_fma())
+      CHECK_THROWS_AS(tb::small_batch_linear(x, w, {}, isa), std::invalid_argument);
 }
 
 TEST_CASE("decode attention equals HF's attention in float64", "[torch_model][kernels]") {
   c10::InferenceMode guard;
   torch::manual_seed(4);
-  const std::int64_t b = 3, heads = 6, kv = 2, capacity = 12;
-  for (const std::int64_t d : {16, 10}) {
-    for (const std::int64_t t : {1, 2, 4}) {
-      DYNAMIC_SECTION("head_dim " << d << " new positions " << t) {
-        const std::int64_t s = 9;
-        // Keys and values as the KV cache returns them: the filled part of larger buffers.
-        auto k = torch::randn({b, kv, capacity, d}).narrow(2, 0, s);
-        auto v = torch::randn({b, kv, capacity, d}).narrow(2, 0, s);
-        auto q = torch::randn({b, t, heads, d});
-        // Row 0 sees everything, row 1 has 3 padding positions, row 2's first query sees
-        // nothing (a padding query: a uniform average, not NaN).
-        auto allowed = torch::ones({b, 1, 1, t, s}, torch::kBool);
-        allowed.select(0, 1).narrow(-1, 0, 3).fill_(false);
-        allowed.select(0, 2).select(2, 0).fill_(false);
-        const auto bias = kernels::lowest_value_mask(allowed, torch::kFloat32);
-        const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-        if (!kernels::decode_attention_applies(q, k, v, bias)) {
-          CHECK_FALSE(tb::cpu_has_avx2_fma());
-          return;
+  const std::int64_t b = 3, kv = 2, capacity = 12;
+  // Head sizes of the generic loop (16, 10) and of the AVX-512 kernels (64, 128); 3 or 7 query
+  // heads per kv head: one block of query rows, or blocks and a remainder.
+  for (const std::int64_t d : {16, 10, 64, 128}) {
+    for (const std::int64_t heads : {6, 14}) {
+      for (const std::int64_t t : {1, 2, 4}) {
+        DYNAMIC_SECTION("head_dim " << d << " heads " << heads << " new positions " << t) {
+          const std::int64_t s = 9;
+          // Keys and values as the KV cache returns them: the filled part of larger buffers.
+          auto k = torch::randn({b, kv, capacity, d}).narrow(2, 0, s);
+          auto v = torch::randn({b, kv, capacity, d}).narrow(2, 0, s);
+          auto q = torch::randn({b, t, heads, d});
+          // Row 0 sees everything, row 1 has 3 padding positions, row 2's first query sees
+          // nothing (a padding query: a uniform average, not NaN).
+          auto allowed = torch::ones({b, 1, 1, t, s}, torch::kBool);
+          allowed.select(0, 1).narrow(-1, 0, 3).fill_(false);
+          allowed.select(0, 2).select(2, 0).fill_(false);
+          const auto bias = kernels::lowest_value_mask(allowed, torch::kFloat32);
+          const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+          if (!kernels::decode_attention_applies(q, k, v, bias)) {
+            CHECK_FALSE(tb::cpu_has_avx2_fma());
+            return;
+          }
+          auto out = kernels::decode_attention(q, k, v, bias, scale);
+          REQUIRE(out.sizes() == torch::IntArrayRef({b, t, heads * d}));
+          CHECK(rel_diff(out, reference_attention(q, k, v, bias, scale)) < 1e-5);
+          CHECK(torch::isfinite(out).all().template item<bool>());
+          // Each row alone gives the same bits.
+          for (std::int64_t r = 0; r < b; ++r)
+            CHECK(torch::equal(
+                kernels::decode_attention(q.narrow(0, r, 1), k.narrow(0, r, 1), v.narrow(0, r, 1),
+                                          bias.narrow(0, r, 1), scale),
+                out.narrow(0, r, 1)));
         }
-        auto out = kernels::decode_attention(q, k, v, bias, scale);
-        REQUIRE(out.sizes() == torch::IntArrayRef({b, t, heads * d}));
-        CHECK(rel_diff(out, reference_attention(q, k, v, bias, scale)) < 1e-5);
-        CHECK(torch::isfinite(out).all().template item<bool>());
-        // Each row alone gives the same bits.
-        for (std::int64_t r = 0; r < b; ++r)
-          CHECK(torch::equal(
-              kernels::decode_attention(q.narrow(0, r, 1), k.narrow(0, r, 1), v.narrow(0, r, 1),
-                                        bias.narrow(0, r, 1), scale),
-              out.narrow(0, r, 1)));
       }
     }
   }
@@ -178,6 +206,35 @@ TEST_CASE("inference RMSNorm and RoPE equal the module ops", "[torch_model][kern
       REQUIRE(out.sizes() == x.sizes());
       CHECK(rel_diff(out, ref) < 1e-6);
     }
+  }
+  SECTION("SwiGLU in place, on the halves of the fused gate/up product") {
+    for (const std::int64_t inter : {64, 21}) {  // Whole vectors, and a tail.
+      auto fused = torch::randn({3, 5, 2 * inter}) * 6;
+      // Large |gate| too: e^-g overflows or underflows there.
+      fused.select(0, 0).select(0, 0).narrow(0, 0, 4).copy_(
+          torch::tensor({-120.f, 95.f, -30.f, 0.f}));
+      auto gate = fused.narrow(-1, 0, inter), up = fused.narrow(-1, inter, inter);
+      const auto g64 = gate.to(torch::kFloat64), u64 = up.to(torch::kFloat64);
+      const auto ref = g64 * torch::sigmoid(g64) * u64;
+      const auto up_before = up.clone(), gate_before = gate.clone();
+      if (!kernels::inference_swiglu_applies(gate, up)) {
+        CHECK_FALSE(tb::small_batch_linear_isa() == tb::SmallBatchIsa::kAvx512);
+        continue;
+      }
+      kernels::inference_swiglu_(gate, up);
+      // Elementwise within a few float32 roundings (e^x within 2 ulp, then a division and a
+      // product): a polynomial coefficient off in its third digit fails this.
+      const auto err = (gate.to(torch::kFloat64) - ref).abs() / ref.abs().clamp_min(1e-30);
+      const auto worst = err.flatten().argmax().item<std::int64_t>();
+      INFO("largest relative error " << err.max().item<double>() << " at gate "
+                                     << gate_before.flatten()[worst].item<double>() << " up "
+                                     << up_before.flatten()[worst].item<double>());
+      CHECK(err.max().item<double>() < 4e-7);
+      CHECK(torch::isfinite(gate).all().template item<bool>());
+      CHECK(torch::equal(up, up_before));
+    }
+    CHECK_FALSE(kernels::inference_swiglu_applies(torch::randn({2, 4}), torch::randn({2, 5})));
+    CHECK_FALSE(kernels::inference_swiglu_applies(torch::randn({4, 2}).t(), torch::randn({2, 4})));
   }
   SECTION("RoPE, on a strided view as the q part of the fused q/k/v product") {
     const std::int64_t b = 2, t = 3, heads = 4, d = 8;

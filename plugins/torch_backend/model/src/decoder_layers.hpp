@@ -101,6 +101,13 @@ torch::Tensor decode_attention(const torch::Tensor& q,
                                const torch::Tensor& bias,
                                double scale);
 
+// Whether inference_swiglu_() takes gate and up: float32 on a CPU with AVX-512, no autograd, the
+// same sizes, rows (all dimensions but the last) of contiguous elements at one stride each.
+bool inference_swiglu_applies(const torch::Tensor& gate, const torch::Tensor& up);
+// gate = silu(gate) * up in one pass, in place (the MLP's inference step; gate and up may be
+// the halves of the fused gate/up product). silu(g) = g / (1 + e^-g), e^x within 2 ulp.
+void inference_swiglu_(const torch::Tensor& gate, const torch::Tensor& up);
+
 // Whether the inference kernels (inference_rms_norm, inference_rope) take x: float32 on a CPU
 // with AVX2, no autograd.
 bool inference_kernels_apply(const torch::Tensor& x);
@@ -349,7 +356,9 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, bool inference) {
     const auto gate_up = gate_up_.forward(x);
     auto g = gate_up[0];
-    if (inference) {
+    if (inference && InferenceKernelsScope::active() && inference_swiglu_applies(g, gate_up[1])) {
+      inference_swiglu_(g, gate_up[1]);
+    } else if (inference) {
       torch::silu_(g);
       g.mul_(gate_up[1]);
     } else {

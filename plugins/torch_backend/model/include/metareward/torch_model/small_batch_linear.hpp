@@ -12,12 +12,30 @@ namespace mr::torch_backend {
 /// packs the weights once per call, is as fast or faster.
 inline constexpr std::int64_t kSmallBatchRows = 64;
 
-/// Whether this CPU runs the AVX2 + FMA kernels of small_batch_linear() (checked once).
+/// Whether this CPU runs the AVX2 + FMA kernels of small_batch_linear() and of the other
+/// inference kernels (checked once).
 bool cpu_has_avx2_fma();
+
+/// The instruction sets small_batch_linear() has a kernel for.
+enum class SmallBatchIsa {
+  kNone,     ///< None: small_batch_linear() does not apply on this CPU.
+  kAvx2Fma,  ///< AVX2 + FMA, 8 lanes.
+  kAvx512,   ///< AVX-512F, 16 lanes (rounds differently from kAvx2Fma: another lane split).
+};
+
+/// The kernel small_batch_linear() uses on this CPU: the widest it runs, fixed for the process,
+/// so results do not change from call to call.
+SmallBatchIsa small_batch_linear_isa();
+
+/// Whether this CPU runs `isa`'s kernel (kNone: false).
+bool cpu_runs(SmallBatchIsa isa);
+
+/// "avx512f", "avx2+fma" or "none".
+const char* isa_name(SmallBatchIsa isa);
 
 /// Whether small_batch_linear() computes x W^T + b for these tensors: float32 on the CPU, at
 /// most kSmallBatchRows rows of x (all dimensions but the last), a row-major weight [out, in],
-/// no autograd graph to record, and a CPU with AVX2 and FMA.
+/// no autograd graph to record, and a CPU with AVX2 and FMA (small_batch_linear_isa() not kNone).
 bool small_batch_linear_applies(const at::Tensor& x,
                                 const at::Tensor& weight,
                                 const at::Tensor& bias);
@@ -29,5 +47,12 @@ bool small_batch_linear_applies(const at::Tensor& x,
 at::Tensor small_batch_linear(const at::Tensor& x,
                               const at::Tensor& weight,
                               const at::Tensor& bias);
+
+/// small_batch_linear() with the kernel of `isa` (tests and benchmarks compare kernels); throws
+/// std::invalid_argument where this CPU does not run it.
+at::Tensor small_batch_linear(const at::Tensor& x,
+                              const at::Tensor& weight,
+                              const at::Tensor& bias,
+                              SmallBatchIsa isa);
 
 }  // namespace mr::torch_backend

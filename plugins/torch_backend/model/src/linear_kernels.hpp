@@ -1,0 +1,40 @@
+// Internal to mr_torch_model: the per-instruction-set kernels behind small_batch_linear()
+// (linear_kernel_avx2.cpp, linear_kernel_avx512.cpp), driven by small_batch_linear.cpp.
+#pragma once
+
+#include <cstdint>
+
+namespace mr::torch_backend::detail {
+
+// y = x W^T (+ bias) over row-major operands, `in` features.
+struct LinearOperands {
+  const float* x;
+  std::int64_t ldx;
+  const float* w;
+  std::int64_t ldw;
+  const float* bias;  // nullptr without a bias.
+  float* y;
+  std::int64_t ldy;
+  std::int64_t in;
+};
+
+// One instruction set's kernel. chunk() computes rows [0, rows) of y against W rows
+// [col_begin, col_end) (at most chunk_cols of them) and prefetches the `next_bytes` bytes at
+// `next` (the W rows the thread computes next) while it does. Every output is one fixed-order
+// sum over the input features whatever the tile it falls in, so a row's result does not depend
+// on the number of rows or on how the output features are split between threads.
+struct LinearKernel {
+  const char* name;
+  std::int64_t chunk_cols;
+  void (*chunk)(const LinearOperands& o,
+                std::int64_t rows,
+                std::int64_t col_begin,
+                std::int64_t col_end,
+                const char* next,
+                std::int64_t next_bytes);
+};
+
+extern const LinearKernel kAvx2LinearKernel;
+extern const LinearKernel kAvx512LinearKernel;
+
+}  // namespace mr::torch_backend::detail
