@@ -61,6 +61,32 @@ TEST_CASE("model commands: generate is deterministic and independent of batching
   CHECK(read_text(dir.path() / "c.jsonl") == a);  // batching does not change results
 }
 
+TEST_CASE("model commands: MR_MAX_CPU_ISA caps the CPU kernels, another value is a clear error",
+          "[e2e][model]") {
+  ScratchDir dir("max_cpu_isa");
+  const fs::path model = tiny_model(dir);
+  const fs::path prompts = dir.write("prompts.jsonl", "{\"prompt\": \"Sort 3 1 2\"}\n");
+  auto generate = [&](const std::string& isa) {
+    return run_cli({"generate", "--model", model.string(), "--input", prompts.string(), "--output",
+                    (dir.path() / (isa + ".jsonl")).string(), "--max-new-tokens", "4"},
+                   std::filesystem::temp_directory_path(), {"MR_MAX_CPU_ISA=" + isa});
+  };
+  for (const std::string isa : {"avx2", "none"}) {
+    INFO(isa);
+    const CliResult r = generate(isa);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(jsonl(read_text(dir.path() / (isa + ".jsonl"))).size() == 1);
+  }
+  // "none": the backend reports that no kernel of its own runs.
+  CHECK_THAT(generate("none").err, Catch::Contains("CPU kernels none"));
+  const CliResult bad = generate("sse9");
+  CHECK(bad.exit_code != 0);
+  CHECK_THAT(bad.err, Catch::Contains("MR_MAX_CPU_ISA=\"sse9\": expected avx512, avx2 or none"));
+  CHECK_THAT(bad.err, Catch::Contains("plugin 'torch'"));  // At load, before any work.
+  CHECK_FALSE(fs::exists(dir.path() / "sse9.jsonl"));
+}
+
 TEST_CASE("model commands: exit 3 when no input row is usable and 4 when some were dropped",
           "[e2e][model]") {
   ScratchDir dir("exit_status");

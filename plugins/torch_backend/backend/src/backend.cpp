@@ -11,6 +11,7 @@
 #include "metareward/sdk/error.hpp"
 #include "metareward/torch_backend_plugin/torch_backend.hpp"
 #include "metareward/torch_model/checkpoint_files.hpp"
+#include "metareward/torch_model/small_batch_linear.hpp"
 
 namespace mr::plugins::torch_backend {
 
@@ -242,11 +243,15 @@ TorchBackend::TorchBackend(sdk::HostContext& ctx)
                          " is outside the model's vocabulary of " + std::to_string(mc.vocab_size));
     }
   }
-  ctx_.logger().info(mc.architecture_name + " from " + path_.string() + ": " +
-                     std::to_string(tb::parameter_count(mc)) + " parameters, " +
-                     config.get_string("dtype") + " on " + device.str() + ", chat format " +
-                     template_->format().name + ", max_context " + std::to_string(max_context_) +
-                     ", " + std::to_string(ctx_.threads()) + " thread(s)");
+  ctx_.logger().info(
+      mc.architecture_name + " from " + path_.string() + ": " +
+      std::to_string(tb::parameter_count(mc)) + " parameters, " + config.get_string("dtype") +
+      " on " + device.str() + ", chat format " + template_->format().name + ", max_context " +
+      std::to_string(max_context_) + ", " + std::to_string(ctx_.threads()) + " thread(s)" +
+      // The CPU inference kernels in use (MR_MAX_CPU_ISA caps them); an invalid
+      // MR_MAX_CPU_ISA fails here, at load, rather than at the first forward.
+      (device.is_cpu() ? std::string(", CPU kernels ") + tb::isa_name(tb::small_batch_linear_isa())
+                       : std::string()));
 }
 
 TorchBackend::~TorchBackend() = default;

@@ -116,13 +116,6 @@ __attribute__((target("avx2,fma"))) void attend(const AttentionGroup& g, float* 
   }
 }
 
-// The 16 lanes in one fixed tree: the two halves added, then sum_lanes' tree.
-__attribute__((target("avx512f,avx2,fma"))) inline float sum_lanes16(__m512 v) {
-  const __m256 lo = _mm512_castps512_ps256(v);
-  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-  return sum_lanes(_mm256_add_ps(lo, hi));
-}
-
 // e^x in each lane (Cephes' expf: x = n ln 2 + r, a degree-6 polynomial in r, times 2^n by
 // scalef, which rounds once and saturates), within 2 ulp of std::exp. Above ln(FLT_MAX) it is
 // +inf and below -104 (under half the smallest float) 0, exactly as std::exp gives: masked keys
@@ -226,20 +219,12 @@ void attend512(const AttentionGroup& g, float* scores) {
         g, r0, static_cast<int>(std::min<std::int64_t>(kMaxRows, g.rep - r0)), scores);
 }
 
-bool cpu_has_avx512f() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
-  }();
-  return has;
-}
-
 // The attention kernel for head_dim d: AVX-512 for d = 64 or 128 where the CPU has it (the same
 // choice for every call in the process), else attend().
 using AttendFn = void (*)(const AttentionGroup&, float*);
 AttendFn attend_for(std::int64_t d) {
-  if (cpu_has_avx512f() && d == 64) return &attend512<64>;
-  if (cpu_has_avx512f() && d == 128) return &attend512<128>;
+  if (cpu_runs(SmallBatchIsa::kAvx512) && d == 64) return &attend512<64>;
+  if (cpu_runs(SmallBatchIsa::kAvx512) && d == 128) return &attend512<128>;
   return &attend;
 }
 
@@ -352,7 +337,7 @@ __attribute__((target("avx512f,avx2,fma"))) void swiglu_row(float* g,
 bool inference_swiglu_applies(const torch::Tensor& gate, const torch::Tensor& up) {
   return cpu_float(gate) && cpu_float(up) && !needs_grad(gate) && !needs_grad(up) &&
          gate.sizes() == up.sizes() && gate.numel() > 0 && uniform_rows(gate) && uniform_rows(up) &&
-         cpu_has_avx512f();
+         cpu_runs(SmallBatchIsa::kAvx512);
 }
 
 void inference_swiglu_(const torch::Tensor& gate, const torch::Tensor& up) {

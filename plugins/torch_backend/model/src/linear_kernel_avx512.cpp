@@ -20,13 +20,6 @@ constexpr int kCols = 6;
 constexpr int kSingleRowCols = 12;
 constexpr std::int64_t kChunk = 8 * kCols;
 
-// The 16 lanes in one fixed tree: the two halves added, then sum_lanes' tree.
-__attribute__((target("avx512f,avx2,fma"))) inline float sum_lanes16(__m512 v) {
-  const __m256 lo = _mm512_castps512_ps256(v);
-  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-  return sum_lanes(_mm256_add_ps(lo, hi));
-}
-
 // Prefetches issued per step over 16 features, spread over the whole chunk so the memory
 // system sees a steady stream rather than bursts (bursts stall on the fill buffers).
 struct Prefetch {

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -23,12 +24,29 @@ namespace {
 using detail::LinearKernel;
 using detail::LinearOperands;
 
+// MR_MAX_CPU_ISA caps the instruction set of the inference kernels, as oneDNN's
+// ONEDNN_MAX_CPU_ISA does: "avx512" (the default: whatever the CPU has), "avx2" or "none" (the
+// libtorch ops only). Read once; an unknown value is an error at every use.
+SmallBatchIsa isa_cap() {
+  static const SmallBatchIsa cap = [] {
+    const char* value = std::getenv("MR_MAX_CPU_ISA");
+    const std::string v = value != nullptr ? value : "";
+    if (v.empty() || v == "avx512" || v == "avx512f") return SmallBatchIsa::kAvx512;
+    if (v == "avx2") return SmallBatchIsa::kAvx2Fma;
+    if (v == "none") return SmallBatchIsa::kNone;
+    throw std::invalid_argument("MR_MAX_CPU_ISA=\"" + v +
+                                "\": expected avx512, avx2 or none (or unset)");
+  }();
+  return cap;
+}
+
 bool cpu_has_avx512f() {
   static const bool has = [] {
     __builtin_cpu_init();
-    return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("avx512f");
   }();
-  return has;
+  return has && isa_cap() == SmallBatchIsa::kAvx512;
 }
 
 const LinearKernel* kernel_for(SmallBatchIsa isa) {
@@ -50,7 +68,7 @@ bool cpu_has_avx2_fma() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
-  return has;
+  return has && isa_cap() != SmallBatchIsa::kNone;
 }
 
 bool small_batch_linear_applies(const at::Tensor& x,

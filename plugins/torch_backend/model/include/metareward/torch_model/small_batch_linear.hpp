@@ -13,7 +13,10 @@ namespace mr::torch_backend {
 inline constexpr std::int64_t kSmallBatchRows = 64;
 
 /// Whether this CPU runs the AVX2 + FMA kernels of small_batch_linear() and of the other
-/// inference kernels (checked once).
+/// inference kernels (checked once), and the environment variable MR_MAX_CPU_ISA allows them.
+/// MR_MAX_CPU_ISA caps the kernels' instruction set, as oneDNN's ONEDNN_MAX_CPU_ISA: "avx512"
+/// (the default), "avx2" (the AVX2 kernels only) or "none" (libtorch's ops only); another value
+/// makes this and every kernel query throw std::invalid_argument naming it.
 bool cpu_has_avx2_fma();
 
 /// The instruction sets small_batch_linear() has a kernel for.
@@ -23,11 +26,11 @@ enum class SmallBatchIsa {
   kAvx512,   ///< AVX-512F, 16 lanes (rounds differently from kAvx2Fma: another lane split).
 };
 
-/// The kernel small_batch_linear() uses on this CPU: the widest it runs, fixed for the process,
-/// so results do not change from call to call.
+/// The kernel small_batch_linear() uses on this CPU: the widest it runs within MR_MAX_CPU_ISA,
+/// fixed for the process, so results do not change from call to call.
 SmallBatchIsa small_batch_linear_isa();
 
-/// Whether this CPU runs `isa`'s kernel (kNone: false).
+/// Whether this CPU runs `isa`'s kernel within MR_MAX_CPU_ISA (kNone: false).
 bool cpu_runs(SmallBatchIsa isa);
 
 /// "avx512f", "avx2+fma" or "none".
