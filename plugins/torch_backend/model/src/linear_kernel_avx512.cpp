@@ -31,58 +31,46 @@ struct Prefetch {
 // y[r, c] = sum_k x[r, k] w[c, k] (+ bias[c]) for the R x C tile at x row `row`, w row `col`.
 // Lane j sums the features k = j mod 16 in order (a tail of in % 16 features is one masked
 // step), then the lanes are added in a fixed tree: the same sum for any tile position.
-template <int R, int C>
-__attribute__((target("avx512f,avx2,fma"))) void tile(const LinearOperands& o,
-                                                      std::int64_t row,
-                                                      std::int64_t col,
-                                                      Prefetch& pf) {
-  const float* x = o.x + row * o.ldx;
-  const float* w = o.w + col * o.ldw;
-  __m512 acc[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-  std::int64_t k = 0;
-  for (; k + 16 <= o.in; k += 16) {
-    __m512 wv[C];
-    for (int c = 0; c < C; ++c) wv[c] = _mm512_loadu_ps(w + c * o.ldw + k);
-    for (int p = 0; p < pf.per_step && pf.at < pf.end; ++p, pf.at += 64)
-      _mm_prefetch(pf.at, _MM_HINT_T2);
+struct Tile {
+  template <int R, int C>
+  __attribute__((target("avx512f,avx2,fma"))) static void run(const LinearOperands& o,
+                                                              std::int64_t row,
+                                                              std::int64_t col,
+                                                              Prefetch& pf) {
+    const float* x = o.x + row * o.ldx;
+    const float* w = o.w + col * o.ldw;
+    __m512 acc[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+    std::int64_t k = 0;
+    for (; k + 16 <= o.in; k += 16) {
+      __m512 wv[C];
+      for (int c = 0; c < C; ++c) wv[c] = _mm512_loadu_ps(w + c * o.ldw + k);
+      for (int p = 0; p < pf.per_step && pf.at < pf.end; ++p, pf.at += 64)
+        _mm_prefetch(pf.at, _MM_HINT_T2);
+      for (int r = 0; r < R; ++r) {
+        const __m512 xv = _mm512_loadu_ps(x + r * o.ldx + k);
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+      }
+    }
+    if (k < o.in) {
+      const auto mask = static_cast<__mmask16>((1u << (o.in - k)) - 1u);
+      __m512 wv[C];
+      for (int c = 0; c < C; ++c) wv[c] = _mm512_maskz_loadu_ps(mask, w + c * o.ldw + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mask, x + r * o.ldx + k);
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+      }
+    }
     for (int r = 0; r < R; ++r) {
-      const __m512 xv = _mm512_loadu_ps(x + r * o.ldx + k);
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+      float* y = o.y + (row + r) * o.ldy + col;
+      for (int c = 0; c < C; ++c) {
+        const float s = sum_lanes16(acc[r][c]);
+        y[c] = o.bias != nullptr ? s + o.bias[col + c] : s;
+      }
     }
   }
-  if (k < o.in) {
-    const auto mask = static_cast<__mmask16>((1u << (o.in - k)) - 1u);
-    __m512 wv[C];
-    for (int c = 0; c < C; ++c) wv[c] = _mm512_maskz_loadu_ps(mask, w + c * o.ldw + k);
-    for (int r = 0; r < R; ++r) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + r * o.ldx + k);
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    float* y = o.y + (row + r) * o.ldy + col;
-    for (int c = 0; c < C; ++c) {
-      const float s = sum_lanes16(acc[r][c]);
-      y[c] = o.bias != nullptr ? s + o.bias[col + c] : s;
-    }
-  }
-}
-
-template <int R, int C>
-void tile_cols(
-    int cols, const LinearOperands& o, std::int64_t row, std::int64_t col, Prefetch& pf) {
-  if (cols == C) return tile<R, C>(o, row, col, pf);
-  if constexpr (C > 1) tile_cols<R, C - 1>(cols, o, row, col, pf);
-}
-
-template <int R>
-void tile_rows(
-    int rows, int cols, const LinearOperands& o, std::int64_t row, std::int64_t col, Prefetch& pf) {
-  if (rows == R) return tile_cols<R, kCols>(cols, o, row, col, pf);
-  if constexpr (R > 1) tile_rows<R - 1>(rows, cols, o, row, col, pf);
-}
+};
 
 __attribute__((target("avx512f,avx2,fma"))) void chunk(const LinearOperands& o,
                                                        std::int64_t rows,
@@ -101,9 +89,9 @@ __attribute__((target("avx512f,avx2,fma"))) void chunk(const LinearOperands& o,
     for (std::int64_t col = col_begin; col < col_end; col += cols_per_tile) {
       const int c = static_cast<int>(std::min<std::int64_t>(cols_per_tile, col_end - col));
       if (rows == 1)
-        tile_cols<1, kSingleRowCols>(c, o, row, col, pf);
+        run_tile<Tile, 1, kSingleRowCols>(r, c, o, row, col, pf);
       else
-        tile_rows<kRows>(r, c, o, row, col, pf);
+        run_tile<Tile, kRows, kCols>(r, c, o, row, col, pf);
     }
   }
 }

@@ -34,6 +34,19 @@ struct LinearKernel {
                 std::int64_t next_bytes);
 };
 
+// Calls Tile::run<R, C>(args...) for the runtime tile size rows x cols (1 <= rows <= MaxRows,
+// 1 <= cols <= MaxCols): the kernels' tiles are compile-time sizes, so their accumulators stay
+// in registers, and a chunk's edge tiles take the smaller instantiations.
+template <class Tile, int MaxRows, int MaxCols, class... Args>
+void run_tile(int rows, int cols, Args&&... args) {
+  if (rows == MaxRows) {
+    if (cols == MaxCols) return Tile::template run<MaxRows, MaxCols>(args...);
+    if constexpr (MaxCols > 1) return run_tile<Tile, MaxRows, MaxCols - 1>(rows, cols, args...);
+  } else if constexpr (MaxRows > 1) {
+    return run_tile<Tile, MaxRows - 1, MaxCols>(rows, cols, args...);
+  }
+}
+
 extern const LinearKernel kAvx2LinearKernel;
 extern const LinearKernel kAvx512LinearKernel;
 
