@@ -301,7 +301,8 @@ void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row
     return chosen.size();
   };
 
-  std::vector<float> probs, scratch;
+  std::vector<float> probs;
+  NucleusScratch scratch;
   std::vector<std::int64_t> next;
   while (true) {
     if (batch.occupied() == 0) {
