@@ -21,11 +21,11 @@ double uniform(at::Generator& generator) {
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
-/// Smallest value v of values[a, b) such that `above` plus the values >= v sum to at least
-/// `mass`, by quickselect (reorders the range). Ties with v are kept by the caller, so the kept
-/// set may exceed the minimal nucleus by tied values only.
-float select_threshold(
-    std::vector<float>& values, std::size_t a, std::size_t b, double above, double mass) {
+/// Smallest value v of `values` such that `above` plus the values >= v sum to at least `mass`,
+/// by quickselect (reorders them). Ties with v are kept by the caller, so the kept set may
+/// exceed the minimal nucleus by tied values only.
+float select_threshold(std::vector<float>& values, double above, double mass) {
+  std::size_t a = 0, b = values.size();
   while (b - a > 1) {
     const std::size_t mid = a + (b - a) / 2;
     std::nth_element(values.begin() + static_cast<std::ptrdiff_t>(a),
@@ -54,6 +54,21 @@ std::uint32_t bucket_of(float p) {
   return bits >> kBucketShift;
 }
 
+// Whether a cut considers probability p: in (0, 1] (so never NaN) and not below `floor`.
+bool considered(float p, float floor) {
+  return p >= floor && p > 0.0f && p <= 1.0f;
+}
+
+// The considered probabilities that fall in `bucket`, into `values`.
+void gather_bucket(const std::vector<float>& probs,
+                   float floor,
+                   std::size_t bucket,
+                   std::vector<float>& values) {
+  values.clear();
+  for (const float p : probs)
+    if (considered(p, floor) && bucket_of(p) == bucket) values.push_back(p);
+}
+
 /// std::max_element(logits, logits + n) (the first of the largest; NaNs are passed over unless
 /// the first value is one), with 8 independent maxima instead of one chain of compares, which
 /// took a quarter of a row's sampling time over 49k logits.
@@ -77,7 +92,7 @@ float kth_largest(const std::vector<float>& probs, std::int64_t k, NucleusScratc
   auto& counts = scratch.bucket_counts;
   counts.assign(kBuckets, 0);
   for (const float p : probs)
-    if (p > 0.0f && p <= 1.0f) ++counts[bucket_of(p)];
+    if (considered(p, 0.0f)) ++counts[bucket_of(p)];
   std::int64_t above = 0;
   std::size_t bucket = kBuckets;
   while (bucket-- > 0) {
@@ -86,9 +101,7 @@ float kth_largest(const std::vector<float>& probs, std::int64_t k, NucleusScratc
   }
   if (bucket >= kBuckets) return 0.0f;  // Fewer than k positive values: top-k keeps them all.
   auto& values = scratch.values;
-  values.clear();
-  for (const float p : probs)
-    if (p > 0.0f && p <= 1.0f && bucket_of(p) == bucket) values.push_back(p);
+  gather_bucket(probs, 0.0f, bucket, values);
   const auto nth = values.begin() + (k - above - 1);
   std::nth_element(values.begin(), nth, values.end(), std::greater<float>());
   return *nth;
@@ -103,12 +116,8 @@ float nucleus_threshold(const std::vector<float>& probs,
   // is usually a small share of the vocabulary, where a selection over all of it cost ~1 ms.
   auto& sums = scratch.bucket_sums;
   sums.assign(kBuckets, 0.0);
-  float smallest = 0.0f;
-  for (const float p : probs) {
-    if (p < floor || !(p > 0.0f) || p > 1.0f) continue;
-    sums[bucket_of(p)] += p;
-    if (smallest == 0.0f || p < smallest) smallest = p;
-  }
+  for (const float p : probs)
+    if (considered(p, floor)) sums[bucket_of(p)] += p;
   double above = 0.0;
   std::size_t bucket = kBuckets;
   while (bucket-- > 0) {
@@ -116,12 +125,15 @@ float nucleus_threshold(const std::vector<float>& probs,
     if (above + sums[bucket] >= mass) break;
     above += sums[bucket];
   }
-  if (bucket >= kBuckets) return smallest;  // Rounding: the kept values all fall short.
+  if (bucket >= kBuckets) {  // Rounding: the kept values all fall short; keep them all.
+    float smallest = 0.0f;
+    for (const float p : probs)
+      if (considered(p, floor) && (smallest == 0.0f || p < smallest)) smallest = p;
+    return smallest;
+  }
   auto& values = scratch.values;
-  values.clear();
-  for (const float p : probs)
-    if (p >= floor && p > 0.0f && p <= 1.0f && bucket_of(p) == bucket) values.push_back(p);
-  return select_threshold(values, 0, values.size(), above, mass);
+  gather_bucket(probs, floor, bucket, values);
+  return select_threshold(values, above, mass);
 }
 
 /// Next token of one row from its logits [V]: greedy at temperature 0 (or top_k 1), else
