@@ -36,6 +36,7 @@
 #include "metareward/torch_backend_plugin/torch_backend.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
 #include "metareward/torch_model/model_config.hpp"
+#include "metareward/torch_model/packed_linear.hpp"
 #include "metareward/torch_model/small_batch_linear.hpp"
 #include "pairwise_elo.hpp"
 
@@ -252,10 +253,15 @@ class Result {
   std::string line_;
 };
 
-/// x W^T + b exactly as the model's detail::linear computes it
-/// (plugins/torch_backend/model/src/decoder_layers.hpp): small_batch_linear for decode-sized
-/// batches, torch::mv for another single row, torch::linear (gemm) otherwise.
-torch::Tensor model_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+/// x W^T + b exactly as the model's layers compute it
+/// (plugins/torch_backend/model/src/decoder_layers.hpp): packed_linear for packed weights;
+/// otherwise small_batch_linear for decode-sized batches, torch::mv for another single row,
+/// torch::linear (gemm) for the rest.
+torch::Tensor model_linear(const torch::Tensor& x,
+                           const torch::Tensor& w,
+                           const torch::Tensor& b,
+                           bool packed) {
+  if (packed) return tb::packed_linear(x, w, b);
   if (tb::small_batch_linear_applies(x, w, b)) return tb::small_batch_linear(x, w, b);
   if (x.numel() == w.size(1)) {
     auto y = torch::mv(w, x.reshape({-1}));
@@ -266,7 +272,8 @@ torch::Tensor model_linear(const torch::Tensor& x, const torch::Tensor& w, const
 }
 
 /// The op model_linear() uses for `rows` rows of input to weight `w`.
-const char* model_linear_op(const torch::Tensor& w, std::int64_t rows) {
+const char* model_linear_op(const torch::Tensor& w, std::int64_t rows, bool packed) {
+  if (packed) return "packed_linear";
   if (tb::small_batch_linear_applies(torch::zeros({rows, w.size(1)}, w.options()), w, {}))
     return "small_batch_linear";
   return rows == 1 ? "mv" : "gemm";
@@ -342,14 +349,16 @@ std::vector<StepWeight> decode_step_weights(tb::CausalLM& model,
 
 /// Best-of-3 wall time of one decode step's matrix products at M = batch (one untimed warm-up
 /// pass first), each computed as the model does (model_linear).
-double step_products_seconds(const std::vector<StepWeight>& weights, std::int64_t batch) {
+double step_products_seconds(const std::vector<StepWeight>& weights,
+                             std::int64_t batch,
+                             bool packed) {
   std::vector<torch::Tensor> inputs;
   for (const auto& w : weights) inputs.push_back(torch::randn({batch, w.weight.size(1)}));
   double best = 1e30;
   for (int rep = 0; rep < 4; ++rep) {
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < weights.size(); ++i)
-      model_linear(inputs[i], weights[i].weight, weights[i].bias);
+      model_linear(inputs[i], weights[i].weight, weights[i].bias, packed);
     const double t = seconds_since(t0);
     if (rep > 0) best = std::min(best, t);  // rep 0 is the warm-up.
   }
@@ -731,9 +740,13 @@ int main(int argc, char** argv) {
   auto model = tb::load_causal_lm(model_dir);
   model->eval();
   c10::InferenceMode guard;
+  // As the backend's generate() does: the weights in the packed inference layout, in place.
+  const bool packed = model->pack_inference_weights();
   std::printf(
       "backend released; model loaded directly for prefill/decode (one copy of the weights "
-      "resident at a time)\n");
+      "resident at a time; %s)\n",
+      packed ? "weights packed for inference in place, packed_linear"
+             : "weights not packed on this CPU/dtype");
   {
     // Prefill: one prompt of prompt_tokens tokens through prefill() (chunked like generate()),
     // only the last position projected.
@@ -806,10 +819,7 @@ int main(int argc, char** argv) {
         "decode matrix products model: per layer (x%lld) one qkv product [%lld, %lld] "
         "(q + 2 kv fused), o_proj [%lld, %lld], one gate/up product [%lld, %lld] (2 x "
         "intermediate fused), down_proj [%lld, %lld]; then lm_head [%lld, %lld] on the last "
-        "position; small_batch_linear up to %lld rows of float32 (%s kernel), else torch::mv "
-        "for 1 row and torch::linear (gemm) above, as the model's detail::linear; fused weights "
-        "are "
-        "%s; one warm-up pass, best of 3\n",
+        "position; %s; fused weights are %s; one warm-up pass, best of 3\n",
         static_cast<long long>(mc.num_hidden_layers), static_cast<long long>(l0[0].weight.size(0)),
         static_cast<long long>(l0[0].weight.size(1)), static_cast<long long>(l0[1].weight.size(0)),
         static_cast<long long>(l0[1].weight.size(1)), static_cast<long long>(l0[2].weight.size(0)),
@@ -817,7 +827,11 @@ int main(int argc, char** argv) {
         static_cast<long long>(l0[3].weight.size(1)),
         static_cast<long long>(l0.back().weight.size(0)),
         static_cast<long long>(l0.back().weight.size(1)),
-        static_cast<long long>(tb::kSmallBatchRows), tb::isa_name(tb::small_batch_linear_isa()),
+        packed ? "packed_linear over the packed weights (avx512f kernel), any number of rows"
+               : ("small_batch_linear up to " + std::to_string(tb::kSmallBatchRows) +
+                  " rows of float32 (" + tb::isa_name(tb::small_batch_linear_isa()) +
+                  " kernel), else torch::mv for 1 row and torch::linear (gemm) above")
+                     .c_str(),
         weights_copied ? "copies (the model's q/k/v or gate/up weights are not one storage in "
                          "this build; the copies add to RSS)"
                        : "views of the model's fused storage (no copy)");
@@ -843,8 +857,8 @@ int main(int argc, char** argv) {
     const double step_s = elapsed / decode_steps;
     // What the linear layers cost at this shape, so the rest of the step is attention, norms and
     // glue: gemm_bound_fraction = products / step.
-    const double linear_s = step_products_seconds(step_weights, batch);
-    const char* op = model_linear_op(step_weights.back().weight, batch);
+    const double linear_s = step_products_seconds(step_weights, batch, packed);
+    const char* op = model_linear_op(step_weights.back().weight, batch, packed);
     std::printf(
         "decode batch %2d: %.1f ms/step, %.0f tokens/s, %.0f%% of the GEMM-bound limit "
         "(its matrix products alone, %s: %.1f ms = %.0f GFLOP/s = %.0f%% of the step)\n",

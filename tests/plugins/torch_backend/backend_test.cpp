@@ -6,6 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <set>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "backend_test_util.hpp"
 #include "metareward/chat/chat_template.hpp"
@@ -353,6 +356,50 @@ TEST_CASE("torch backend: the training view", "[torch_backend][train]") {
     REQUIRE(a.size() == b2.size());
     for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].is_same(b2[i]));
   }
+}
+
+TEST_CASE("torch backend: generation between training steps changes no result",
+          "[torch_backend][train][packed]") {
+  // generate() packs the weights for inference where the CPU allows, the training view unpacks
+  // them: training interleaved with generation must compute what training alone computes.
+  auto ids = torch::tensor({{256, 72, 105, 33}, {256, 72, 0, 0}}, torch::kLong);
+  auto mask = torch::tensor({{1, 1, 1, 1}, {1, 1, 0, 0}}, torch::kLong);
+  const auto r = request("g", "Interleaved", 4, 0.0, 12);
+  const auto run = [&](bool interleave) {
+    auto b = make_backend(mr::test::shared_tiny_model());
+    auto* model = b->trainable();
+    // Fetched once, as an optimizer holds them.
+    auto trained = model->parameters();
+    std::vector<std::string> texts;
+    std::vector<torch::Tensor> logits;
+    for (int step = 0; step < 2; ++step) {
+      if (interleave) texts.push_back(b->generate({r})[0].completions[0].text);
+      auto out = model->forward(ids, mask);
+      logits.push_back(out.detach().clone());
+      out.pow(2).mean().backward();
+      // A step in flight: generating now must not disturb the gradients' application.
+      if (interleave) texts.push_back(b->generate({r})[0].completions[0].text);
+      torch::NoGradGuard no_grad;
+      for (auto& p : trained) {
+        p.sub_(p.grad() * 0.5);
+        p.mutable_grad() = torch::Tensor();
+      }
+    }
+    if (interleave) texts.push_back(b->generate({r})[0].completions[0].text);
+    std::vector<torch::Tensor> params;
+    for (auto& p : model->parameters()) params.push_back(p.detach().clone());
+    const auto final_text = b->generate({r})[0].completions[0].text;
+    return std::make_tuple(texts, logits, params, final_text);
+  };
+  const auto [texts, logits, params, final_text] = run(true);
+  const auto [no_texts, plain_logits, plain_params, plain_final] = run(false);
+  REQUIRE(logits.size() == plain_logits.size());
+  for (std::size_t i = 0; i < logits.size(); ++i) CHECK(torch::equal(logits[i], plain_logits[i]));
+  REQUIRE(params.size() == plain_params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) CHECK(torch::equal(params[i], plain_params[i]));
+  CHECK(final_text == plain_final);
+  REQUIRE(texts.size() == 5);
+  CHECK(texts[4] == final_text);
 }
 
 TEST_CASE("torch backend: save then reload round-trips the weights", "[torch_backend][train]") {

@@ -256,6 +256,22 @@ TorchBackend::TorchBackend(sdk::HostContext& ctx)
 
 TorchBackend::~TorchBackend() = default;
 
+tb::CausalLM& TorchBackend::model() {
+  model_->unpack_inference_weights();
+  return model_;
+}
+
+const tb::CausalLM& TorchBackend::model() const {
+  // Unpacking restores the values the parameters stand for: logically const.
+  model_.ptr()->unpack_inference_weights();
+  return model_;
+}
+
+tb::CausalLMImpl& TorchBackend::inference_model() {
+  model_->pack_inference_weights();
+  return *model_;
+}
+
 sdk::ModelInfo TorchBackend::info() const {
   sdk::ModelInfo info;
   info.name = name_;
@@ -318,7 +334,7 @@ std::vector<sdk::ScoreResult> TorchBackend::score(const std::vector<sdk::ScoreRe
                    [](const Item& a, const Item& b) { return a.length < b.length; });
 
   c10::InferenceMode guard;
-  auto& model = *model_;
+  auto& model = inference_model();
   const auto device = model.device();
   constexpr std::int64_t kProjectRows = 1024;  // Bounds the [rows, vocab] logits buffer.
   for (std::size_t begin = 0; begin < items.size();
@@ -379,6 +395,7 @@ std::vector<sdk::ScoreResult> TorchBackend::score(const std::vector<sdk::ScoreRe
 
 void TorchBackend::reload(const std::filesystem::path& checkpoint_dir) {
   torch::NoGradGuard no_grad;
+  model_->unpack_inference_weights();
   tb::load_weights(*model_, checkpoint_dir);
   // The loader writes the parameters' storage directly (no version bump): drop the prefix
   // cache's keys/values of the old weights here.

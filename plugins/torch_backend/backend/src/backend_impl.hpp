@@ -83,8 +83,10 @@ class TorchBackend : public mr::sdk::ModelBackend {
   /// Token ids of `conversation` rendered with the generation prompt.
   std::vector<std::int64_t> encode_prompt(const mr::sdk::Conversation& conversation) const;
 
-  mr::torch_backend::CausalLM& model() { return model_; }
-  const mr::torch_backend::CausalLM& model() const { return model_; }
+  /// The model with its weights in the normal layout (unpacked first if generation packed
+  /// them), for the training view and anything else that reads or writes parameters.
+  mr::torch_backend::CausalLM& model();
+  const mr::torch_backend::CausalLM& model() const;
   const std::filesystem::path& checkpoint_dir() const { return path_; }
   /// Where the current weights came from (the configured path, or the last reload()).
   const std::filesystem::path& loaded_from() const { return loaded_from_; }
@@ -106,6 +108,9 @@ class TorchBackend : public mr::sdk::ModelBackend {
   /// A key of the current weights (every parameter's storage and version, the adapters', and
   /// whether they are enabled): the prefix cache is emptied when it changes.
   std::uint64_t weights_key() const;
+  /// The model for generate() and score(): its weights packed for inference where the CPU
+  /// and dtype allow (CausalLMImpl::pack_inference_weights), once until model() unpacks them.
+  mr::torch_backend::CausalLMImpl& inference_model();
 
   mr::sdk::HostContext& ctx_;
   std::filesystem::path path_;         // Configured checkpoint (tokenizer files).

@@ -216,7 +216,7 @@ void place(RunningBatch& batch,
 
 void TorchBackend::run_rows(std::vector<Row>& rows, const std::function<void(Row&)>& finished) {
   c10::InferenceMode guard;
-  auto& model = *model_;
+  auto& model = inference_model();
   const auto device = model.device();
   const std::int64_t vocab = model.config().vocab_size;
   tb::PrefixCache* cache = prefix_cache_->enabled() ? prefix_cache_.get() : nullptr;

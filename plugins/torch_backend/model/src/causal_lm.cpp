@@ -12,6 +12,7 @@
 #include "decoder_layers.hpp"
 #include "metareward/sdk/error.hpp"
 #include "metareward/torch_model/checkpoint_files.hpp"
+#include "metareward/torch_model/packed_linear.hpp"
 
 namespace mr::torch_backend {
 
@@ -77,6 +78,13 @@ CausalLMImpl::CausalLMImpl(ModelConfig config, const ModelOptions& options)
         "lm_head",
         std::make_shared<detail::LinearImpl>(config_.hidden_size, config_.vocab_size, false, opts));
   }
+  for (auto& layer : model_->layer_ptrs) {
+    layer->self_attn->qkv().packed = packed_;
+    layer->self_attn->o_proj->packed = packed_;
+    layer->mlp->gate_up().packed = packed_;
+    layer->mlp->down_proj->packed = packed_;
+  }
+  if (lm_head_) lm_head_->packed = packed_;
   const auto freqs = rope_inv_freq(config_);
   std::vector<float> f(freqs.begin(), freqs.end());
   inv_freq_ = register_buffer(
@@ -157,7 +165,12 @@ torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& input_ids,
   ctx.sin = emb.sin().to(dtype);
   ctx.bias = std::move(bias);
 
-  auto x = torch::embedding(model_->embed_weight, input_ids);
+  MR_CHECK_AS(BackendError, !*packed_ || ctx.inference,
+              "forward: the model's weights are packed for inference; "
+              "unpack_inference_weights() before a forward that records gradients");
+  // A tied embedding matrix is packed for the LM head: its rows are gathered from that layout.
+  auto x = *packed_ && !lm_head_ ? packed_weight_rows(model_->embed_weight, input_ids)
+                                 : torch::embedding(model_->embed_weight, input_ids);
   if (checkpointing_ && !ctx.inference && cache == nullptr) {
     // A custom function's output requires grad only when an input does: with frozen embeddings
     // (LoRA) the layers' adapters would get no gradient, so the input is made a leaf that does.
@@ -174,8 +187,8 @@ torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& input_ids,
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
   // Through the module, so that an adapter on lm_head applies.
   const detail::InferenceKernelsScope kernels(detail::InferenceKernelsScope::inference_forward());
-  auto out =
-      lm_head_ ? lm_head_->forward(hidden) : detail::linear(hidden, model_->embed_weight, {});
+  auto out = lm_head_ ? lm_head_->forward(hidden)
+                      : detail::layer_linear(hidden, model_->embed_weight, {}, packed_);
   return out.scalar_type() == torch::kFloat32 ? out : out.to(torch::kFloat32);
 }
 
@@ -220,6 +233,7 @@ KVCache CausalLMImpl::make_cache(std::int64_t batch_size, std::int64_t capacity)
 }
 
 void CausalLMImpl::initialize(std::uint64_t seed) {
+  require_unpacked("initialize");
   torch::NoGradGuard no_grad;
   auto params = named_parameters(/*recurse=*/true);
   std::vector<float> values;
@@ -230,6 +244,44 @@ void CausalLMImpl::initialize(std::uint64_t seed) {
     init_parameter_values(config_, spec, seed, values);
     p->copy_(torch::from_blob(values.data(), p->sizes(), torch::kFloat32));
   }
+}
+
+std::vector<torch::Tensor> CausalLMImpl::packable_weights() {
+  std::vector<torch::Tensor> weights;
+  for (auto& layer : model_->layer_ptrs) {
+    weights.push_back(layer->self_attn->qkv().fused_weight());
+    weights.push_back(layer->self_attn->o_proj->weight);
+    weights.push_back(layer->mlp->gate_up().fused_weight());
+    weights.push_back(layer->mlp->down_proj->weight);
+  }
+  weights.push_back(lm_head_ ? lm_head_->weight : model_->embed_weight);
+  return weights;
+}
+
+bool CausalLMImpl::pack_inference_weights() {
+  if (*packed_) return true;
+  // A gradient not yet applied would land on the packed values: a step in flight (between
+  // backward and the optimizer's step) keeps the normal layout.
+  for (const auto& p : parameters())
+    if (p.grad().defined()) return false;
+  const auto weights = packable_weights();
+  for (const auto& w : weights)
+    if (!packable_weight(w)) return false;
+  for (const auto& w : weights) pack_weight(w);
+  *packed_ = true;
+  return true;
+}
+
+void CausalLMImpl::unpack_inference_weights() {
+  if (!*packed_) return;
+  for (const auto& w : packable_weights()) unpack_weight(w);
+  *packed_ = false;
+}
+
+void CausalLMImpl::require_unpacked(const char* operation) const {
+  MR_CHECK_AS(BackendError, !*packed_, operation,
+              ": the model's weights are packed for inference; call "
+              "unpack_inference_weights() first");
 }
 
 torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask) {

@@ -11,7 +11,9 @@
 #include <memory>
 #include <vector>
 
+#include "metareward/sdk/error.hpp"
 #include "metareward/torch_model/causal_lm.hpp"
+#include "metareward/torch_model/packed_linear.hpp"
 #include "metareward/torch_model/small_batch_linear.hpp"
 
 // libtorch 2.0 added the fused scaled_dot_product_attention (flash / memory-efficient kernels
@@ -67,6 +69,29 @@ inline torch::Tensor linear(const torch::Tensor& x,
     return y.view(sizes);
   }
   return torch::linear(x, weight, bias);
+}
+
+// One switch per model: whether its linear weights are in packed_linear's layout
+// (CausalLMImpl::pack_inference_weights).
+using PackedFlag = std::shared_ptr<const bool>;
+
+inline bool is_packed(const PackedFlag& flag) {
+  return flag && *flag;
+}
+
+// x W^T + b for a weight that is packed (packed_linear) when `packed` is set, else linear().
+// A packed weight has no gradient path: a forward that would record one is an error.
+inline torch::Tensor layer_linear(const torch::Tensor& x,
+                                  const torch::Tensor& weight,
+                                  const torch::Tensor& bias,
+                                  const PackedFlag& packed) {
+  if (!is_packed(packed)) return linear(x, weight, bias);
+  MR_CHECK_AS(mr::sdk::BackendError,
+              !torch::GradMode::is_enabled() || !(x.requires_grad() || weight.requires_grad() ||
+                                                  (bias.defined() && bias.requires_grad())),
+              "the model's weights are packed for inference; unpack_inference_weights() before "
+              "a forward that records gradients");
+  return packed_linear(x, weight, bias);
 }
 
 // Additive attention mask: 0 where `allowed`, else a finite "minus infinity".
@@ -143,7 +168,9 @@ class LinearImpl : public torch::nn::Module {
     weight = register_parameter("weight", std::move(weight_values));
     if (bias_values.defined()) bias = register_parameter("bias", std::move(bias_values));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return add_lora(x, linear(x, weight, bias)); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return add_lora(x, layer_linear(x, weight, bias, packed));
+  }
   // y plus the adapter's update of input x (y itself when there is none or it is disabled).
   torch::Tensor add_lora(const torch::Tensor& x, torch::Tensor y) {
     if (!lora || !*lora->enabled) return y;
@@ -156,6 +183,7 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor weight;
   torch::Tensor bias;                 // Undefined when absent.
   std::shared_ptr<LoraAdapter> lora;  // nullptr without an adapter.
+  PackedFlag packed;                  // Set by the model for the layers it packs.
 };
 
 // Linear layers that read the same input (q/k/v, gate/up), computed as one matrix product:
@@ -175,6 +203,11 @@ class FusedLinears {
   std::shared_ptr<LinearImpl> make_part(std::size_t i);
   // Each part's output, [..., outs[i]] (views of one [..., sum(outs)] product, plus adapters).
   std::vector<torch::Tensor> forward(const torch::Tensor& x);
+  // The fused [sum(outs), in] weight the parts are views of (fused again first if a part's
+  // parameter was replaced).
+  const torch::Tensor& fused_weight();
+
+  PackedFlag packed;  // Set by the model: the fused weight is packed while it is on.
 
  private:
   bool intact() const;
@@ -336,6 +369,9 @@ class AttentionImpl : public torch::nn::Module {
   }
 
   std::shared_ptr<LinearImpl> q_proj, k_proj, v_proj, o_proj;
+  FusedLinears& qkv() {
+    return qkv_;
+  }
 
  private:
   FusedLinears qkv_;  // q_proj, k_proj and v_proj as one matrix product.
@@ -368,6 +404,7 @@ class MlpImpl : public torch::nn::Module {
   }
 
   std::shared_ptr<LinearImpl> gate_proj, up_proj, down_proj;
+  FusedLinears& gate_up() { return gate_up_; }
 
  private:
   FusedLinears gate_up_;  // gate_proj and up_proj as one matrix product.

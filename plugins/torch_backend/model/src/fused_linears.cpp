@@ -221,8 +221,18 @@ void FusedLinears::refuse() {
   }
 }
 
+const torch::Tensor& FusedLinears::fused_weight() {
+  if (!intact()) {
+    // Re-fusing concatenates the parts' values, which packed storage does not hold.
+    MR_CHECK_AS(mr::sdk::BackendError, !is_packed(packed),
+                "FusedLinears: a packed layer's parameters were replaced");
+    refuse();
+  }
+  return weight_;
+}
+
 std::vector<torch::Tensor> FusedLinears::forward(const torch::Tensor& x) {
-  if (!intact()) refuse();
+  fused_weight();
   std::vector<std::shared_ptr<LinearImpl>> parts;
   bool param_grad = false;
   for (const auto& p : parts_) {
@@ -232,6 +242,9 @@ std::vector<torch::Tensor> FusedLinears::forward(const torch::Tensor& x) {
   }
   torch::Tensor y;
   if (torch::GradMode::is_enabled() && (param_grad || x.requires_grad())) {
+    MR_CHECK_AS(mr::sdk::BackendError, !is_packed(packed),
+                "the model's weights are packed for inference; unpack_inference_weights() "
+                "before a forward that records gradients");
     std::vector<torch::Tensor> params;
     for (const auto& part : parts) params.push_back(part->weight);
     if (bias_.defined())
@@ -240,7 +253,7 @@ std::vector<torch::Tensor> FusedLinears::forward(const torch::Tensor& x) {
         x, weight_, bias_.defined() ? c10::optional<torch::Tensor>(bias_) : c10::nullopt, offsets_,
         at::TensorList(params));
   } else {
-    y = linear(x, weight_, bias_);
+    y = layer_linear(x, weight_, bias_, packed);
   }
   std::vector<torch::Tensor> out;
   out.reserve(parts.size());

@@ -1,5 +1,6 @@
 // Internal to mr_torch_model: the per-instruction-set kernels behind small_batch_linear()
-// (linear_kernel_avx2.cpp, linear_kernel_avx512.cpp), driven by small_batch_linear.cpp.
+// (linear_kernel_avx2.cpp, linear_kernel_avx512.cpp), driven by small_batch_linear.cpp, and
+// packed_linear()'s (linear_kernel_packed_avx512.cpp), driven by packed_linear.cpp.
 #pragma once
 
 #include <cstdint>
@@ -49,5 +50,23 @@ void run_tile(int rows, int cols, Args&&... args) {
 
 extern const LinearKernel kAvx2LinearKernel;
 extern const LinearKernel kAvx512LinearKernel;
+
+// packed_linear()'s operands for one packed block of W: `block` [in, width] (1 <= width <= 48)
+// holds output features [f, f + width) of W transposed; `bias` and `y` point at feature f.
+struct PackedBlockOperands {
+  const float* x;
+  std::int64_t ldx;
+  std::int64_t rows;
+  const float* block;
+  std::int64_t width;
+  std::int64_t in;
+  const float* bias;  // nullptr without a bias.
+  float* y;
+  std::int64_t ldy;
+};
+
+// y[r, j] = (sum over k in order of fma x[r, k] block[k, j]) (+ bias[j]) for every row r < rows
+// and j < width (linear_kernel_packed_avx512.cpp).
+void packed_block_avx512(const PackedBlockOperands& o);
 
 }  // namespace mr::torch_backend::detail

@@ -159,6 +159,7 @@ void CausalLMImpl::set_lora_enabled(bool enabled) {
 }
 
 torch::Tensor CausalLMImpl::merged_parameter(const std::string& name) const {
+  require_unpacked("merged_parameter");
   auto params = named_parameters(/*recurse=*/true);
   const torch::Tensor* p = params.find(name);
   MR_CHECK_AS(BackendError, p != nullptr, "the model has no parameter '", name, "'");
@@ -176,6 +177,7 @@ torch::Tensor CausalLMImpl::merged_parameter(const std::string& name) const {
 
 void CausalLMImpl::merge_lora() {
   if (!lora_) return;
+  require_unpacked("merge_lora");
   {
     torch::NoGradGuard no_grad;
     for (const auto& [name, layer] : linear_layers(*this)) {
@@ -318,6 +320,7 @@ LoraConfig read_adapter_config(const fs::path& file) {
 }  // namespace
 
 void merge_lora_adapter(CausalLMImpl& model, const fs::path& dir) {
+  model.require_unpacked("merge_lora_adapter");
   MR_CHECK_AS(BackendError, !model.has_lora(),
               "merge_lora_adapter: the model has an adapter already");
   LoraConfig config = read_adapter_config(dir / kConfigFile);

@@ -90,6 +90,7 @@ torch::Tensor CausalLMImpl::branched_target_logprobs(const torch::Tensor& input_
                                                      const torch::Tensor& target_rows,
                                                      const torch::Tensor& target_ids,
                                                      std::int64_t block_rows) {
+  require_unpacked("branched_target_logprobs");  // Reads the LM head's weights directly.
   const auto device = model_->embed_weight.device();
   auto input_ids = input_ids_in.to(device, torch::kLong);
   auto branch = branch_ids_in.to(device, torch::kLong);
@@ -123,6 +124,7 @@ torch::Tensor CausalLMImpl::hidden_target_logprobs(const torch::Tensor& hidden_i
                                                    const torch::Tensor& target_rows_in,
                                                    const torch::Tensor& target_ids_in,
                                                    std::int64_t block_rows) {
+  require_unpacked("target_logprobs");  // Reads the LM head's weights directly.
   const auto device = model_->embed_weight.device();
   auto target_rows = target_rows_in.to(device, torch::kLong).reshape({-1});
   auto target_ids = target_ids_in.to(device, torch::kLong).reshape({-1});

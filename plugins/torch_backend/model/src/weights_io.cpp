@@ -53,6 +53,7 @@ std::string list_names(const std::vector<std::string>& names, std::size_t limit 
 }  // namespace
 
 void load_weights(CausalLMImpl& model, const fs::path& dir) {
+  model.require_unpacked("load_weights");
   safetensors::CheckpointReader checkpoint(dir);
   torch::NoGradGuard no_grad;
   auto params = model.named_parameters(/*recurse=*/true);
@@ -114,6 +115,7 @@ CausalLM load_causal_lm(const fs::path& dir, const ModelOptions& options) {
 }
 
 void save_checkpoint(const CausalLMImpl& model, const fs::path& dir, const SaveOptions& options) {
+  model.require_unpacked("save_checkpoint");
   const ModelConfig& config = model.config();
   auto params = model.named_parameters(/*recurse=*/true);
   std::vector<safetensors::TensorSpec> specs;
