@@ -380,7 +380,10 @@ torch::Tensor decode_attention(const torch::Tensor& q,
            q.sizes(), ", k ", k.sizes(), ", v ", v.sizes(), ", bias ", bias.sizes());
   const std::int64_t b = q.size(0), t = q.size(1), heads = q.size(2), d = q.size(3);
   const std::int64_t kv = k.size(1), s = k.size(2), rep = heads / kv;
-  auto out = torch::zeros({b, t, heads * d}, q.options());
+  const AttendFn attend_group = attend_for(d);
+  // attend() adds into its outputs; the AVX-512 loops store every output once.
+  auto out = attend_group == &attend ? torch::zeros({b, t, heads * d}, q.options())
+                                     : torch::empty({b, t, heads * d}, q.options());
   const float* qp = q.data_ptr<float>();
   const float* kp = k.data_ptr<float>();
   const float* vp = v.data_ptr<float>();
@@ -388,7 +391,6 @@ torch::Tensor decode_attention(const torch::Tensor& q,
   float* op = out.data_ptr<float>();
   const float q_scale = static_cast<float>(scale);
   const auto qs = q.strides(), ks = k.strides(), vs = v.strides(), bs = bias.strides();
-  const AttendFn attend_group = attend_for(d);
   at::parallel_for(0, b * kv, 1, [&](std::int64_t first, std::int64_t last) {
     // rep rows of S scores, then each row's 1 / sum.
     std::vector<float> scores(static_cast<std::size_t>(rep * s + rep));
