@@ -177,6 +177,21 @@ void place(RunningBatch& batch,
   std::int64_t need = 0;
   for (const auto s : wave_segment)
     need = std::max(need, t - wave.start[static_cast<std::size_t>(s)]);
+  bool one_row_per_prompt = static_cast<std::int64_t>(wave_rows.size()) == batch.slots();
+  for (std::size_t j = 0; j < wave_segment.size() && one_row_per_prompt; ++j)
+    one_row_per_prompt = wave_segment[j] == static_cast<std::int64_t>(j);
+  if (!batch.cache && one_row_per_prompt && need == t) {
+    // A first wave of one row per prompt filling every slot is the batch as it is: take its
+    // cache instead of copying it (the copy would hold the prompts' keys and values twice).
+    batch.cache.emplace(std::move(wave.cache));
+    batch.mask = wave.mask;
+    batch.logits = wave.logits;
+    for (std::size_t j = 0; j < wave_rows.size(); ++j) {
+      batch.row[j] = wave_rows[j];
+      batch.start[j] = wave.start[j];
+    }
+    return;
+  }
   if (!batch.cache) {
     const auto& like = wave.cache.keys(0);
     batch.cache.emplace(wave.cache.num_layers(), batch.slots(), like.size(1), need + extra_capacity,
