@@ -47,29 +47,24 @@ __attribute__((target("avx512f"))) void tile(const PackedBlockOperands& o,
   }
 }
 
+// The last `rows` (< R) rows of a block from `row` on, as one tile of that many rows.
+template <int R, bool Full>
+__attribute__((target("avx512f"))) void tail_tile(const PackedBlockOperands& o,
+                                                  std::int64_t row,
+                                                  std::int64_t rows,
+                                                  const __mmask16 (&mask)[3]) {
+  if constexpr (R > 1) {
+    if (rows == R - 1) return tile<R - 1, Full>(o, row, mask);
+    return tail_tile<R - 1, Full>(o, row, rows, mask);
+  }
+}
+
 template <bool Full>
 __attribute__((target("avx512f"))) void rows_of_block(const PackedBlockOperands& o,
                                                       const __mmask16 (&mask)[3]) {
   std::int64_t row = 0;
   for (; row + kTileRows <= o.rows; row += kTileRows) tile<kTileRows, Full>(o, row, mask);
-  switch (o.rows - row) {
-    case 7:
-      return tile<7, Full>(o, row, mask);
-    case 6:
-      return tile<6, Full>(o, row, mask);
-    case 5:
-      return tile<5, Full>(o, row, mask);
-    case 4:
-      return tile<4, Full>(o, row, mask);
-    case 3:
-      return tile<3, Full>(o, row, mask);
-    case 2:
-      return tile<2, Full>(o, row, mask);
-    case 1:
-      return tile<1, Full>(o, row, mask);
-    default:
-      return;
-  }
+  tail_tile<kTileRows, Full>(o, row, o.rows - row, mask);
 }
 
 // The lanes of vector v (features 16 v .. 16 v + 15) that lie inside a block `width` wide.
